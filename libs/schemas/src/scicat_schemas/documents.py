@@ -1,0 +1,170 @@
+"""Stored documents, with SciCat v4 field names and collection names.
+
+An existing SciCat backend reading the same MongoDB database shows what the pipeline wrote, so the
+field names here are SciCat's (camelCase), not ours. Fields SciCat does not know are few and named
+so that their purpose is obvious (`pipelineRevision`, `publicationId`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+DATASET_COLLECTION = "Dataset"
+ORIG_DATABLOCK_COLLECTION = "OrigDatablock"
+PROPOSAL_COLLECTION = "Proposal"
+PUBLISHED_DATA_COLLECTION = "PublishedData"
+
+PROPOSAL_TYPE_DOOR = "DOOR Proposal"
+PROPOSAL_TYPE_BEAMTIME = "Beamtime"
+
+_DATABLOCK_NAMESPACE = uuid.UUID("7f1b4a52-2f4e-4c1f-9a53-1d1e0c6f3a10")
+
+
+class Document(BaseModel):
+    """Stored documents tolerate fields they do not model: SciCat or a later version may add them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Technique(Document):
+    pid: str = Field(description="Technique identifier (e.g. PaNET URI).")
+    name: str = Field(description="Technique name.")
+
+
+class Dataset(Document):
+    """A SciCat v4 Dataset (collection `Dataset`)."""
+
+    pid: str = Field(description="Persistent id, `<prefix>/<beamtime_id>/<run_id>` by default.")
+    type: str = Field(default="raw", description="`raw` or `derived`.")
+    datasetName: str = Field(description="Name shown to people; defaults to the run id.")
+    description: str | None = Field(default=None, description="Free text.")
+    sourceFolder: str = Field(description="Folder of the files, no trailing slash.")
+    sourceFolderHost: str | None = Field(default=None, description="Host of the source folder.")
+    size: int = Field(default=0, ge=0, description="Total bytes of the file list.")
+    numberOfFiles: int = Field(default=0, ge=0, description="Number of files in the file list.")
+    creationTime: AwareDatetime = Field(description="When the data was taken (run start).")
+    startTime: AwareDatetime | None = Field(default=None, description="Run start.")
+    endTime: AwareDatetime | None = Field(default=None, description="Run end.")
+    runNumber: str | None = Field(default=None, description="Run / scan id.")
+    scientificMetadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free object; quantities as {value, unit, valueSI, unitSI}."
+    )
+    proposalIds: list[str] = Field(default_factory=list, description="Beamtime and proposal ids.")
+    instrumentIds: list[str] = Field(default_factory=list, description="Instrument ids.")
+    sampleIds: list[str] = Field(default_factory=list, description="Sample ids.")
+    techniques: list[Technique] = Field(default_factory=list, description="Techniques used.")
+    keywords: list[str] = Field(default_factory=list, description="Keywords.")
+    owner: str | None = Field(default=None, description="Owner's name.")
+    contactEmail: str | None = Field(default=None, description="Contact e-mail.")
+    principalInvestigators: list[str] = Field(default_factory=list, description="PIs.")
+    creationLocation: str = Field(description="`/<facility>/<instrument>`.")
+    ownerGroup: str = Field(description="Group owning the dataset (access control).")
+    accessGroups: list[str] = Field(default_factory=list, description="Groups that may read it.")
+    isPublished: bool = Field(default=False, description="True only once a DOI is registered.")
+    datasetStatus: str | None = Field(
+        default=None, description="Pipeline view of the run: `open`, `success`, `abort`, `fail`."
+    )
+    createdAt: AwareDatetime | None = Field(default=None, description="First stored.")
+    updatedAt: AwareDatetime | None = Field(default=None, description="Last changed.")
+    pipelineRevision: int = Field(
+        default=0,
+        ge=0,
+        description="Incremented on every change; consumers use it to ignore stale copies.",
+    )
+
+
+class DataFile(Document):
+    path: str = Field(description="Path relative to the dataset's `sourceFolder`.")
+    size: int = Field(ge=0, description="Bytes.")
+    time: AwareDatetime = Field(description="When the file was closed.")
+    chk: str | None = Field(default=None, description="Checksum value.")
+    chkAlg: str | None = Field(default=None, description="Checksum algorithm of `chk`.")
+
+
+class OrigDatablock(Document):
+    """The file list of a dataset (collection `OrigDatablock`)."""
+
+    id: str = Field(alias="_id", description="Deterministic from the dataset pid.")
+    datasetId: str = Field(description="Pid of the dataset.")
+    size: int = Field(ge=0, description="Sum of the file sizes.")
+    chkAlg: str | None = Field(default=None, description="Checksum algorithm of the files.")
+    dataFileList: list[DataFile] = Field(default_factory=list, description="The files.")
+    ownerGroup: str = Field(description="Same as the dataset.")
+    accessGroups: list[str] = Field(default_factory=list, description="Same as the dataset.")
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @staticmethod
+    def id_for(dataset_pid: str) -> str:
+        """One datablock per dataset, with an id any replica computes the same way."""
+        return str(uuid.uuid5(_DATABLOCK_NAMESPACE, dataset_pid))
+
+
+class Proposal(Document):
+    """A SciCat Proposal; a DESY beamtime is a child of type `Beamtime` with `parentProposalId`."""
+
+    proposalId: str = Field(description="Unique id.")
+    type: str = Field(description="`DOOR Proposal` or `Beamtime`.")
+    parentProposalId: str | None = Field(default=None, description="Parent proposal (beamtimes).")
+    title: str | None = Field(default=None, description="Title.")
+    abstract: str | None = Field(default=None, description="Abstract.")
+    pi_email: str | None = None
+    pi_firstname: str | None = None
+    pi_lastname: str | None = None
+    email: str | None = None
+    firstname: str | None = None
+    lastname: str | None = None
+    startTime: AwareDatetime | None = None
+    endTime: AwareDatetime | None = None
+    instrumentIds: list[str] = Field(default_factory=list)
+    ownerGroup: str = Field(description="Group owning the proposal.")
+    accessGroups: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Schemaless extras.")
+
+
+PublicationStatus = Literal["private", "public", "registered", "amended", "withdrawn"]
+
+
+class PublishedData(Document):
+    """A SciCat v4 PublishedData (collection `PublishedData`); `_id` is the DOI."""
+
+    doi: str = Field(description="The DOI, `<prefix>/<suffix>`.")
+    publicationId: str = Field(description="Id of the publication request that made it.")
+    title: str
+    abstract: str
+    datasetPids: list[str]
+    status: PublicationStatus = Field(description="SciCat v4 state, plus `withdrawn`.")
+    numberOfFiles: int = 0
+    sizeOfArchive: int = 0
+    registeredTime: AwareDatetime | None = None
+    landingPage: str | None = Field(default=None, description="URL the DOI resolves to.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="creators, publisher, publicationYear, resourceType, subjects, rightsList ...",
+    )
+    createdAt: AwareDatetime | None = None
+    updatedAt: AwareDatetime | None = None
+
+
+class DatasetSummary(Document):
+    """What a publication shows of each dataset; copied so renderers never read the Dataset."""
+
+    pid: str
+    datasetName: str
+    size: int = 0
+    numberOfFiles: int = 0
+    creationTime: AwareDatetime | None = None
+    instrumentIds: list[str] = Field(default_factory=list)
+    proposalIds: list[str] = Field(default_factory=list)
+    creationLocation: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+
+
+class PublicationRecord(Document):
+    """The input of the one DataCite / Dublin Core mapping."""
+
+    publication: PublishedData
+    datasets: list[DatasetSummary] = Field(default_factory=list)

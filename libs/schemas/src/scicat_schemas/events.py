@@ -1,0 +1,293 @@
+"""CloudEvents 1.0 (structured JSON mode) and the payload of every event type.
+
+Outside producers rely on these shapes, so they change only by adding optional fields. `source` +
+`id` identify an event: a consumer that sees the same pair twice must change nothing the second
+time. Every field carries a description because the committed JSON Schema / AsyncAPI document is
+generated from these models and is the contract producers read.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from scicat_schemas.documents import Dataset, PublicationRecord
+
+SPEC_VERSION = "1.0"
+
+_ORCID = re.compile(r"^(?:https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Payload(BaseModel):
+    """Base of every `data` payload: unknown fields are refused so typos surface at the producer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- acquisition.events -------------------------------------------------------------------------
+
+
+class Checksum(Payload):
+    algorithm: str = Field(description="Checksum algorithm, e.g. `blake2b`, `sha256`, `md5`.")
+    value: str = Field(min_length=1, description="Hex digest.")
+
+
+ScientificMetadata = dict[str, Any]
+"""Any JSON object; a leaf is either a plain value or `{"value": ..., "unit": ...}`."""
+
+
+class AcquisitionRef(Payload):
+    """What every acquisition event names: the run, the beamtime it belongs to, the instrument."""
+
+    run_id: str = Field(min_length=1, description="Run (scan) identifier, unique in its beamtime.")
+    beamtime_id: str = Field(min_length=1, description="Beamtime (DESY) or proposal/visit id.")
+    instrument: str = Field(min_length=1, description="Instrument or beamline, e.g. `P08`.")
+
+
+class RunStartedData(AcquisitionRef):
+    started_at: AwareDatetime = Field(description="When the run started (timezone-aware).")
+    dataset_name: str | None = Field(
+        default=None, description="Human-readable dataset name; defaults to the run id."
+    )
+    source_folder: str | None = Field(
+        default=None,
+        description="Folder holding the run's files; defaults to the common folder of its files.",
+    )
+    description: str | None = Field(default=None, description="Free-text description of the run.")
+    metadata: ScientificMetadata = Field(
+        default_factory=dict, description="Scientific metadata known at run start."
+    )
+
+
+class FileClosedData(AcquisitionRef):
+    path: str = Field(min_length=1, description="Absolute path of the file that was closed.")
+    size: int = Field(ge=0, description="File size in bytes.")
+    closed_at: AwareDatetime = Field(description="When the writer closed the file.")
+    checksum: Checksum | None = Field(default=None, description="Checksum, when the writer knows it.")
+    metadata: ScientificMetadata = Field(
+        default_factory=dict,
+        description='Scientific metadata: any JSON object; a value is plain or {"value", "unit"}.',
+    )
+
+
+class RunStoppedData(AcquisitionRef):
+    stopped_at: AwareDatetime = Field(description="When the run stopped.")
+    status: Literal["success", "abort", "fail"] = Field(
+        default="success", description="How the run ended (bluesky `exit_status` vocabulary)."
+    )
+    reason: str | None = Field(default=None, description="Why it ended that way, if not success.")
+    metadata: ScientificMetadata = Field(
+        default_factory=dict, description="Scientific metadata known at run end."
+    )
+
+
+# --- proposals.events ---------------------------------------------------------------------------
+
+
+class Person(Payload):
+    email: str | None = Field(default=None, description="E-mail address.")
+    firstname: str | None = Field(default=None, description="Given name.")
+    lastname: str | None = Field(default=None, description="Family name.")
+
+
+class BeamtimeUpdatedData(Payload):
+    beamtime_id: str = Field(min_length=1, description="Beamtime id (DOOR `beamtimeId`).")
+    proposal_id: str = Field(min_length=1, description="Parent proposal id (DOOR `proposalId`).")
+    title: str | None = Field(default=None, description="Beamtime / proposal title.")
+    beamline: str = Field(min_length=1, description="Beamline, e.g. `p08`.")
+    facility: str | None = Field(default=None, description="Facility, e.g. `PETRA III`.")
+    principal_investigator: Person | None = Field(default=None, description="The PI.")
+    leader: Person | None = Field(default=None, description="Beamtime leader.")
+    start: AwareDatetime | None = Field(default=None, description="Beamtime start.")
+    end: AwareDatetime | None = Field(default=None, description="Beamtime end.")
+    core_path: str | None = Field(default=None, description="Data folder of the beamtime.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Everything else the proposal system sent, kept verbatim (SciCat #1178).",
+    )
+
+
+# --- catalogue.datasets -------------------------------------------------------------------------
+
+
+class DatasetStoredData(Payload):
+    dataset: Dataset = Field(description="The dataset as stored, SciCat v4 field names.")
+
+
+class DatasetDeletedData(Payload):
+    pid: str = Field(description="Pid of the deleted dataset.")
+    revision: int = Field(ge=0, description="Revision at deletion; later than any stored one.")
+
+
+# --- catalogue.publications ---------------------------------------------------------------------
+
+
+class Creator(Payload):
+    name: str = Field(min_length=1, description='Display name, "Family, Given" preferred.')
+    given_name: str | None = Field(default=None, description="Given name.")
+    family_name: str | None = Field(default=None, description="Family name.")
+    orcid: str | None = Field(
+        default=None, description="ORCID iD, bare (`0000-0002-1825-0097`) or as https URL."
+    )
+    affiliation: str | None = Field(default=None, description="Affiliation name.")
+    affiliation_ror: str | None = Field(
+        default=None, description="ROR id of the affiliation, `https://ror.org/...`."
+    )
+
+    @field_validator("orcid")
+    @classmethod
+    def _normalise_orcid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = _ORCID.match(value.strip())
+        if not match:
+            raise ValueError(f"not an ORCID iD: {value!r} (expected 0000-0000-0000-000X)")
+        return match.group(1)
+
+
+class PublicationRequestedData(Payload):
+    publication_id: str = Field(
+        min_length=1, description="Stable id of the publication; the DOI suffix derives from it."
+    )
+    dataset_pids: list[str] = Field(min_length=1, description="Pids of the datasets published.")
+    title: str = Field(min_length=1, description="Title.")
+    abstract: str = Field(min_length=1, description="Abstract.")
+    creators: list[Creator] = Field(min_length=1, description="Creators, in citation order.")
+    publication_year: int = Field(ge=1000, le=9999, description="Year of publication.")
+    publisher: str | None = Field(default=None, description="Publisher; defaults to the facility.")
+    resource_type_general: str = Field(
+        default="Dataset", description="DataCite `resourceTypeGeneral`."
+    )
+    keywords: list[str] = Field(default_factory=list, description="Subjects / keywords.")
+    license: str | None = Field(default=None, description="Licence URL, e.g. CC-BY-4.0 URL.")
+
+
+class PublicationRegisteredData(Payload):
+    record: PublicationRecord = Field(
+        description="Everything a consumer needs to render the publication: the PublishedData "
+        "document and summaries of its datasets, the input of the DataCite / DC mapping."
+    )
+
+
+class PublicationWithdrawnData(Payload):
+    publication_id: str = Field(description="Publication id.")
+    doi: str = Field(description="The DOI, now hidden at DataCite.")
+    withdrawn_at: AwareDatetime = Field(description="When it was withdrawn.")
+    reason: str | None = Field(default=None, description="Why.")
+
+
+# --- the envelope -------------------------------------------------------------------------------
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0 attributes; extension attributes (lower-case names) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"] = Field(default="1.0", description="CloudEvents version.")
+    id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        min_length=1,
+        description="Event id; `source` + `id` identify the event (redelivery = same pair).",
+    )
+    source: str = Field(
+        min_length=1, description="URI-reference of the producer, e.g. `/desy/p08/sardana`."
+    )
+    time: AwareDatetime = Field(default_factory=_now, description="When the event happened.")
+    subject: str | None = Field(default=None, description="What the event is about (e.g. a path).")
+    datacontenttype: Literal["application/json"] = Field(
+        default="application/json", description="Always JSON."
+    )
+
+    @property
+    def identity(self) -> str:
+        """The idempotency key: `source` and `id` together."""
+        return f"{self.source}\x1f{self.id}"
+
+
+class RunStarted(CloudEvent):
+    type: Literal["run.started"] = "run.started"
+    data: RunStartedData
+
+
+class FileClosed(CloudEvent):
+    type: Literal["file.closed"] = "file.closed"
+    data: FileClosedData
+
+
+class RunStopped(CloudEvent):
+    type: Literal["run.stopped"] = "run.stopped"
+    data: RunStoppedData
+
+
+class BeamtimeUpdated(CloudEvent):
+    type: Literal["beamtime.updated"] = "beamtime.updated"
+    data: BeamtimeUpdatedData
+
+
+class DatasetStored(CloudEvent):
+    type: Literal["dataset.stored"] = "dataset.stored"
+    data: DatasetStoredData
+
+
+class DatasetDeleted(CloudEvent):
+    type: Literal["dataset.deleted"] = "dataset.deleted"
+    data: DatasetDeletedData
+
+
+class PublicationRequested(CloudEvent):
+    type: Literal["publication.requested"] = "publication.requested"
+    data: PublicationRequestedData
+
+
+class PublicationRegistered(CloudEvent):
+    type: Literal["publication.registered"] = "publication.registered"
+    data: PublicationRegisteredData
+
+
+class PublicationWithdrawn(CloudEvent):
+    type: Literal["publication.withdrawn"] = "publication.withdrawn"
+    data: PublicationWithdrawnData
+
+
+AcquisitionEvent = Annotated[RunStarted | FileClosed | RunStopped, Field(discriminator="type")]
+ProposalEvent = BeamtimeUpdated
+DatasetEvent = Annotated[DatasetStored | DatasetDeleted, Field(discriminator="type")]
+PublicationEvent = Annotated[
+    PublicationRequested | PublicationRegistered | PublicationWithdrawn,
+    Field(discriminator="type"),
+]
+
+ACQUISITION_EVENT: TypeAdapter[RunStarted | FileClosed | RunStopped] = TypeAdapter(AcquisitionEvent)
+DATASET_EVENT: TypeAdapter[DatasetStored | DatasetDeleted] = TypeAdapter(DatasetEvent)
+PUBLICATION_EVENT: TypeAdapter[
+    PublicationRequested | PublicationRegistered | PublicationWithdrawn
+] = TypeAdapter(PublicationEvent)
+
+EVENT_TYPES: dict[str, type[CloudEvent]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        RunStarted,
+        FileClosed,
+        RunStopped,
+        BeamtimeUpdated,
+        DatasetStored,
+        DatasetDeleted,
+        PublicationRequested,
+        PublicationRegistered,
+        PublicationWithdrawn,
+    )
+}
+
+
+def encode(event: CloudEvent) -> bytes:
+    """Structured-mode JSON bytes, the wire form on every topic."""
+    return event.model_dump_json(exclude_none=True).encode()

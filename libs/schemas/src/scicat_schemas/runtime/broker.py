@@ -1,0 +1,26 @@
+"""The Kafka broker every service builds the same way."""
+
+from __future__ import annotations
+
+import structlog
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
+
+from scicat_schemas.runtime.settings import KafkaSettings
+
+
+def create_broker(*, service: str, kafka: KafkaSettings, registry: CollectorRegistry) -> KafkaBroker:
+    """A FastStream Kafka broker with Prometheus metrics and structured logs.
+
+    Producers wait for all in-sync replicas (`acks="all"`): a downstream event counts as published
+    only when the cluster has it, which is what "ack after the effect is durable" needs.
+    """
+    return KafkaBroker(
+        kafka.bootstrap_servers,
+        client_id=service,
+        acks="all",
+        middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=service),),
+        logger=structlog.get_logger(f"scicat.{service}.broker"),
+        graceful_timeout=15.0,
+    )

@@ -1,0 +1,194 @@
+"""The reliable-consumer loop every service uses.
+
+Kafka delivers at least once; this loop turns that into "every message has exactly one outcome":
+- the handler returns → its effect is durable and its downstream events are published → commit;
+- the handler raises `Rejected` (bad input, can never succeed) → the original bytes go to the
+  service's dead-letter topic with the reason in headers → commit, so a poison message never
+  blocks its partition;
+- anything else (a store or outside service down) → back off with jitter and seek back to the
+  same offset, so consumption pauses and resumes without loss once the outage ends.
+
+Offsets are committed explicitly (FastStream `AckPolicy.MANUAL`, no auto-commit), one message at a
+time, so a commit never covers a message that has not had its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage as InjectedKafkaMessage
+from faststream.kafka.message import KafkaMessage
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import ValidationError
+
+from scicat_schemas.runtime import dead_letter
+from scicat_schemas.runtime.settings import KafkaSettings
+from scicat_schemas.topics import dead_letter_topic
+
+log = structlog.get_logger("scicat.consumer")
+
+Handler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
+
+
+class Rejected(Exception):
+    """Input that can never succeed; it is dead-lettered with this reason.
+
+    `error_type` is the machine-readable kind in the `dlq-error-type` header.
+    """
+
+    def __init__(self, reason: str, *, error_type: str = "rejected") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_type = error_type
+
+
+def rejected_from_validation(error: ValidationError, *, what: str) -> Rejected:
+    """A readable reason from a pydantic error: which field, what was wrong."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:10]
+    )
+    kind = "invalid-json" if any(e["type"] == "json_invalid" for e in error.errors()) else "invalid-event"
+    return Rejected(f"{what} is not valid: {problems}", error_type=kind)
+
+
+@dataclass
+class ConsumerMetrics:
+    registry: CollectorRegistry
+    processed: Counter = field(init=False)
+    dead_letters: Counter = field(init=False)
+    transient_failures: Counter = field(init=False)
+    duration: Histogram = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.processed = Counter(
+            "scicat_messages_processed_total",
+            "Messages that reached an outcome.",
+            ["topic", "outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "scicat_dead_letters_total",
+            "Messages sent to the dead-letter topic.",
+            ["topic", "error_type"],
+            registry=self.registry,
+        )
+        self.transient_failures = Counter(
+            "scicat_transient_failures_total",
+            "Handler failures that will be retried (outage of a store or outside service).",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "scicat_message_duration_seconds",
+            "Handler time per message, retries excluded.",
+            ["topic"],
+            registry=self.registry,
+        )
+
+
+@dataclass
+class ReliableConsumer:
+    """Subscribes handlers with the outcome rules above."""
+
+    broker: KafkaBroker
+    service: str
+    kafka: KafkaSettings
+    metrics: ConsumerMetrics
+    _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.service)
+
+    def subscribe(
+        self,
+        *topics: str,
+        handler: Handler,
+        group_id: str | None = None,
+        pattern: str | None = None,
+    ) -> Any:
+        """Register `handler` for `topics` (or a regex `pattern`) in the service's group."""
+        subscriber = self.broker.subscriber(
+            *topics,
+            pattern=pattern,
+            group_id=group_id or self.service,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=self.kafka.max_poll_interval_ms,
+            session_timeout_ms=self.kafka.session_timeout_ms,
+            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
+            rebalance_timeout_ms=self.kafka.rebalance_timeout_ms,
+        )
+
+        async def on_message(message: InjectedKafkaMessage) -> None:
+            await self.process(message, handler)
+
+        on_message.__name__ = f"{self.service}_{handler.__name__}"
+        return subscriber(on_message)
+
+    async def process(self, message: KafkaMessage, handler: Handler) -> None:
+        record: ConsumerRecord[Any, Any] = message.raw_message  # type: ignore[assignment]
+        where = (record.topic, record.partition, record.offset)
+        with structlog.contextvars.bound_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset
+        ):
+            try:
+                with self.metrics.duration.labels(record.topic).time():
+                    await handler(record)
+            except Rejected as rejected:
+                await self.dead_letter(record, rejected.reason, rejected.error_type)
+                self._attempts.pop(where, None)
+                self.metrics.processed.labels(record.topic, "dead-lettered").inc()
+                await message.ack()
+            except Exception as error:
+                attempt = self._attempts.get(where, 0) + 1
+                self._attempts[where] = attempt
+                self.metrics.transient_failures.labels(record.topic).inc()
+                delay = self.backoff(attempt)
+                log.warning(
+                    "transient failure, will retry the same offset",
+                    error=repr(error),
+                    attempt=attempt,
+                    retry_in_seconds=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                await message.nack()
+            else:
+                self._attempts.pop(where, None)
+                self.metrics.processed.labels(record.topic, "ok").inc()
+                await message.ack()
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential back-off with full jitter, capped so the consumer stays in its group."""
+        ceiling = min(self.kafka.retry_max_seconds, self.kafka.retry_initial_seconds * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, error_type: str) -> None:
+        """Publish the original bytes with the reason; returns once the broker has the record."""
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        headers.update(
+            dead_letter.dead_letter_headers(
+                reason=reason,
+                error_type=error_type,
+                service=self.service,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+        await self.broker.publish(
+            record.value or b"",
+            topic=self.dead_letter_topic,
+            key=record.key,
+            headers=headers,
+        )
+        self.metrics.dead_letters.labels(record.topic, error_type).inc()
+        log.warning("dead-lettered", reason=reason, error_type=error_type, dlq=self.dead_letter_topic)

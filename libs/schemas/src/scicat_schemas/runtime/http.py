@@ -1,0 +1,80 @@
+"""The HTTP face every service shares: `/healthz`, `/readyz`, `/metrics`, and the lifespan.
+
+The FastAPI app owns the lifespan: the service's clients (MongoDB, OpenSearch, httpx) open first,
+then the Kafka broker starts consuming; on shutdown the broker stops first (in-flight messages
+finish and are committed) and the clients close last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+"""Raises (or returns False) when the dependency is not usable."""
+
+log = structlog.get_logger("scicat.http")
+
+
+def create_service_app(
+    *,
+    name: str,
+    version: str,
+    broker: KafkaBroker,
+    registry: CollectorRegistry,
+    resources: Callable[[], AbstractAsyncContextManager[Any]],
+    checks: dict[str, ReadinessCheck],
+    description: str = "",
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """A FastAPI app that runs `broker` between opening and closing `resources`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with resources():
+            await broker.start()
+            log.info("started", service=name)
+            try:
+                yield
+            finally:
+                await broker.stop()
+                log.info("stopped", service=name)
+
+    app = FastAPI(
+        title=name, version=version, description=description, lifespan=lifespan, **fastapi_kwargs
+    )
+
+    async def _kafka() -> bool:
+        return bool(await broker.ping(timeout=2.0))
+
+    all_checks: dict[str, ReadinessCheck] = {"kafka": _kafka, **checks}
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": name}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: every dependency answers.")
+    async def readyz(response: Response) -> dict[str, Any]:
+        results: dict[str, str] = {}
+        for check_name, check in all_checks.items():
+            try:
+                ok = await asyncio.wait_for(check(), timeout=3.0)
+                results[check_name] = "ok" if ok is not False else "unavailable"
+            except Exception as error:
+                results[check_name] = f"unavailable: {error!r}"[:300]
+        ready = all(v == "ok" for v in results.values())
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "not ready", "checks": results}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

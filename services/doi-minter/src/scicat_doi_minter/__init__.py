@@ -1,0 +1,1 @@
+"""scicat-doi-minter service."""

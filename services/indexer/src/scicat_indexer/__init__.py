@@ -1,0 +1,1 @@
+"""scicat-indexer service."""

@@ -1,0 +1,1 @@
+"""scicat-ingestor service."""

@@ -1,0 +1,1 @@
+"""scicat-oai-provider service."""
