@@ -22,7 +22,6 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-
 EMBEDDED_KAFKA_TUNING = {
     "session_timeout_ms": 1000,
     "heartbeat_interval_ms": 300,

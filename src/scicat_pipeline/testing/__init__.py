@@ -15,7 +15,11 @@ T = TypeVar("T")
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "",
 ) -> T:
     """Poll `probe` until it returns a truthy value; the value is returned.
 
@@ -28,4 +32,6 @@ async def wait_for(
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or probe!r}; last={last!r}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or probe!r}; last={last!r}"
+    )

@@ -73,7 +73,7 @@ def _schema(kernel: str) -> etree.XMLSchema:
 
 
 def assert_valid(xml: bytes | etree._Element, *, kernel: str = "kernel-4") -> etree._Element:
-    """Validate a document (OAI-PMH response, DataCite resource, oai_dc...) or raise with the errors.
+    """Validate an OAI-PMH response, DataCite resource, oai_dc... or raise with the errors.
 
     `kernel` picks the DataCite kernel directory: `kernel-4` (4.7) or `kernel-4.6`.
     """

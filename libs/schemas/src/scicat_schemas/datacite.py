@@ -91,7 +91,9 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     collected = sorted(d.creationTime for d in record.datasets if d.creationTime)
     if collected:
         first, last = collected[0].date().isoformat(), collected[-1].date().isoformat()
-        dates.append({"date": first if first == last else f"{first}/{last}", "dateType": "Collected"})
+        dates.append(
+            {"date": first if first == last else f"{first}/{last}", "dateType": "Collected"}
+        )
     related: list[dict[str, str]] = [
         {
             "relatedIdentifier": url,
@@ -102,7 +104,9 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     ]
     rights = []
     if meta.get("license"):
-        rights.append({"rights": meta.get("licenseName") or meta["license"], "rightsUri": meta["license"]})
+        rights.append(
+            {"rights": meta.get("licenseName") or meta["license"], "rightsUri": meta["license"]}
+        )
     attributes: dict[str, Any] = {
         "doi": publication.doi,
         "creators": list(meta.get("creators", [])),
@@ -129,7 +133,7 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     return attributes
 
 
-def _sub(parent: etree._Element, tag: str, text: object = None, **attrs: str) -> etree._Element:
+def _sub(parent: etree._Element, tag: str, text: object = None, **attrs: str | None) -> etree._Element:
     element = etree.SubElement(parent, f"{{{KERNEL_NS}}}{tag}")
     for key, value in attrs.items():
         if value is not None:
@@ -142,7 +146,11 @@ def _sub(parent: etree._Element, tag: str, text: object = None, **attrs: str) ->
 def _names(parent: etree._Element, tag: str, people: list[dict[str, Any]], role: str) -> None:
     container = _sub(parent, f"{role}s")
     for person in people:
-        extra = {"contributorType": person.get("contributorType", "Other")} if role == "contributor" else {}
+        extra = (
+            {"contributorType": person.get("contributorType", "Other")}
+            if role == "contributor"
+            else {}
+        )
         node = _sub(container, role, **extra)
         _sub(node, f"{role}Name", person["name"], nameType=person.get("nameType"))
         if person.get("givenName"):
@@ -176,15 +184,28 @@ def datacite_element(attributes: dict[str, Any]) -> etree._Element:
     _names(resource, "creator", attributes["creators"], "creator")
     titles = _sub(resource, "titles")
     for title in attributes["titles"]:
-        _sub(titles, "title", title["title"], lang=title.get("lang"), titleType=title.get("titleType"))
+        _sub(
+            titles,
+            "title",
+            title["title"],
+            lang=title.get("lang"),
+            titleType=title.get("titleType"),
+        )
     _sub(resource, "publisher", attributes["publisher"]["name"])
     _sub(resource, "publicationYear", f"{attributes['publicationYear']:04d}")
     types = attributes["types"]
-    _sub(resource, "resourceType", types.get("resourceType"), resourceTypeGeneral=types["resourceTypeGeneral"])
+    _sub(
+        resource,
+        "resourceType",
+        types.get("resourceType"),
+        resourceTypeGeneral=types["resourceTypeGeneral"],
+    )
     if attributes.get("subjects"):
         subjects = _sub(resource, "subjects")
         for subject in attributes["subjects"]:
-            _sub(subjects, "subject", subject["subject"], subjectScheme=subject.get("subjectScheme"))
+            _sub(
+                subjects, "subject", subject["subject"], subjectScheme=subject.get("subjectScheme")
+            )
     if attributes.get("contributors"):
         _names(resource, "contributor", attributes["contributors"], "contributor")
     if attributes.get("dates"):
@@ -228,7 +249,12 @@ def datacite_element(attributes: dict[str, Any]) -> etree._Element:
     if attributes.get("descriptions"):
         descriptions = _sub(resource, "descriptions")
         for desc in attributes["descriptions"]:
-            _sub(descriptions, "description", desc["description"], descriptionType=desc["descriptionType"])
+            _sub(
+                descriptions,
+                "description",
+                desc["description"],
+                descriptionType=desc["descriptionType"],
+            )
     if attributes.get("fundingReferences"):
         funding = _sub(resource, "fundingReferences")
         for ref in attributes["fundingReferences"]:
@@ -248,7 +274,7 @@ def datacite_element(attributes: dict[str, Any]) -> etree._Element:
 
 def datacite_xml(attributes: dict[str, Any]) -> bytes:
     """Kernel-4 XML document (UTF-8, with declaration)."""
-    return etree.tostring(datacite_element(attributes), xml_declaration=True, encoding="UTF-8")
+    return to_bytes(datacite_element(attributes))
 
 
 def oai_datacite_element(attributes: dict[str, Any], *, datacentre_symbol: str) -> etree._Element:
@@ -310,4 +336,6 @@ def dublin_core_element(attributes: dict[str, Any]) -> etree._Element:
 
 
 def to_bytes(element: etree._Element) -> bytes:
-    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+    """UTF-8 bytes with an XML declaration."""
+    data: bytes = etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+    return data

@@ -24,7 +24,7 @@ _DATABLOCK_NAMESPACE = uuid.UUID("7f1b4a52-2f4e-4c1f-9a53-1d1e0c6f3a10")
 
 
 class Document(BaseModel):
-    """Stored documents tolerate fields they do not model: SciCat or a later version may add them."""
+    """Stored documents keep fields they do not model: SciCat or a later version may add them."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -50,7 +50,8 @@ class Dataset(Document):
     endTime: AwareDatetime | None = Field(default=None, description="Run end.")
     runNumber: str | None = Field(default=None, description="Run / scan id.")
     scientificMetadata: dict[str, Any] = Field(
-        default_factory=dict, description="Free object; quantities as {value, unit, valueSI, unitSI}."
+        default_factory=dict,
+        description="Free object; quantities as {value, unit, valueSI, unitSI}.",
     )
     proposalIds: list[str] = Field(default_factory=list, description="Beamtime and proposal ids.")
     instrumentIds: list[str] = Field(default_factory=list, description="Instrument ids.")
@@ -133,38 +134,42 @@ class PublishedData(Document):
 
     doi: str = Field(description="The DOI, `<prefix>/<suffix>`.")
     publicationId: str = Field(description="Id of the publication request that made it.")
-    title: str
-    abstract: str
-    datasetPids: list[str]
+    title: str = Field(description="Title.")
+    abstract: str = Field(description="Abstract.")
+    datasetPids: list[str] = Field(description="Pids of the published datasets.")
     status: PublicationStatus = Field(description="SciCat v4 state, plus `withdrawn`.")
-    numberOfFiles: int = 0
-    sizeOfArchive: int = 0
-    registeredTime: AwareDatetime | None = None
+    numberOfFiles: int = Field(default=0, description="Files in all datasets.")
+    sizeOfArchive: int = Field(default=0, description="Bytes in all datasets.")
+    registeredTime: AwareDatetime | None = Field(
+        default=None, description="When DataCite accepted."
+    )
     landingPage: str | None = Field(default=None, description="URL the DOI resolves to.")
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="creators, publisher, publicationYear, resourceType, subjects, rightsList ...",
     )
-    createdAt: AwareDatetime | None = None
-    updatedAt: AwareDatetime | None = None
+    createdAt: AwareDatetime | None = Field(default=None, description="First stored.")
+    updatedAt: AwareDatetime | None = Field(default=None, description="Last changed.")
 
 
 class DatasetSummary(Document):
     """What a publication shows of each dataset; copied so renderers never read the Dataset."""
 
-    pid: str
-    datasetName: str
-    size: int = 0
-    numberOfFiles: int = 0
-    creationTime: AwareDatetime | None = None
-    instrumentIds: list[str] = Field(default_factory=list)
-    proposalIds: list[str] = Field(default_factory=list)
-    creationLocation: str | None = None
-    keywords: list[str] = Field(default_factory=list)
+    pid: str = Field(description="Dataset pid.")
+    datasetName: str = Field(description="Dataset name.")
+    size: int = Field(default=0, description="Bytes.")
+    numberOfFiles: int = Field(default=0, description="Files.")
+    creationTime: AwareDatetime | None = Field(default=None, description="When taken.")
+    instrumentIds: list[str] = Field(default_factory=list, description="Instruments.")
+    proposalIds: list[str] = Field(default_factory=list, description="Proposals and beamtimes.")
+    creationLocation: str | None = Field(default=None, description="`/<facility>/<instrument>`.")
+    keywords: list[str] = Field(default_factory=list, description="Keywords.")
 
 
 class PublicationRecord(Document):
     """The input of the one DataCite / Dublin Core mapping."""
 
-    publication: PublishedData
-    datasets: list[DatasetSummary] = Field(default_factory=list)
+    publication: PublishedData = Field(description="The PublishedData document.")
+    datasets: list[DatasetSummary] = Field(
+        default_factory=list, description="Summaries of the published datasets."
+    )

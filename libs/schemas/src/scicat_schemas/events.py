@@ -71,7 +71,9 @@ class FileClosedData(AcquisitionRef):
     path: str = Field(min_length=1, description="Absolute path of the file that was closed.")
     size: int = Field(ge=0, description="File size in bytes.")
     closed_at: AwareDatetime = Field(description="When the writer closed the file.")
-    checksum: Checksum | None = Field(default=None, description="Checksum, when the writer knows it.")
+    checksum: Checksum | None = Field(
+        default=None, description="Checksum, when the writer knows it."
+    )
     metadata: ScientificMetadata = Field(
         default_factory=dict,
         description='Scientific metadata: any JSON object; a value is plain or {"value", "unit"}.',
@@ -214,48 +216,72 @@ class CloudEvent(BaseModel):
 
 
 class RunStarted(CloudEvent):
-    type: Literal["run.started"] = "run.started"
-    data: RunStartedData
+    """A run (scan) began: opens its dataset."""
+
+    type: Literal["run.started"] = Field(default="run.started", description="Event type.")
+    data: RunStartedData = Field(description="The payload.")
 
 
 class FileClosed(CloudEvent):
-    type: Literal["file.closed"] = "file.closed"
-    data: FileClosedData
+    """A writer closed a file: it joins its run's dataset (created if needed)."""
+
+    type: Literal["file.closed"] = Field(default="file.closed", description="Event type.")
+    data: FileClosedData = Field(description="The payload.")
 
 
 class RunStopped(CloudEvent):
-    type: Literal["run.stopped"] = "run.stopped"
-    data: RunStoppedData
+    """A run ended: closes its dataset and records how it ended."""
+
+    type: Literal["run.stopped"] = Field(default="run.stopped", description="Event type.")
+    data: RunStoppedData = Field(description="The payload.")
 
 
 class BeamtimeUpdated(CloudEvent):
-    type: Literal["beamtime.updated"] = "beamtime.updated"
-    data: BeamtimeUpdatedData
+    """The proposal system created or changed a beamtime (DESY 1 proposal : N beamtimes)."""
+
+    type: Literal["beamtime.updated"] = Field(default="beamtime.updated", description="Event type.")
+    data: BeamtimeUpdatedData = Field(description="The payload.")
 
 
 class DatasetStored(CloudEvent):
-    type: Literal["dataset.stored"] = "dataset.stored"
-    data: DatasetStoredData
+    """A dataset was created or changed in MongoDB; carries the whole stored dataset."""
+
+    type: Literal["dataset.stored"] = Field(default="dataset.stored", description="Event type.")
+    data: DatasetStoredData = Field(description="The payload.")
 
 
 class DatasetDeleted(CloudEvent):
-    type: Literal["dataset.deleted"] = "dataset.deleted"
-    data: DatasetDeletedData
+    """A dataset was removed from the catalogue."""
+
+    type: Literal["dataset.deleted"] = Field(default="dataset.deleted", description="Event type.")
+    data: DatasetDeletedData = Field(description="The payload.")
 
 
 class PublicationRequested(CloudEvent):
-    type: Literal["publication.requested"] = "publication.requested"
-    data: PublicationRequestedData
+    """Someone asked to publish datasets under a DOI."""
+
+    type: Literal["publication.requested"] = Field(
+        default="publication.requested", description="Event type."
+    )
+    data: PublicationRequestedData = Field(description="The payload.")
 
 
 class PublicationRegistered(CloudEvent):
-    type: Literal["publication.registered"] = "publication.registered"
-    data: PublicationRegisteredData
+    """DataCite accepted the DOI; the publication is public and findable."""
+
+    type: Literal["publication.registered"] = Field(
+        default="publication.registered", description="Event type."
+    )
+    data: PublicationRegisteredData = Field(description="The payload.")
 
 
 class PublicationWithdrawn(CloudEvent):
-    type: Literal["publication.withdrawn"] = "publication.withdrawn"
-    data: PublicationWithdrawnData
+    """A publication was withdrawn; its DOI is hidden at DataCite."""
+
+    type: Literal["publication.withdrawn"] = Field(
+        default="publication.withdrawn", description="Event type."
+    )
+    data: PublicationWithdrawnData = Field(description="The payload.")
 
 
 AcquisitionEvent = Annotated[RunStarted | FileClosed | RunStopped, Field(discriminator="type")]

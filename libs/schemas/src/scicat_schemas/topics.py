@@ -16,7 +16,7 @@ CATALOGUE_DATASETS: Final = "catalogue.datasets"
 """`dataset.stored`, `dataset.deleted`; key: dataset pid."""
 
 CATALOGUE_PUBLICATIONS: Final = "catalogue.publications"
-"""`publication.requested`, `publication.registered`, `publication.withdrawn`; key: publication id."""
+"""`publication.requested`, `.registered`, `.withdrawn`; key: publication id."""
 
 CONTRACT_TOPICS: Final = (
     ACQUISITION_EVENTS,

@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry
 from scicat_schemas.runtime.settings import KafkaSettings
 
 
-def create_broker(*, service: str, kafka: KafkaSettings, registry: CollectorRegistry) -> KafkaBroker:
+def create_broker(
+    *, service: str, kafka: KafkaSettings, registry: CollectorRegistry
+) -> KafkaBroker:
     """A FastStream Kafka broker with Prometheus metrics and structured logs.
 
     Producers wait for all in-sync replicas (`acks="all"`): a downstream event counts as published

@@ -55,7 +55,11 @@ def rejected_from_validation(error: ValidationError, *, what: str) -> Rejected:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:10]
     )
-    kind = "invalid-json" if any(e["type"] == "json_invalid" for e in error.errors()) else "invalid-event"
+    kind = (
+        "invalid-json"
+        if any(e["type"] == "json_invalid" for e in error.errors())
+        else "invalid-event"
+    )
     return Rejected(f"{what} is not valid: {problems}", error_type=kind)
 
 
@@ -135,7 +139,7 @@ class ReliableConsumer:
         return subscriber(on_message)
 
     async def process(self, message: KafkaMessage, handler: Handler) -> None:
-        record: ConsumerRecord[Any, Any] = message.raw_message  # type: ignore[assignment]
+        record: ConsumerRecord[Any, Any] = message.raw_message
         where = (record.topic, record.partition, record.offset)
         with structlog.contextvars.bound_contextvars(
             topic=record.topic, partition=record.partition, offset=record.offset
@@ -168,10 +172,14 @@ class ReliableConsumer:
 
     def backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter, capped so the consumer stays in its group."""
-        ceiling = min(self.kafka.retry_max_seconds, self.kafka.retry_initial_seconds * 2 ** (attempt - 1))
+        ceiling = min(
+            self.kafka.retry_max_seconds, self.kafka.retry_initial_seconds * 2 ** (attempt - 1)
+        )
         return random.uniform(ceiling / 2, ceiling)
 
-    async def dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, error_type: str) -> None:
+    async def dead_letter(
+        self, record: ConsumerRecord[Any, Any], reason: str, error_type: str
+    ) -> None:
         """Publish the original bytes with the reason; returns once the broker has the record."""
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
         headers.update(
@@ -191,4 +199,6 @@ class ReliableConsumer:
             headers=headers,
         )
         self.metrics.dead_letters.labels(record.topic, error_type).inc()
-        log.warning("dead-lettered", reason=reason, error_type=error_type, dlq=self.dead_letter_topic)
+        log.warning(
+            "dead-lettered", reason=reason, error_type=error_type, dlq=self.dead_letter_topic
+        )
