@@ -1,37 +1,9 @@
 """Test helpers shared by every package's tests: embedded servers as fixtures, condition waits.
 
 Loaded as a pytest plugin (`pytest11` entry point), so any test in the workspace can ask for
-`kafka`, `mongo_uri`, `opensearch_url`, `database_name`.
+`kafka`, `kafka_settings`, `mongo_uri`, `database_name`, `opensearch_url`.
 """
 
-from __future__ import annotations
+from scicat_pipeline.polling import wait_for
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-T = TypeVar("T")
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T]],
-    *,
-    timeout: float = 20.0,
-    interval: float = 0.05,
-    what: str = "",
-) -> T:
-    """Poll `probe` until it returns a truthy value; the value is returned.
-
-    This is how tests wait on an asynchronous pipeline: on a condition, never on a fixed sleep.
-    """
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout} s waiting for {what or probe!r}; last={last!r}"
-    )
+__all__ = ["wait_for"]
