@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from scicat_schemas.topics import ALL_TOPICS
 
 from scicat_pipeline.embedded import (
     EMBEDDED_KAFKA_TUNING,
@@ -30,10 +31,9 @@ from scicat_pipeline.embedded import (
     create_topics,
     free_port,
 )
-from scicat_schemas.topics import ALL_TOPICS
 
 DATACITE_USER = "DEMO.SCICAT"
-DATACITE_PASSWORD = "demo-password"  # noqa: S105 - the local stand-in's own account
+DATACITE_PASSWORD = "demo-password"
 DATACITE_PREFIX = "10.5072"
 
 
@@ -112,7 +112,7 @@ class Stack:
             env.update({spec.env_prefix + key: value for key, value in values.items()})
             log_file = (log_dir / f"{spec.name}.log").open("ab")
             self._logs.append(log_file)
-            self._processes[spec.name] = subprocess.Popen(
+            self._processes[spec.name] = subprocess.Popen(  # noqa: ASYNC220 - spawn only
                 [
                     sys.executable,
                     "-m",
