@@ -1,16 +1,17 @@
-"""`make demo` runs `scicat-pipeline demo`: it must publish the sample and stop cleanly on Ctrl-C."""
+"""`make demo` runs `scicat-pipeline demo`: it publishes the sample and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
-import socket
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+
 from scicat_pipeline.testing.xsd import assert_valid
 
 pytestmark = pytest.mark.e2e

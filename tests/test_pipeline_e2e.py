@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from lxml import etree
 from pipeline_support import RunningStack, cloud_event
 from pymongo import AsyncMongoClient
+
 from scicat_pipeline.polling import wait_for
 from scicat_pipeline.stack import DATACITE_PASSWORD, DATACITE_USER
 from scicat_pipeline.testing.xsd import assert_valid
