@@ -1,0 +1,311 @@
+"""Acquisition events → a SciCat Dataset and its OrigDatablock. Pure: no I/O, no clock.
+
+`apply_event(data, current, policy=..., now=...)` is the whole domain: given what is stored for a
+dataset (or nothing) and one event payload, it returns the new state, or `None` when the event
+changes nothing (a file closed twice, a repeated start). That "no change" answer is what keeps
+`pipelineRevision` still when a producer repeats itself under a new event id.
+
+Events of one run may arrive in any order a producer manages to send them: each one creates the
+dataset if it is missing, a start never re-opens a stopped run, and the file list, the
+`sourceFolder` and the sizes are recomputed from the files themselves. Later producers (ESS wrdn,
+bluesky, ASAP::O) are adapters that emit the same payloads; run grouping changes
+`IngestPolicy.dataset_pid`; beamtime completion and unit normalisation add steps to `_update`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
+from scicat_schemas.events import (
+    AcquisitionRef,
+    DatasetStored,
+    DatasetStoredData,
+    FileClosedData,
+    RunStartedData,
+    RunStoppedData,
+)
+
+from scicat_ingestor.file_paths import (
+    UNKNOWN_FOLDER,
+    InvalidPath,
+    absolute_in,
+    folder_holding,
+    normalise_absolute,
+    normalise_file_path,
+    relative_to,
+)
+from scicat_ingestor.scientific_metadata import (
+    INT64_MAX,
+    UnstorableMetadata,
+    check_storable,
+    merge_scientific_metadata,
+)
+
+AcquisitionData = RunStartedData | FileClosedData | RunStoppedData
+
+STATUS_OPEN = "open"
+STATUS_REASON_FIELD = "datasetStatusReason"
+"""Why a run ended that way (`run.stopped` `reason`); SciCat has no field for it."""
+
+GROUP_TEMPLATE_FIELDS = frozenset({"beamtime_id", "beamline", "instrument", "facility"})
+"""Placeholders a group template may use; `beamline` is the instrument lower-cased."""
+
+
+class InvalidAcquisition(ValueError):
+    """An event that can never be applied; the message says what to fix at the producer."""
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    """Facility conventions: how pids, locations and access groups are made."""
+
+    pid_prefix: str
+    facility: str
+    owner_group_template: str
+    access_group_templates: tuple[str, ...]
+
+    def dataset_pid(self, ref: AcquisitionRef) -> str:
+        return f"{self.pid_prefix}/{ref.beamtime_id}/{ref.run_id}"
+
+    def creation_location(self, ref: AcquisitionRef) -> str:
+        return f"/{self.facility}/{ref.instrument}"
+
+    def owner_group(self, ref: AcquisitionRef) -> str:
+        return self.owner_group_template.format(**self._group_fields(ref))
+
+    def access_groups(self, ref: AcquisitionRef) -> list[str]:
+        fields = self._group_fields(ref)
+        groups = (template.format(**fields) for template in self.access_group_templates)
+        return list(dict.fromkeys(groups))
+
+    def _group_fields(self, ref: AcquisitionRef) -> dict[str, str]:
+        return {
+            "beamtime_id": ref.beamtime_id,
+            "beamline": ref.instrument.lower(),
+            "instrument": ref.instrument,
+            "facility": self.facility,
+        }
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """What the catalogue holds for one dataset: the Dataset and, once it has files, its datablock.
+
+    `datablock.dataFileList` paths are relative to `dataset.sourceFolder`, as SciCat stores them.
+    """
+
+    dataset: Dataset
+    datablock: OrigDatablock | None = None
+
+    @property
+    def pid(self) -> str:
+        return self.dataset.pid
+
+    @property
+    def revision(self) -> int:
+        return self.dataset.pipelineRevision
+
+
+def catalogue_time(moment: datetime) -> datetime:
+    """`moment` as the catalogue stores it: UTC, millisecond precision (BSON dates).
+
+    Normalising here means a state read back from MongoDB compares equal to the state computed
+    from the event, so a repeated event is recognised as "no change".
+    """
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def apply_event(
+    data: AcquisitionData,
+    current: CatalogueEntry | None,
+    *,
+    policy: IngestPolicy,
+    now: datetime,
+) -> CatalogueEntry | None:
+    """The state after `data`, with the revision bumped; `None` if `data` changes nothing.
+
+    Raises `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata).
+    """
+    try:
+        check_storable(data.metadata)
+        proposed = _update(data, current or _new_entry(data, policy))
+    except (InvalidPath, UnstorableMetadata) as error:
+        raise InvalidAcquisition(str(error)) from error
+    if current is not None and _same(proposed, current):
+        return None
+    return _stamped(proposed, now=catalogue_time(now), created=current is None)
+
+
+def dataset_stored_event(dataset: Dataset, *, source: str) -> DatasetStored:
+    """The `dataset.stored` event for a stored revision; the same revision gives the same event.
+
+    The id is `<pid>#<revision>` and the time is `updatedAt`, so a re-publish after a crash is
+    byte-for-byte the first publish and downstream recognises it as a redelivery.
+    """
+    return DatasetStored(
+        id=f"{dataset.pid}#{dataset.pipelineRevision}",
+        source=source,
+        subject=dataset.pid,
+        time=dataset.updatedAt or dataset.creationTime,
+        data=DatasetStoredData(dataset=dataset),
+    )
+
+
+def _new_entry(data: AcquisitionData, policy: IngestPolicy) -> CatalogueEntry:
+    """A dataset as the first event of its run creates it, before the event itself is applied."""
+    if isinstance(data, RunStartedData):
+        created, folder = data.started_at, UNKNOWN_FOLDER
+    elif isinstance(data, FileClosedData):
+        created, folder = data.closed_at, posixpath.dirname(normalise_file_path(data.path))
+    else:
+        created, folder = data.stopped_at, UNKNOWN_FOLDER
+    dataset = Dataset(
+        pid=policy.dataset_pid(data),
+        type="raw",
+        datasetName=data.run_id,
+        runNumber=data.run_id,
+        sourceFolder=folder,
+        creationTime=catalogue_time(created),
+        creationLocation=policy.creation_location(data),
+        instrumentIds=[data.instrument],
+        proposalIds=[data.beamtime_id],
+        ownerGroup=policy.owner_group(data),
+        accessGroups=policy.access_groups(data),
+        isPublished=False,
+    )
+    return CatalogueEntry(dataset=dataset)
+
+
+def _update(data: AcquisitionData, entry: CatalogueEntry) -> CatalogueEntry:
+    dataset = entry.dataset
+    changes: dict[str, Any] = {
+        "scientificMetadata": merge_scientific_metadata(dataset.scientificMetadata, data.metadata),
+    }
+    files = _absolute_files(entry)
+    folder = dataset.sourceFolder
+    if isinstance(data, RunStartedData):
+        started = catalogue_time(data.started_at)
+        changes |= {
+            "startTime": started,
+            "creationTime": started,
+            "datasetName": data.dataset_name or dataset.datasetName,
+            "description": data.description
+            if data.description is not None
+            else dataset.description,
+            "datasetStatus": STATUS_OPEN
+            if dataset.datasetStatus in (None, STATUS_OPEN)
+            else dataset.datasetStatus,
+        }
+        if data.source_folder is not None:
+            folder = normalise_absolute(data.source_folder, what="source_folder")
+    elif isinstance(data, FileClosedData):
+        path = normalise_file_path(data.path)
+        files[path] = _closed_file(files.get(path), path, data)
+    else:
+        changes |= {
+            "endTime": catalogue_time(data.stopped_at),
+            "datasetStatus": data.status,
+            STATUS_REASON_FIELD: data.reason,
+        }
+    return _with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
+
+
+def _closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> DataFile:
+    """The file as now known; an unchanged file keeps its first record (and a known checksum)."""
+    if data.size > INT64_MAX:
+        raise InvalidAcquisition(
+            f"file {path!r} has size {data.size}, more than the catalogue can store"
+        )
+    checksum = data.checksum
+    if previous is not None and previous.size == data.size:
+        if checksum is None or (previous.chk, previous.chkAlg) == (
+            checksum.value,
+            checksum.algorithm,
+        ):
+            return previous
+    return DataFile(
+        path=path,
+        size=data.size,
+        time=catalogue_time(data.closed_at),
+        chk=checksum.value if checksum else None,
+        chkAlg=checksum.algorithm if checksum else None,
+    )
+
+
+def _absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
+    """The stored files keyed by absolute path, in stored order, paths made absolute."""
+    if entry.datablock is None:
+        return {}
+    files: dict[str, DataFile] = {}
+    for stored in entry.datablock.dataFileList:
+        path = absolute_in(entry.dataset.sourceFolder, stored.path)
+        files[path] = stored.model_copy(update={"path": path})
+    return files
+
+
+def _with_files(
+    dataset: Dataset,
+    datablock: OrigDatablock | None,
+    files: dict[str, DataFile],
+    requested_folder: str,
+) -> CatalogueEntry:
+    """Place `files` under the folder that holds them all; sizes follow from the file list."""
+    folder = folder_holding(requested_folder, files)
+    file_list = [
+        record.model_copy(update={"path": relative_to(folder, path)})
+        for path, record in files.items()
+    ]
+    size = sum(record.size for record in file_list)
+    if size > INT64_MAX:
+        raise InvalidAcquisition(
+            f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
+        )
+    dataset = dataset.model_copy(
+        update={"sourceFolder": folder, "size": size, "numberOfFiles": len(file_list)}
+    )
+    if not file_list and datablock is None:
+        return CatalogueEntry(dataset=dataset)
+    block_fields: dict[str, Any] = {
+        "datasetId": dataset.pid,
+        "size": size,
+        "chkAlg": _common_algorithm(file_list),
+        "dataFileList": file_list,
+        "ownerGroup": dataset.ownerGroup,
+        "accessGroups": dataset.accessGroups,
+    }
+    if datablock is None:
+        datablock = OrigDatablock(id=OrigDatablock.id_for(dataset.pid), **block_fields)
+    else:
+        datablock = datablock.model_copy(update=block_fields)
+    return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
+def _common_algorithm(files: list[DataFile]) -> str | None:
+    """The checksum algorithm of the datablock: the one all checksummed files share, if any."""
+    algorithms = {record.chkAlg for record in files if record.chkAlg}
+    return algorithms.pop() if len(algorithms) == 1 else None
+
+
+def _same(proposed: CatalogueEntry, current: CatalogueEntry) -> bool:
+    return proposed.dataset.model_dump() == current.dataset.model_dump() and _dump(
+        proposed.datablock
+    ) == _dump(current.datablock)
+
+
+def _dump(datablock: OrigDatablock | None) -> dict[str, Any] | None:
+    return None if datablock is None else datablock.model_dump(by_alias=True)
+
+
+def _stamped(entry: CatalogueEntry, *, now: datetime, created: bool) -> CatalogueEntry:
+    stamp: dict[str, Any] = {
+        "pipelineRevision": entry.dataset.pipelineRevision + 1,
+        "updatedAt": now,
+    }
+    if created:
+        stamp["createdAt"] = now
+    return CatalogueEntry(dataset=entry.dataset.model_copy(update=stamp), datablock=entry.datablock)

@@ -1,0 +1,85 @@
+"""Scientific metadata: checking what producers send and merging it into a dataset.
+
+Metadata is any JSON object. A leaf is a plain value or a quantity, an object with a `value` key
+(`{"value": 3.5, "unit": "mm"}`); a quantity is replaced as a whole, never merged key by key, so
+a new value never keeps a stale unit. Unit normalisation (`valueSI`/`unitSI`) is a later step on
+top of this merge, not part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class UnstorableMetadata(ValueError):
+    """Metadata the catalogue cannot store or query; the message names the offending key."""
+
+
+def is_quantity(value: object) -> bool:
+    """A `{value, unit}`-style object: a leaf for merging, even though it is a JSON object."""
+    return isinstance(value, Mapping) and "value" in value
+
+
+def merge_scientific_metadata(
+    current: Mapping[str, Any], incoming: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`current` deep-merged with `incoming`; incoming wins on conflicts; inputs are not changed.
+
+    Objects merge key by key; quantities, lists and plain values are replaced.
+    """
+    merged = dict(current)
+    for key, value in incoming.items():
+        old = merged.get(key)
+        if _is_group(old) and _is_group(value):
+            merged[key] = merge_scientific_metadata(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def check_storable(metadata: Mapping[str, Any], *, where: str = "metadata") -> None:
+    """Raise `UnstorableMetadata` for keys MongoDB cannot store or SciCat cannot query.
+
+    Refused: keys starting with `$` (MongoDB operators), containing `.` (SciCat queries address
+    metadata by dotted path, so `a.b` could never be found) or NUL, empty keys, and integers
+    outside BSON's 64 bits. Checking here turns what would be an endless store retry into a
+    dead letter that names the key.
+    """
+    _check_value(metadata, where)
+
+
+def _is_group(value: object) -> bool:
+    return isinstance(value, Mapping) and not is_quantity(value)
+
+
+def _check_value(value: object, where: str) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_key(key, where)
+            _check_value(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_value(item, f"{where}[{index}]")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise UnstorableMetadata(
+                f"{where} is {value}, outside the 64-bit integers the catalogue stores; "
+                "send it as a float or a string"
+            )
+
+
+def _check_key(key: object, where: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise UnstorableMetadata(f"{where} has an empty or non-string key {key!r}")
+    if key.startswith("$"):
+        raise UnstorableMetadata(f"{where} has key {key!r}: keys must not start with '$'")
+    if "." in key:
+        raise UnstorableMetadata(
+            f"{where} has key {key!r}: keys must not contain '.'; nest objects instead"
+        )
+    if "\x00" in key:
+        raise UnstorableMetadata(f"{where} has key {key!r}: keys must not contain NUL")

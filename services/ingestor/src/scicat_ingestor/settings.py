@@ -1,0 +1,89 @@
+"""The ingestor's one settings class, read from `INGESTOR_*` environment variables.
+
+Nested models use `__`: `INGESTOR_KAFKA__BOOTSTRAP_SERVERS`, `INGESTOR_MONGO__URI`,
+`INGESTOR_HTTP__PORT`. Group templates are checked at start-up, so a typo in a placeholder stops
+the service instead of dead-lettering every event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
+
+from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy
+
+DEFAULT_PORT = 8001
+_HTTP_DEFAULTS = {"port": DEFAULT_PORT, "public_url": f"http://localhost:{DEFAULT_PORT}"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INGESTOR_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(**_HTTP_DEFAULTS))
+    log_level: str = Field(default="INFO", description="Root log level.")
+    pid_prefix: str = Field(
+        default="local", description="First segment of every dataset pid (`<prefix>/...`)."
+    )
+    facility: str = Field(default="DESY", description="Facility in `creationLocation`.")
+    source: str = Field(
+        default="/scicat-pipeline/ingestor",
+        description="CloudEvent `source` of the dataset events this service publishes.",
+    )
+    owner_group_template: str = Field(
+        default="{beamtime_id}-dmgt", description="`ownerGroup` of a new dataset."
+    )
+    access_group_templates: list[str] = Field(
+        default_factory=lambda: [
+            "{beamtime_id}-dmgt",
+            "{beamtime_id}-clbt",
+            "{beamtime_id}-part",
+            "{beamline}dmgt",
+            "{beamline}staff",
+        ],
+        description="`accessGroups` of a new dataset; `{beamline}` is the instrument lower-cased.",
+    )
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _keep_our_port(cls, value: Any) -> Any:
+        """`INGESTOR_HTTP__HOST` alone must not reset the port to the shared model's 8000."""
+        if isinstance(value, dict):
+            return {**_HTTP_DEFAULTS, **value}
+        return value
+
+    @field_validator("owner_group_template")
+    @classmethod
+    def _check_owner_template(cls, template: str) -> str:
+        return _checked_template(template)
+
+    @field_validator("access_group_templates")
+    @classmethod
+    def _check_access_templates(cls, templates: list[str]) -> list[str]:
+        return [_checked_template(t) for t in templates]
+
+    def policy(self) -> IngestPolicy:
+        """The part of the settings the domain needs."""
+        return IngestPolicy(
+            pid_prefix=self.pid_prefix,
+            facility=self.facility,
+            owner_group_template=self.owner_group_template,
+            access_group_templates=tuple(self.access_group_templates),
+        )
+
+
+def _checked_template(template: str) -> str:
+    try:
+        template.format(**{name: "x" for name in GROUP_TEMPLATE_FIELDS})
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"group template {template!r} is not usable ({error!r}); "
+            f"placeholders available: {', '.join(sorted(GROUP_TEMPLATE_FIELDS))}"
+        ) from None
+    return template
