@@ -1,0 +1,61 @@
+"""The ingestor as a web service: the Kafka consumer runs inside the FastAPI lifespan.
+
+Run with `uvicorn scicat_ingestor.app:create_app --factory` or `python -m scicat_ingestor`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from scicat_schemas.runtime.broker import create_broker
+from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.http import create_service_app
+from scicat_schemas.runtime.logging import configure_logging
+from scicat_schemas.topics import ACQUISITION_EVENTS
+
+from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.publisher import KafkaDatasetEvents
+from scicat_ingestor.settings import Settings
+from scicat_ingestor.store import MongoCatalogueStore
+
+SERVICE = "ingestor"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+    broker = create_broker(service=SERVICE, kafka=settings.kafka, registry=registry)
+    store = MongoCatalogueStore(settings.mongo)
+    handler = AcquisitionHandler(
+        store=store,
+        events=KafkaDatasetEvents(broker=broker, source=settings.source),
+        policy=settings.policy(),
+    )
+    consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
+    consumer.subscribe(ACQUISITION_EVENTS, handler=handler.handle, group_id=SERVICE)
+    app = create_service_app(
+        name=SERVICE,
+        version=version("scicat-ingestor"),
+        broker=broker,
+        registry=registry,
+        resources=store.connected,
+        checks={"mongodb": store.ping},
+        description="Acquisition events → SciCat datasets and file lists in MongoDB.",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    return app
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(SERVICE, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+    )

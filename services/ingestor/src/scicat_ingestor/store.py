@@ -1,0 +1,237 @@
+"""The catalogue in MongoDB: datasets, their datablocks and the record of applied events.
+
+Exactly-once effect over at-least-once delivery (the pyeventsourcing way): one transaction inserts
+a marker `{_id: event identity}` into `PipelineAppliedEvent`, reads the dataset, asks the domain
+for the new state and writes it. A redelivered event fails on the marker's unique `_id`, the
+transaction aborts, and nothing changes. A crash before commit leaves nothing behind; a crash
+after commit is recognised by the marker when Kafka redelivers.
+
+Writes are guarded by `pipelineRevision` and touch only the fields the domain changed, so a field
+another service sets meanwhile (`isPublished`) is neither overwritten nor silently lost: a guard
+miss raises `ConcurrentUpdate` and the consumer retries on fresh state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    ORIG_DATABLOCK_COLLECTION,
+    Dataset,
+    OrigDatablock,
+)
+from scicat_schemas.runtime.settings import MongoSettings
+
+from scicat_ingestor.domain import CatalogueEntry
+
+APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
+
+Decide = Callable[[CatalogueEntry | None], CatalogueEntry | None]
+"""The domain step run inside the transaction: current state → new state, or `None` (no change)."""
+
+
+@dataclass(frozen=True)
+class AppliedEvent:
+    """The marker that records an event as applied; `identity` is CloudEvent `source` + `id`."""
+
+    identity: str
+    type: str
+    pid: str
+    applied_at: datetime
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What applying one event did; `dataset` is the dataset as stored now (None: there is none)."""
+
+    dataset: Dataset | None
+    changed: bool
+    already_applied: bool
+
+
+class ConcurrentUpdate(Exception):
+    """Another writer changed the dataset between read and write; retrying reads fresh state."""
+
+
+class CorruptStoredDocument(Exception):
+    """A stored document does not validate; no retry can help until a person repairs it."""
+
+
+class CatalogueStore(Protocol):
+    async def apply(self, event: AppliedEvent, decide: Decide) -> StoreOutcome:
+        """Apply `decide` to the event's dataset once; the same event again changes nothing."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached."""
+        ...
+
+
+class _AlreadyApplied(Exception):
+    """Aborts the transaction of a redelivered event."""
+
+
+class MongoCatalogueStore:
+    """`CatalogueStore` on MongoDB (a replica set: transactions need one)."""
+
+    def __init__(self, settings: MongoSettings) -> None:
+        self._settings = settings
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[MongoCatalogueStore]:
+        """Open the client (it belongs to the running event loop) and ensure the indexes."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            self._settings.uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=self._settings.timeout_ms,
+            appname="scicat-ingestor",
+        )
+        self._client = client
+        try:
+            await self.ensure_indexes()
+            yield self
+        finally:
+            self._client = None
+            await client.close()
+
+    @property
+    def _db(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._client is None:
+            raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
+        return self._client[self._settings.database]
+
+    async def ensure_indexes(self) -> None:
+        await self._db[DATASET_COLLECTION].create_index("pid", unique=True)
+        await self._db[ORIG_DATABLOCK_COLLECTION].create_index("datasetId")
+        await self._db[APPLIED_EVENT_COLLECTION].create_index("pid")
+
+    async def ping(self) -> None:
+        await self._db.command("ping")
+
+    async def load(
+        self, pid: str, *, session: AsyncClientSession | None = None
+    ) -> CatalogueEntry | None:
+        """The stored dataset and its datablock, or None if there is no such dataset."""
+        dataset_doc = await self._db[DATASET_COLLECTION].find_one({"pid": pid}, session=session)
+        if dataset_doc is None:
+            return None
+        block_doc = await self._db[ORIG_DATABLOCK_COLLECTION].find_one(
+            {"_id": OrigDatablock.id_for(pid)}, session=session
+        )
+        return CatalogueEntry(
+            dataset=_dataset_from(dataset_doc),
+            datablock=None if block_doc is None else _datablock_from(block_doc),
+        )
+
+    async def apply(self, event: AppliedEvent, decide: Decide) -> StoreOutcome:
+        if self._client is None:
+            raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
+        async with self._client.start_session() as session:
+            try:
+                async with await session.start_transaction(
+                    write_concern=WriteConcern(w="majority")
+                ):
+                    await self._record_applied(event, session)
+                    current = await self.load(event.pid, session=session)
+                    proposed = decide(current)
+                    if proposed is None:
+                        unchanged = None if current is None else current.dataset
+                        return StoreOutcome(unchanged, changed=False, already_applied=False)
+                    stored = await self._write(current, proposed, session)
+            except _AlreadyApplied:
+                entry = await self.load(event.pid)
+                dataset = None if entry is None else entry.dataset
+                return StoreOutcome(dataset, changed=False, already_applied=True)
+        return StoreOutcome(stored, changed=True, already_applied=False)
+
+    async def _record_applied(self, event: AppliedEvent, session: AsyncClientSession) -> None:
+        marker = {
+            "_id": event.identity,
+            "type": event.type,
+            "pid": event.pid,
+            "appliedAt": event.applied_at,
+        }
+        try:
+            await self._db[APPLIED_EVENT_COLLECTION].insert_one(marker, session=session)
+        except DuplicateKeyError as error:
+            raise _AlreadyApplied from error
+
+    async def _write(
+        self, current: CatalogueEntry | None, proposed: CatalogueEntry, session: AsyncClientSession
+    ) -> Dataset:
+        datasets = self._db[DATASET_COLLECTION]
+        new_doc = _dataset_doc(proposed.dataset)
+        if current is None:
+            try:
+                await datasets.insert_one({"_id": proposed.pid, **new_doc}, session=session)
+            except DuplicateKeyError as error:
+                raise ConcurrentUpdate(f"dataset {proposed.pid} was created meanwhile") from error
+            stored = proposed.dataset
+        else:
+            old_doc = _dataset_doc(current.dataset)
+            changed = {key: value for key, value in new_doc.items() if old_doc.get(key) != value}
+            after = await datasets.find_one_and_update(
+                {"pid": proposed.pid, "pipelineRevision": _revision_match(current.revision)},
+                {"$set": changed},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if after is None:
+                raise ConcurrentUpdate(
+                    f"dataset {proposed.pid} is no longer at revision {current.revision}"
+                )
+            stored = _dataset_from(after)
+        old_block = None if current is None else current.datablock
+        if proposed.datablock is not None and _datablock_doc(proposed.datablock) != (
+            None if old_block is None else _datablock_doc(old_block)
+        ):
+            block_doc = _datablock_doc(proposed.datablock)
+            await self._db[ORIG_DATABLOCK_COLLECTION].replace_one(
+                {"_id": block_doc["_id"]}, block_doc, upsert=True, session=session
+            )
+        return stored
+
+
+def _revision_match(revision: int) -> Any:
+    """Revision 0 also matches a dataset without the field (one SciCat itself created)."""
+    return {"$in": [0, None]} if revision == 0 else revision
+
+
+def _dataset_doc(dataset: Dataset) -> dict[str, Any]:
+    """Every field, `None` included, so a document read back compares equal to the model."""
+    return dataset.model_dump(mode="python")
+
+
+def _datablock_doc(datablock: OrigDatablock) -> dict[str, Any]:
+    return datablock.model_dump(mode="python", by_alias=True)
+
+
+def _dataset_from(doc: dict[str, Any]) -> Dataset:
+    doc = {key: value for key, value in doc.items() if key != "_id"}
+    try:
+        return Dataset.model_validate(doc)
+    except ValidationError as error:
+        raise CorruptStoredDocument(
+            f"stored {DATASET_COLLECTION} {doc.get('pid')!r} is not a valid dataset: {error}"
+        ) from error
+
+
+def _datablock_from(doc: dict[str, Any]) -> OrigDatablock:
+    try:
+        return OrigDatablock.model_validate(doc)
+    except ValidationError as error:
+        raise CorruptStoredDocument(
+            f"stored {ORIG_DATABLOCK_COLLECTION} {doc.get('_id')!r} is not a valid datablock: "
+            f"{error}"
+        ) from error
