@@ -1,0 +1,102 @@
+"""`catalogue.publications` → the OAI-PMH read model.
+
+Thin on purpose: decode, let the domain decide, write, return. Returning means the record is
+durable in MongoDB; only then does the ReliableConsumer commit the offset. Bad input raises
+`Rejected` (dead-lettered with the reason); a store outage or a concurrent write propagates, and
+the consumer retries the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+from scicat_schemas.events import (
+    PUBLICATION_EVENT,
+    PublicationRegistered,
+    PublicationRequested,
+    PublicationWithdrawn,
+)
+from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
+
+from scicat_oai_provider.domain import (
+    OaiRecord,
+    RecordContent,
+    UnrenderableRecord,
+    apply_content,
+    oai_identifier,
+    registered_content,
+    withdrawn_content,
+)
+from scicat_oai_provider.store import OaiRecordStore
+
+log = structlog.get_logger("scicat.oai_provider.handlers")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PublicationHandler:
+    store: OaiRecordStore
+    repository_identifier: str
+    datacentre_symbol: str
+    facility: str
+    clock: Callable[[], datetime] = _utc_now
+
+    async def handle(self, message: ConsumerRecord[Any, Any]) -> None:
+        try:
+            event = PUBLICATION_EVENT.validate_json(message.value or b"")
+        except ValidationError as error:
+            raise rejected_from_validation(
+                error, what=f"{message.topic} message at offset {message.offset}"
+            ) from error
+        if isinstance(event, PublicationRequested):
+            return
+        if isinstance(event, PublicationRegistered):
+            try:
+                content = registered_content(
+                    event.data.record,
+                    repository_identifier=self.repository_identifier,
+                    datacentre_symbol=self.datacentre_symbol,
+                    facility=self.facility,
+                )
+            except UnrenderableRecord as error:
+                raise Rejected(str(error), error_type="unrenderable-publication") from error
+            current = await self.store.get(content.identifier)
+            await self._apply(current, content, event=event.identity)
+            return
+        await self._withdraw(event)
+
+    async def _withdraw(self, event: PublicationWithdrawn) -> None:
+        identifier = oai_identifier(self.repository_identifier, event.data.doi)
+        current = await self.store.get(identifier)
+        content = withdrawn_content(
+            current,
+            repository_identifier=self.repository_identifier,
+            doi=event.data.doi,
+            publication_id=event.data.publication_id,
+        )
+        await self._apply(current, content, event=event.identity)
+
+    async def _apply(
+        self, current: OaiRecord | None, content: RecordContent, *, event: str
+    ) -> None:
+        updated = apply_content(current, content, event=event, now=self.clock())
+        if updated is None:
+            log.info("event already applied", identifier=content.identifier)
+            return
+        await self.store.save(updated, expected_version=current.version if current else None)
+        log.info(
+            "record stored",
+            identifier=updated.identifier,
+            datestamp=updated.datestamp.isoformat(),
+            deleted=updated.deleted,
+            content_changed=current is None or current.content_hash != updated.content_hash,
+        )
