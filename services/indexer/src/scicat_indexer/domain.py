@@ -1,0 +1,216 @@
+"""What the indexer decides, without I/O: the indexed form of a dataset and the search request.
+
+Everything here is a pure function of its arguments, so the rules (how metadata is flattened,
+which query a text fragment becomes) are unit-tested without OpenSearch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from scicat_schemas.documents import Dataset
+
+from scicat_indexer.mapping import MAX_GRAM, METADATA_PAIRS, MIN_GRAM, SUBSTRING_FIELDS
+
+MAX_METADATA_PAIRS: Final = 1000
+"""Pairs indexed per dataset; well under OpenSearch's 10 000 nested documents per document."""
+
+MAX_VALUES_PER_PAIR: Final = 100
+"""Values of one list leaf that are indexed (a 2048-point spectrum is not worth searching)."""
+
+MAX_METADATA_DEPTH: Final = 32
+
+QUANTITY_KEYS: Final = frozenset({"value", "unit", "valueSI", "unitSI"})
+"""Keys of a SciCat quantity leaf `{value, unit, valueSI, unitSI}`."""
+
+SORT: Final = [{"creationTime": {"order": "desc"}}, {"pid": {"order": "asc"}}]
+
+
+@dataclass
+class FlattenedMetadata:
+    """The key/value pairs of a dataset's scientific metadata, and whether some were left out.
+
+    Leaving out is only ever about the index: the whole metadata stays in `_source`.
+    """
+
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+
+
+def flatten_scientific_metadata(
+    metadata: Mapping[str, Any],
+    *,
+    max_pairs: int = MAX_METADATA_PAIRS,
+    max_values: int = MAX_VALUES_PER_PAIR,
+) -> FlattenedMetadata:
+    """One pair per leaf: `key` is the dotted path, values go to `text` or `number`.
+
+    - `{"value": v, "unit": u}` (SciCat quantity) is one leaf with `unit`; its other keys
+      besides `valueSI`/`unitSI` are flattened as children.
+    - A list of plain values is one leaf with several values; objects inside a list are
+      flattened under the list's path (no index in the key), as OpenSearch flattens arrays.
+    - Booleans become the text `true`/`false`; NaN and infinities become text because a
+      numeric field refuses them; `null` leaves are skipped.
+    """
+    flattener = _Flattener(max_pairs=max_pairs, max_values=max_values)
+    flattener.walk(metadata, "", 0)
+    return flattener.result
+
+
+@dataclass
+class _Flattener:
+    max_pairs: int
+    max_values: int
+    result: FlattenedMetadata = field(default_factory=FlattenedMetadata)
+
+    def walk(self, value: Any, path: str, depth: int) -> None:
+        if depth > MAX_METADATA_DEPTH:
+            self.result.truncated = True
+        elif isinstance(value, Mapping):
+            children: Mapping[str, Any] = value
+            if _is_quantity(value):
+                self.emit(path, _as_list(value["value"]), unit=value.get("unit"))
+                children = {k: v for k, v in value.items() if k not in QUANTITY_KEYS}
+            for key, child in children.items():
+                self.walk(child, f"{path}.{key}" if path else str(key), depth + 1)
+        elif isinstance(value, list):
+            self.emit(path, [item for item in value if _is_plain(item)])
+            for item in value:
+                if not _is_plain(item):
+                    self.walk(item, path, depth + 1)
+        else:
+            self.emit(path, [value])
+
+    def emit(self, key: str, values: list[Any], unit: Any = None) -> None:
+        present = [v for v in values if v is not None]
+        if not present or not key:
+            return
+        if len(self.result.pairs) >= self.max_pairs:
+            self.result.truncated = True
+            return
+        if len(present) > self.max_values:
+            self.result.truncated = True
+            present = present[: self.max_values]
+        self.result.pairs.append(_pair(key, present, unit))
+
+
+def _pair(key: str, values: list[Any], unit: Any) -> dict[str, Any]:
+    texts: list[str] = []
+    numbers: list[float] = []
+    for item in values:
+        number = _finite_number(item)
+        if number is not None:
+            numbers.append(number)
+        elif isinstance(item, bool):
+            texts.append("true" if item else "false")
+        else:
+            texts.extend(_text(item))
+    pair: dict[str, Any] = {"key": key}
+    if texts:
+        pair["text"] = texts[0] if len(texts) == 1 else texts
+    if numbers:
+        pair["number"] = numbers[0] if len(numbers) == 1 else numbers
+    if unit is not None and str(unit).strip():
+        pair["unit"] = str(unit)
+    return pair
+
+
+def _text(value: Any) -> list[str]:
+    """The value as text; empty for an integer too long for Python to print (over 4300 digits)."""
+    try:
+        return [str(value)]
+    except ValueError:
+        return []
+
+
+def _is_plain(value: Any) -> bool:
+    return not isinstance(value, Mapping | list)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_quantity(value: Mapping[str, Any]) -> bool:
+    return (
+        "value" in value and "unit" in value and all(_is_plain(v) for v in _as_list(value["value"]))
+    )
+
+
+def _finite_number(value: Any) -> float | None:
+    """The value as a double, or None when it is not a number OpenSearch can store as one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class IndexedDataset:
+    """A dataset as sent to OpenSearch: id, external version and the document body."""
+
+    pid: str
+    revision: int
+    source: dict[str, Any]
+    metadata_truncated: bool
+
+
+def indexed_dataset(dataset: Dataset) -> IndexedDataset:
+    """The dataset as stored, plus the derived, searchable metadata pairs."""
+    source = dataset.model_dump(mode="json", by_alias=True)
+    flattened = flatten_scientific_metadata(dataset.scientificMetadata)
+    source[METADATA_PAIRS] = flattened.pairs
+    return IndexedDataset(
+        pid=dataset.pid,
+        revision=dataset.pipelineRevision,
+        source=source,
+        metadata_truncated=flattened.truncated,
+    )
+
+
+def escape_wildcard(fragment: str) -> str:
+    """Make `*`, `?` and `\\` literal in a Lucene wildcard pattern."""
+    return "".join(f"\\{c}" if c in "*?\\" else c for c in fragment)
+
+
+def text_query(text: str | None) -> dict[str, Any]:
+    """The query for `?text=`: datasets where any substring field contains `text`, any case.
+
+    A fragment of MIN_GRAM..MAX_GRAM characters is looked up as one term in the `.ngram`
+    subfield (every such substring of a value is indexed there). Shorter or longer fragments
+    have no gram of their own, so they become a case-insensitive `*fragment*` wildcard on the
+    lower-cased `.lower` keyword subfield. Both paths are exact substring matches.
+    """
+    fragment = (text or "").strip()
+    if not fragment:
+        return {"match_all": {}}
+    clauses: list[dict[str, Any]]
+    if MIN_GRAM <= len(fragment) <= MAX_GRAM:
+        clauses = [
+            {"match": {f"{name}.ngram": {"query": fragment, "operator": "and"}}}
+            for name in SUBSTRING_FIELDS
+        ]
+    else:
+        pattern = f"*{escape_wildcard(fragment)}*"
+        clauses = [
+            {"wildcard": {f"{name}.lower": {"value": pattern, "case_insensitive": True}}}
+            for name in SUBSTRING_FIELDS
+        ]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def search_body(*, text: str | None, limit: int, skip: int) -> dict[str, Any]:
+    """A page of datasets matching `text`, newest first, ties broken by pid for stable paging."""
+    return {
+        "query": text_query(text),
+        "sort": SORT,
+        "from": skip,
+        "size": limit,
+        "track_total_hits": True,
+    }
