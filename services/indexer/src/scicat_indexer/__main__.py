@@ -1,0 +1,3 @@
+from scicat_indexer.app import main
+
+main()

@@ -1,0 +1,56 @@
+"""The indexer service: `catalogue.datasets` → OpenSearch, plus the dataset search API.
+
+Run with `uvicorn scicat_indexer.app:create_app --factory` or `python -m scicat_indexer`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import uvicorn
+from fastapi import FastAPI
+from opensearchpy.exceptions import TransportError
+from prometheus_client import CollectorRegistry
+from scicat_schemas.runtime.broker import create_broker
+from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.http import create_service_app
+from scicat_schemas.runtime.logging import configure_logging
+from scicat_schemas.topics import CATALOGUE_DATASETS
+
+from scicat_indexer import api
+from scicat_indexer.handlers import dataset_event_handler
+from scicat_indexer.settings import SERVICE, Settings
+from scicat_indexer.store import OpenSearchDatasetIndex
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app: OpenSearch client and index opened first, then the consumer; HTTP routes."""
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+    broker = create_broker(service=SERVICE, kafka=settings.kafka, registry=registry)
+    consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
+    index = OpenSearchDatasetIndex(settings.opensearch)
+    consumer.subscribe(CATALOGUE_DATASETS, handler=dataset_event_handler(index), group_id=SERVICE)
+
+    app: FastAPI = create_service_app(
+        name=SERVICE,
+        version=version("scicat-indexer"),
+        broker=broker,
+        registry=registry,
+        resources=index.connected,
+        checks={"opensearch": index.ready},
+        description="Keeps the OpenSearch dataset index in step with `catalogue.datasets` "
+        "and serves substring search over it (internal API, no access control yet).",
+    )
+    app.state.dataset_index = index
+    app.include_router(api.router)
+    app.add_exception_handler(TransportError, api.index_failure)
+    return app
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(SERVICE, settings.log_level)
+    uvicorn.run(
+        create_app(settings), host=settings.http.host, port=settings.http.port, log_config=None
+    )

@@ -1,0 +1,206 @@
+"""The dataset index: what the indexer needs from it, and the OpenSearch adapter.
+
+Writes use OpenSearch external versioning with the dataset's `pipelineRevision`
+(`version_type=external_gte`), so OpenSearch itself keeps the newest copy: a stale copy is refused
+with 409 and a redelivered one rewrites identical content. No read-modify-write, no race between
+replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError
+
+from scicat_indexer.domain import IndexedDataset
+from scicat_indexer.mapping import METADATA_PAIRS, concrete_index, index_body
+from scicat_indexer.settings import OpenSearchSettings
+
+log = structlog.get_logger("scicat.indexer.store")
+
+_READ_EXCLUDES = [METADATA_PAIRS]
+"""Derived fields stay out of what readers get back: they see the dataset as stored."""
+
+
+class PutOutcome(StrEnum):
+    INDEXED = "indexed"
+    STALE = "stale"
+    """The index already holds this dataset at a higher revision; nothing was written."""
+
+
+class DeleteOutcome(StrEnum):
+    DELETED = "deleted"
+    ABSENT = "absent"
+    """There was nothing to delete (never indexed, or deleted before)."""
+    STALE = "stale"
+    """The index holds a revision newer than the deletion; nothing was deleted."""
+
+
+class DocumentRefused(Exception):
+    """OpenSearch answered 400 for this document: retrying the same request can never succeed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    total: int
+    items: list[dict[str, Any]]
+
+
+class DatasetIndex(Protocol):
+    async def put(self, dataset: IndexedDataset) -> PutOutcome: ...
+
+    async def delete(self, *, pid: str, revision: int) -> DeleteOutcome: ...
+
+    async def get(self, pid: str) -> dict[str, Any] | None: ...
+
+    async def search(self, body: dict[str, Any]) -> SearchPage: ...
+
+    async def ready(self) -> bool: ...
+
+
+class OpenSearchDatasetIndex:
+    """`DatasetIndex` on OpenSearch, always through the alias.
+
+    Built without I/O; `connected()` opens the client and makes sure the alias exists, and
+    closes the client on exit. Connection errors, timeouts and 5xx propagate unchanged so the
+    consumer retries the message.
+    """
+
+    def __init__(self, settings: OpenSearchSettings) -> None:
+        self._settings = settings
+        self._client: AsyncOpenSearch | None = None
+
+    @property
+    def alias(self) -> str:
+        return self._settings.alias
+
+    @property
+    def client(self) -> AsyncOpenSearch:
+        if self._client is None:
+            raise RuntimeError("the OpenSearch client is used outside `connected()`")
+        return self._client
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[OpenSearchDatasetIndex]:
+        self._client = AsyncOpenSearch(**self._client_options())
+        try:
+            await self.ensure_index()
+            yield self
+        finally:
+            client, self._client = self._client, None
+            await client.close()
+
+    def _client_options(self) -> dict[str, Any]:
+        settings = self._settings
+        options: dict[str, Any] = {
+            "hosts": [settings.url],
+            "verify_certs": settings.verify_certs,
+            "ssl_show_warn": settings.verify_certs,
+            "timeout": settings.timeout_seconds,
+        }
+        if settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password else ""
+            options["http_auth"] = (settings.username, password)
+        return options
+
+    async def ensure_index(self) -> None:
+        """Create `<alias>-v1` behind the alias unless the alias already exists.
+
+        An existing alias is left alone, whatever index it points to: moving it is a migration
+        decision, not a start-up one. Two replicas starting together both end with the alias.
+        """
+        if await self.client.indices.exists_alias(name=self.alias):
+            return
+        if await self.client.indices.exists(index=self.alias):
+            raise RuntimeError(
+                f"OpenSearch has a concrete index named {self.alias!r}, where the indexer needs "
+                f"an alias; reindex it into {concrete_index(self.alias)!r} and delete it, "
+                "or configure another INDEXER_OPENSEARCH__ALIAS"
+            )
+        index = concrete_index(self.alias)
+        try:
+            await self.client.indices.create(index=index, body=index_body(self.alias))
+            log.info("created index", index=index, alias=self.alias)
+        except RequestError as error:
+            if error.error != "resource_already_exists_exception":
+                raise
+            await self.client.indices.put_alias(
+                index=index, name=self.alias, body={"is_write_index": True}
+            )
+
+    async def put(self, dataset: IndexedDataset) -> PutOutcome:
+        try:
+            await self.client.index(
+                index=self.alias,
+                id=dataset.pid,
+                body=dataset.source,
+                version=dataset.revision,
+                version_type="external_gte",
+                require_alias=True,
+            )
+        except ConflictError:
+            return PutOutcome.STALE
+        except RequestError as error:
+            raise DocumentRefused(describe(error)) from error
+        return PutOutcome.INDEXED
+
+    async def delete(self, *, pid: str, revision: int) -> DeleteOutcome:
+        try:
+            await self.client.delete(
+                index=self.alias, id=pid, version=revision, version_type="external_gte"
+            )
+        except NotFoundError as error:
+            if error.error == "index_not_found_exception":
+                raise
+            return DeleteOutcome.ABSENT
+        except ConflictError:
+            return DeleteOutcome.STALE
+        except RequestError as error:
+            raise DocumentRefused(describe(error)) from error
+        return DeleteOutcome.DELETED
+
+    async def get(self, pid: str) -> dict[str, Any] | None:
+        try:
+            found = await self.client.get(index=self.alias, id=pid, _source_excludes=_READ_EXCLUDES)
+        except NotFoundError:
+            return None
+        source: dict[str, Any] = found["_source"]
+        return source
+
+    async def search(self, body: dict[str, Any]) -> SearchPage:
+        answer = await self.client.search(
+            index=self.alias, body=body, _source_excludes=_READ_EXCLUDES
+        )
+        hits = answer["hits"]
+        return SearchPage(
+            total=int(hits["total"]["value"]), items=[hit["_source"] for hit in hits["hits"]]
+        )
+
+    async def ready(self) -> bool:
+        """The cluster answers and is not red."""
+        health = await self.client.cluster.health()
+        return health.get("status") in ("green", "yellow")
+
+
+def describe(error: RequestError) -> str:
+    """OpenSearch's own words for a 400: error type and reason, with the cause when given."""
+    info = error.info if isinstance(error.info, dict) else {}
+    detail = info.get("error")
+    if not isinstance(detail, dict):
+        return f"OpenSearch refused the request (400): {error.error}"
+    text = f"{detail.get('type')}: {detail.get('reason')}"
+    cause = detail.get("caused_by")
+    while isinstance(cause, dict):
+        text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+        cause = cause.get("caused_by")
+    return f"OpenSearch refused the document (400): {text}"
