@@ -334,3 +334,17 @@ def test_dataset_stored_event_is_the_same_for_the_same_revision(policy, acquisit
     assert encode(first) == encode(again)
     decoded = DATASET_EVENT.validate_json(encode(first))
     assert decoded.data.dataset == entry.dataset
+
+
+def test_stored_dataset_with_a_relative_source_folder_is_refused_not_guessed(
+    policy, acquisitions
+) -> None:
+    entry = apply_all(policy, acquisitions.file_closed())
+    assert entry.datablock is not None
+    damaged = CatalogueEntry(
+        dataset=entry.dataset.model_copy(update={"sourceFolder": "raw/scan"}),
+        datablock=entry.datablock,
+    )
+
+    with pytest.raises(InvalidAcquisition, match="not an absolute path"):
+        apply_event(acquisitions.file_closed("b.h5"), damaged, policy=policy, now=NOW)

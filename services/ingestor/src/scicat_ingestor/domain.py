@@ -188,6 +188,8 @@ def _update(data: AcquisitionData, entry: CatalogueEntry) -> CatalogueEntry:
     }
     files = _absolute_files(entry)
     folder = dataset.sourceFolder
+    if folder != UNKNOWN_FOLDER:
+        folder = normalise_absolute(folder, what=f"stored sourceFolder of {dataset.pid!r}")
     if isinstance(data, RunStartedData):
         started = catalogue_time(data.started_at)
         changes |= {
@@ -238,12 +240,22 @@ def _closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> 
 
 
 def _absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
-    """The stored files keyed by absolute path, in stored order, paths made absolute."""
+    """The stored files keyed by absolute path, in stored order, paths made absolute.
+
+    A stored entry written by someone else may be inconsistent (a relative `sourceFolder`);
+    that is refused with a reason rather than retried forever.
+    """
     if entry.datablock is None:
         return {}
     files: dict[str, DataFile] = {}
     for stored in entry.datablock.dataFileList:
         path = absolute_in(entry.dataset.sourceFolder, stored.path)
+        if not path.startswith("/"):
+            raise InvalidAcquisition(
+                f"stored dataset {entry.pid!r} lists file {stored.path!r} under sourceFolder "
+                f"{entry.dataset.sourceFolder!r}, which is not an absolute path; repair the "
+                "stored dataset, then replay the event"
+            )
         files[path] = stored.model_copy(update={"path": path})
     return files
 
@@ -279,7 +291,9 @@ def _with_files(
         "accessGroups": dataset.accessGroups,
     }
     if datablock is None:
-        datablock = OrigDatablock(id=OrigDatablock.id_for(dataset.pid), **block_fields)
+        datablock = OrigDatablock.model_validate(
+            {"_id": OrigDatablock.id_for(dataset.pid), **block_fields}
+        )
     else:
         datablock = datablock.model_copy(update=block_fields)
     return CatalogueEntry(dataset=dataset, datablock=datablock)

@@ -9,7 +9,7 @@ top of this merge, not part of it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -52,7 +52,7 @@ def check_storable(metadata: Mapping[str, Any], *, where: str = "metadata") -> N
     _check_value(metadata, where)
 
 
-def _is_group(value: object) -> bool:
+def _is_group(value: object) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(value, Mapping) and not is_quantity(value)
 
 

@@ -16,7 +16,10 @@ from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSe
 from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy
 
 DEFAULT_PORT = 8001
-_HTTP_DEFAULTS = {"port": DEFAULT_PORT, "public_url": f"http://localhost:{DEFAULT_PORT}"}
+_HTTP_DEFAULTS: dict[str, Any] = {
+    "port": DEFAULT_PORT,
+    "public_url": f"http://localhost:{DEFAULT_PORT}",
+}
 
 
 class Settings(BaseSettings):
