@@ -84,16 +84,22 @@ class RunningIndexer:
         finally:
             await producer.stop()
 
-    async def processed(self) -> float:
-        """Messages that reached an outcome (indexed, ignored or dead-lettered), from /metrics."""
+    async def outcomes(self) -> dict[str, float]:
+        """Messages per outcome (`ok`, `dead-lettered`), from the consumer's /metrics."""
         text = (await self.http.get("/metrics")).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            if family.name == "scicat_messages_processed"
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        )
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "scicat_messages_processed":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    outcome = sample.labels["outcome"]
+                    counts[outcome] = counts.get(outcome, 0) + sample.value
+        return counts
+
+    async def processed(self) -> float:
+        """Messages that reached an outcome (indexed, ignored or dead-lettered)."""
+        return sum((await self.outcomes()).values())
 
     async def wait_processed(self, count: int) -> None:
         async def enough() -> bool:

@@ -33,6 +33,7 @@ async def test_stale_revision_does_not_overwrite_a_newer_one(
     assert stored is not None
     assert (stored["pipelineRevision"], stored["datasetName"]) == (3, "after the run stopped")
     assert (await indexer.search(text="while running"))["total"] == 0
+    assert await indexer.outcomes() == {"ok": 2}
 
 
 async def test_deleted_dataset_disappears_and_a_late_copy_does_not_bring_it_back(
@@ -49,6 +50,7 @@ async def test_deleted_dataset_disappears_and_a_late_copy_does_not_bring_it_back
     await indexer.wait_processed(3)
     assert await _get(indexer) is None
     assert (await indexer.search())["total"] == 0
+    assert await indexer.outcomes() == {"ok": 3}
 
 
 async def test_deleting_a_dataset_never_indexed_is_acknowledged(
