@@ -182,27 +182,15 @@ def _new_entry(data: AcquisitionData, policy: IngestPolicy) -> CatalogueEntry:
 
 
 def _update(data: AcquisitionData, entry: CatalogueEntry) -> CatalogueEntry:
+    """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
+    files = _absolute_files(entry)
+    folder = _stored_folder(dataset)
     changes: dict[str, Any] = {
         "scientificMetadata": merge_scientific_metadata(dataset.scientificMetadata, data.metadata),
     }
-    files = _absolute_files(entry)
-    folder = dataset.sourceFolder
-    if folder != UNKNOWN_FOLDER:
-        folder = normalise_absolute(folder, what=f"stored sourceFolder of {dataset.pid!r}")
     if isinstance(data, RunStartedData):
-        started = catalogue_time(data.started_at)
-        changes |= {
-            "startTime": started,
-            "creationTime": started,
-            "datasetName": data.dataset_name or dataset.datasetName,
-            "description": data.description
-            if data.description is not None
-            else dataset.description,
-            "datasetStatus": STATUS_OPEN
-            if dataset.datasetStatus in (None, STATUS_OPEN)
-            else dataset.datasetStatus,
-        }
+        changes |= _run_started_fields(data, dataset)
         if data.source_folder is not None:
             folder = normalise_absolute(data.source_folder, what="source_folder")
     elif isinstance(data, FileClosedData):
@@ -215,6 +203,25 @@ def _update(data: AcquisitionData, entry: CatalogueEntry) -> CatalogueEntry:
             STATUS_REASON_FIELD: data.reason,
         }
     return _with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
+
+
+def _run_started_fields(data: RunStartedData, dataset: Dataset) -> dict[str, Any]:
+    """A field the start does not name keeps its value; a start never re-opens a stopped run."""
+    started = catalogue_time(data.started_at)
+    reopenable = dataset.datasetStatus in (None, STATUS_OPEN)
+    return {
+        "startTime": started,
+        "creationTime": started,
+        "datasetName": data.dataset_name or dataset.datasetName,
+        "description": dataset.description if data.description is None else data.description,
+        "datasetStatus": STATUS_OPEN if reopenable else dataset.datasetStatus,
+    }
+
+
+def _stored_folder(dataset: Dataset) -> str:
+    if dataset.sourceFolder == UNKNOWN_FOLDER:
+        return UNKNOWN_FOLDER
+    return normalise_absolute(dataset.sourceFolder, what=f"stored sourceFolder of {dataset.pid!r}")
 
 
 def _closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> DataFile:
