@@ -33,8 +33,11 @@ from scicat_oai_provider.verbs import Repository, respond
 from scicat_schemas.documents import DatasetSummary, PublicationRecord, PublishedData
 from scicat_schemas.events import (
     CloudEvent,
+    Creator,
     PublicationRegistered,
     PublicationRegisteredData,
+    PublicationRequested,
+    PublicationRequestedData,
     PublicationWithdrawn,
     PublicationWithdrawnData,
     encode,
@@ -130,6 +133,20 @@ def registered_event(record: PublicationRecord, *, event_id: str | None = None) 
         source="/scicat/doi-minter",
         subject=record.publication.doi,
         data=PublicationRegisteredData(record=record),
+    )
+
+
+def requested_event(publication_id: str) -> CloudEvent:
+    return PublicationRequested(
+        source="/scicat/publications",
+        data=PublicationRequestedData(
+            publication_id=publication_id,
+            dataset_pids=["20.500.12269/bt-1/scan-1"],
+            title="Requested, not yet registered",
+            abstract="Waiting for a DOI.",
+            creators=[Creator(name="Müller, Anna")],
+            publication_year=2024,
+        ),
     )
 
 
@@ -261,14 +278,14 @@ def header_ids(headers: Iterable[etree._Element]) -> list[str]:
 def service_settings(
     kafka_settings: KafkaSettings, mongo_uri: str, database_name: str, **overrides: Any
 ) -> Settings:
-    return Settings(
-        kafka=kafka_settings,
-        mongo=MongoSettings(uri=mongo_uri, database=database_name),
-        public_url="http://oai.test",
-        repository_identifier=REPOSITORY_IDENTIFIER,
-        token_secret=SECRET,
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "kafka": kafka_settings,
+        "mongo": MongoSettings(uri=mongo_uri, database=database_name),
+        "public_url": "http://oai.test",
+        "repository_identifier": REPOSITORY_IDENTIFIER,
+        "token_secret": SECRET,
+    }
+    return Settings(**(values | overrides))
 
 
 @asynccontextmanager
