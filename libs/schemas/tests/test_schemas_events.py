@@ -129,3 +129,18 @@ def test_every_event_type_is_registered_once() -> None:
             "publication.withdrawn",
         ]
     )
+
+
+def test_validation_errors_become_dead_letter_kinds() -> None:
+    from scicat_schemas.runtime.consumer import rejected_from_validation
+
+    def kind(raw: bytes) -> str:
+        with pytest.raises(ValidationError) as error:
+            events.ACQUISITION_EVENT.validate_json(raw)
+        return rejected_from_validation(error.value, what="event").error_type
+
+    unknown = _file_closed()
+    unknown["type"] = "file.opened"
+    assert kind(b"{not json") == "invalid-json"
+    assert kind(json.dumps(unknown).encode()) == "unknown-type"
+    assert kind(json.dumps(_file_closed(size=-1)).encode()) == "invalid-event"

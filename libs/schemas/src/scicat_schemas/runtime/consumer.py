@@ -55,11 +55,13 @@ def rejected_from_validation(error: ValidationError, *, what: str) -> Rejected:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:10]
     )
-    kind = (
-        "invalid-json"
-        if any(e["type"] == "json_invalid" for e in error.errors())
-        else "invalid-event"
-    )
+    types = {e["type"] for e in error.errors()}
+    if "json_invalid" in types:
+        kind = "invalid-json"
+    elif types == {"union_tag_invalid"}:
+        kind = "unknown-type"
+    else:
+        kind = "invalid-event"
     return Rejected(f"{what} is not valid: {problems}", error_type=kind)
 
 
