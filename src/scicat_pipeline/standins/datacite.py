@@ -206,7 +206,8 @@ class DataCiteStandin:
             problem = f"Could not be serialised to DataCite XML: missing or malformed {error}"
             raise DoiError(422, [{"source": "metadata", "title": problem, "uid": doi}]) from error
         self._validate(element, doi)
-        return to_bytes(element)
+        xml: bytes = to_bytes(element)
+        return xml
 
     def _validate(self, element: etree._Element, doi: str) -> None:
         if not self.schema.validate(element):
