@@ -1,0 +1,168 @@
+"""What a landing page says, derived from the same DataCite attributes DataCite received.
+
+Pure functions, so the citation, the sizes and the schema.org JSON-LD are unit-tested without a
+server; `landing.py` only fetches the record and renders the template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from scicat_schemas.documents import PublicationRecord
+
+DOI_RESOLVER = "https://doi.org/"
+_UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+@dataclass(frozen=True)
+class CreatorView:
+    name: str
+    orcid_url: str | None
+    affiliation: str | None
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    pid: str
+    name: str
+    size: str
+    files: int
+
+
+@dataclass(frozen=True)
+class LandingView:
+    """Everything the landing template shows; strings are raw (the template escapes them)."""
+
+    doi: str
+    doi_url: str
+    title: str
+    abstract: str
+    creators: list[CreatorView]
+    publisher: str
+    year: int
+    license: str | None
+    keywords: list[str]
+    datasets: list[DatasetView]
+    total_size: str
+    citation: str
+    json_ld: str
+
+
+def human_size(size: int) -> str:
+    """Decimal units, as storage systems and DataCite `sizes` count them: 1 kB = 1000 bytes."""
+    if size < 1000:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in _UNITS[1:]:
+        value /= 1000
+        if round(value, 1) < 1000 or unit == _UNITS[-1]:
+            break
+    return f"{value:.1f} {unit}"
+
+
+def orcid_url(creator: dict[str, Any]) -> str | None:
+    for identifier in creator.get("nameIdentifiers", []):
+        if identifier.get("nameIdentifierScheme") == "ORCID":
+            return str(identifier["nameIdentifier"])
+    return None
+
+
+def citation(attributes: dict[str, Any]) -> str:
+    """DataCite's citation shape: `Creators (Year). Title. Publisher. https://doi.org/DOI`."""
+    creators = "; ".join(c["name"] for c in attributes["creators"])
+    title = attributes["titles"][0]["title"].rstrip(".")
+    return (
+        f"{creators} ({attributes['publicationYear']}). {title}. "
+        f"{attributes['publisher']['name']}. {DOI_RESOLVER}{attributes['doi']}"
+    )
+
+
+def schema_org(record: PublicationRecord, attributes: dict[str, Any]) -> dict[str, Any]:
+    """schema.org `Dataset` JSON-LD, the form Google Dataset Search and DataCite's own pages use."""
+    doi_url = f"{DOI_RESOLVER}{attributes['doi']}"
+    document: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "@id": doi_url,
+        "identifier": doi_url,
+        "url": attributes.get("url"),
+        "name": attributes["titles"][0]["title"],
+        "description": record.publication.abstract,
+        "creator": [_agent(c) for c in attributes["creators"]],
+        "datePublished": (
+            record.publication.registeredTime.date().isoformat()
+            if record.publication.registeredTime
+            else str(attributes["publicationYear"])
+        ),
+        "publisher": {"@type": "Organization", "name": attributes["publisher"]["name"]},
+        "keywords": [s["subject"] for s in attributes.get("subjects", [])],
+        "size": " / ".join(attributes.get("sizes", [])),
+        "distribution": [
+            {
+                "@type": "DataDownload",
+                "name": d.datasetName,
+                "identifier": d.pid,
+                "contentSize": human_size(d.size),
+            }
+            for d in record.datasets
+        ],
+    }
+    if record.publication.metadata.get("license"):
+        document["license"] = record.publication.metadata["license"]
+    return document
+
+
+def _agent(creator: dict[str, Any]) -> dict[str, Any]:
+    organisation = creator.get("nameType") == "Organizational"
+    agent: dict[str, Any] = {"@type": "Organization" if organisation else "Person"}
+    if url := orcid_url(creator):
+        agent["@id"] = url
+    agent["name"] = creator["name"]
+    if creator.get("givenName"):
+        agent["givenName"] = creator["givenName"]
+    if creator.get("familyName"):
+        agent["familyName"] = creator["familyName"]
+    if creator.get("affiliation"):
+        agent["affiliation"] = [
+            {"@type": "Organization", "name": a["name"]} for a in creator["affiliation"]
+        ]
+    return agent
+
+
+def script_json(document: dict[str, Any]) -> str:
+    """JSON safe inside `<script>`: `<`, `>` and `&` escaped, so a title cannot close the tag."""
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def landing_view(record: PublicationRecord, attributes: dict[str, Any]) -> LandingView:
+    publication = record.publication
+    return LandingView(
+        doi=publication.doi,
+        doi_url=f"{DOI_RESOLVER}{publication.doi}",
+        title=publication.title,
+        abstract=publication.abstract,
+        creators=[
+            CreatorView(
+                name=c["name"],
+                orcid_url=orcid_url(c),
+                affiliation=", ".join(a["name"] for a in c.get("affiliation", [])) or None,
+            )
+            for c in attributes["creators"]
+        ],
+        publisher=attributes["publisher"]["name"],
+        year=attributes["publicationYear"],
+        license=publication.metadata.get("license"),
+        keywords=[s["subject"] for s in attributes.get("subjects", [])],
+        datasets=[
+            DatasetView(
+                pid=d.pid, name=d.datasetName, size=human_size(d.size), files=d.numberOfFiles
+            )
+            for d in record.datasets
+        ],
+        total_size=human_size(sum(d.size for d in record.datasets) or publication.sizeOfArchive),
+        citation=citation(attributes),
+        json_ld=script_json(schema_org(record, attributes)),
+    )
