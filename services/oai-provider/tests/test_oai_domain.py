@@ -12,8 +12,8 @@ from scicat_oai_provider.domain import (
     DATACITE,
     OAI_DATACITE,
     OAI_DC,
+    InvalidPublication,
     SetEntry,
-    UnrenderableRecord,
     apply_content,
     closed_until,
     oai_identifier,
@@ -106,14 +106,21 @@ def test_every_format_is_the_shared_mapping_of_the_record_and_valid() -> None:
 
 
 def test_a_publication_without_a_doi_cannot_be_rendered() -> None:
-    with pytest.raises(UnrenderableRecord, match="not a DOI"):
+    with pytest.raises(InvalidPublication, match="not a DOI"):
         render(doi="pending")
+
+
+def test_a_withdrawal_without_a_doi_is_invalid() -> None:
+    with pytest.raises(InvalidPublication, match="not a DOI"):
+        withdrawn_content(
+            None, repository_identifier=REPOSITORY_IDENTIFIER, doi=" ", publication_id="p"
+        )
 
 
 def test_a_creator_without_a_name_cannot_be_rendered() -> None:
     record = publication_record()
     record.publication.metadata["creators"] = [{"givenName": "Anna"}]
-    with pytest.raises(UnrenderableRecord, match="creators need a `name`"):
+    with pytest.raises(InvalidPublication, match="creators need a `name`"):
         registered_content(
             record, repository_identifier="x.org", datacentre_symbol="D.S", facility="DESY"
         )

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from oai_testkit import (
@@ -23,7 +24,9 @@ from oai_testkit import (
     withdrawn_event,
 )
 from pymongo import AsyncMongoClient
+from pymongo.errors import ServerSelectionTimeoutError
 from scicat_oai_provider.app import create_app
+from scicat_oai_provider.store import MongoOaiRecordStore
 from scicat_schemas.events import encode
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.settings import KafkaSettings
@@ -157,8 +160,8 @@ async def test_bad_events_are_dead_lettered_requests_ignored_and_the_next_proces
         ].decode()
         for letter in letters
     }
-    assert reasons.keys() == {"invalid-json", "unrenderable-publication"}
-    assert "is not a DOI" in reasons["unrenderable-publication"]
+    assert reasons.keys() == {"invalid-json", "invalid-publication"}
+    assert "is not a DOI" in reasons["invalid-publication"]
     assert "is not valid" in reasons["invalid-json"]
 
 
@@ -200,6 +203,18 @@ async def test_responses_are_gzipped_when_the_harvester_accepts_it(
     )
     assert "content-encoding" not in raw.headers
     assert raw.content.startswith(b"<?xml")
+
+
+async def test_an_unavailable_store_answers_503_with_retry_after(
+    service: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(self: MongoOaiRecordStore) -> None:
+        raise ServerSelectionTimeoutError("no MongoDB server answers")
+
+    monkeypatch.setattr(MongoOaiRecordStore, "earliest_datestamp", unavailable)
+    response = await service.get("/oai", params={"verb": "Identify"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
 
 
 async def test_ready_when_mongodb_and_kafka_answer(service: httpx.AsyncClient) -> None:

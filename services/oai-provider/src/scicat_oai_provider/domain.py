@@ -74,8 +74,8 @@ TOP_LEVEL_SETS: dict[str, str] = {
 """Names of the roots of the set hierarchy; `set=facility` selects every facility."""
 
 
-class UnrenderableRecord(ValueError):
-    """The publication cannot be disseminated as it is; the message says what to fix."""
+class InvalidPublication(ValueError):
+    """The event's publication cannot be disseminated as it is; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -229,8 +229,18 @@ def publication_sets(record: PublicationRecord, *, facility: str) -> tuple[SetEn
     return tuple(entries.values())
 
 
+def _checked_doi(doi: str, publication_id: str) -> str:
+    doi = doi.strip()
+    if not _DOI.fullmatch(doi):
+        raise InvalidPublication(
+            f"publication {publication_id!r} carries DOI {doi!r}, which is not a DOI (expected "
+            "10.<prefix>/<suffix>); correct the event at its producer and send it again"
+        )
+    return doi
+
+
 def _xml_text(element: etree._Element) -> str:
-    return etree.tostring(element, encoding="unicode")
+    return str(etree.tostring(element, encoding="unicode"))
 
 
 def registered_content(
@@ -241,12 +251,7 @@ def registered_content(
     facility: str,
 ) -> RecordContent:
     """Render every format of a registered publication from the one shared mapping."""
-    doi = record.publication.doi.strip()
-    if not _DOI.fullmatch(doi):
-        raise UnrenderableRecord(
-            f"publication {record.publication.publicationId!r} carries DOI {doi!r}, which is not "
-            "a DOI (expected 10.<prefix>/<suffix>); fix the publication and publish it again"
-        )
+    doi = _checked_doi(record.publication.doi, record.publication.publicationId)
     try:
         attributes = datacite_attributes(record)
         metadata = {
@@ -257,7 +262,7 @@ def registered_content(
             DATACITE: _xml_text(datacite_element(attributes)),
         }
     except (KeyError, TypeError, ValueError) as error:
-        raise UnrenderableRecord(
+        raise InvalidPublication(
             f"publication {record.publication.publicationId!r} (DOI {doi}) cannot be rendered as "
             f"DataCite/Dublin Core: {type(error).__name__}: {error}; check its metadata "
             "(creators need a `name`, publicationYear a number)"
@@ -281,6 +286,7 @@ def withdrawn_content(
     A DOI never registered here gets a tombstone without formats: harvesters never received it,
     and ListMetadataFormats answers `noMetadataFormats` for it.
     """
+    doi = _checked_doi(doi, publication_id)
     return RecordContent(
         identifier=oai_identifier(repository_identifier, doi),
         doi=doi,

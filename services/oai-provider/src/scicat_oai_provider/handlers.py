@@ -25,9 +25,9 @@ from scicat_schemas.events import (
 from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 from scicat_oai_provider.domain import (
+    InvalidPublication,
     OaiRecord,
     RecordContent,
-    UnrenderableRecord,
     apply_content,
     oai_identifier,
     registered_content,
@@ -59,23 +59,26 @@ class PublicationHandler:
             ) from error
         if isinstance(event, PublicationRequested):
             return
-        if isinstance(event, PublicationRegistered):
-            try:
-                content = registered_content(
-                    event.data.record,
-                    repository_identifier=self.repository_identifier,
-                    datacentre_symbol=self.datacentre_symbol,
-                    facility=self.facility,
-                )
-            except UnrenderableRecord as error:
-                raise Rejected(str(error), error_type="unrenderable-publication") from error
-            current = await self.store.get(content.identifier)
-            await self._apply(current, content, event=event.identity)
-            return
-        await self._withdraw(event)
+        try:
+            if isinstance(event, PublicationRegistered):
+                await self._register(event)
+            else:
+                await self._withdraw(event)
+        except InvalidPublication as error:
+            raise Rejected(str(error), error_type="invalid-publication") from error
+
+    async def _register(self, event: PublicationRegistered) -> None:
+        content = registered_content(
+            event.data.record,
+            repository_identifier=self.repository_identifier,
+            datacentre_symbol=self.datacentre_symbol,
+            facility=self.facility,
+        )
+        current = await self.store.get(content.identifier)
+        await self._apply(current, content, event=event.identity)
 
     async def _withdraw(self, event: PublicationWithdrawn) -> None:
-        identifier = oai_identifier(self.repository_identifier, event.data.doi)
+        identifier = oai_identifier(self.repository_identifier, event.data.doi.strip())
         current = await self.store.get(identifier)
         content = withdrawn_content(
             current,

@@ -78,7 +78,7 @@ def _document(envelope: Envelope) -> etree._Element:
 
 
 def serialize(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def error_document(envelope: Envelope, errors: Iterable[OaiError]) -> bytes:

@@ -48,6 +48,10 @@ class OaiRecordStore(Protocol):
 
     async def earliest_datestamp(self) -> datetime | None: ...
 
+    async def has_sets(self) -> bool:
+        """Whether any record is in a set, i.e. whether a set hierarchy exists."""
+        ...
+
     async def set_entries(self) -> list[SetEntry]:
         """Distinct minimal sets of all records (ancestors are added by the caller)."""
         ...
@@ -186,6 +190,12 @@ class MongoOaiRecordStore:
             {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING), ("_id", ASCENDING)]
         )
         return document["datestamp"].astimezone(UTC) if document else None
+
+    async def has_sets(self) -> bool:
+        document = await self.collection.find_one(
+            {"setPaths.0": {"$exists": True}}, projection={"_id": 1}
+        )
+        return document is not None
 
     async def set_entries(self) -> list[SetEntry]:
         cursor = await self.collection.aggregate(

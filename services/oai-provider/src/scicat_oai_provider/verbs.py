@@ -197,7 +197,7 @@ async def _harvest_position(
     errors: list[OaiError] = []
     if request.metadata_prefix not in METADATA_FORMATS:
         errors.append(_unknown_prefix(request.metadata_prefix))
-    if request.set_spec is not None and not await store.set_entries():
+    if request.set_spec is not None and not await store.has_sets():
         errors.append(
             OaiError(
                 ErrorCode.NO_SET_HIERARCHY,
