@@ -154,3 +154,18 @@ def test_dublin_core_is_derived_from_the_same_attributes() -> None:
     assert ("type", "Dataset") in values
     assert ("rights", "https://creativecommons.org/licenses/by/4.0/") in values
     assert all(el.tag.startswith(f"{{{DC_NS}}}") for el in dc)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "named"),
+    [
+        ({"publicationYear": None}, "publicationYear"),
+        ({"creators": []}, "creators"),
+        ({"creators": [{"nameType": "Personal"}]}, "creators[0].name"),
+    ],
+)
+def test_a_record_missing_mandatory_metadata_is_refused_by_name(
+    metadata: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        datacite_attributes(_record(**metadata))

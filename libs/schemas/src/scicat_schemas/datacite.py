@@ -75,6 +75,15 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     """
     publication = record.publication
     meta = publication.metadata
+    missing = [k for k in ("creators", "publicationYear") if not meta.get(k)]
+    missing += [
+        f"creators[{i}].name" for i, c in enumerate(meta.get("creators", [])) if not c.get("name")
+    ]
+    if missing:
+        raise ValueError(
+            f"publication {publication.doi} cannot be mapped to DataCite: "
+            f"missing {', '.join(missing)}"
+        )
     total_size = sum(d.size for d in record.datasets) or publication.sizeOfArchive
     total_files = sum(d.numberOfFiles for d in record.datasets) or publication.numberOfFiles
     publisher = meta.get("publisher") or "Unknown publisher"
@@ -133,7 +142,9 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     return attributes
 
 
-def _sub(parent: etree._Element, tag: str, text: object = None, **attrs: str | None) -> etree._Element:
+def _sub(
+    parent: etree._Element, tag: str, text: object = None, **attrs: str | None
+) -> etree._Element:
     element = etree.SubElement(parent, f"{{{KERNEL_NS}}}{tag}")
     for key, value in attrs.items():
         if value is not None:

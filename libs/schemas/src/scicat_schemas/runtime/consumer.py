@@ -137,7 +137,9 @@ class ReliableConsumer:
         async def on_message(message: InjectedKafkaMessage) -> None:
             await self.process(message, handler)
 
-        on_message.__name__ = f"{self.service}_{handler.__name__}"
+        on_message.__name__ = (
+            f"{self.service}_{getattr(handler, '__name__', type(handler).__name__)}"
+        )
         return subscriber(on_message)
 
     async def process(self, message: KafkaMessage, handler: Handler) -> None:
