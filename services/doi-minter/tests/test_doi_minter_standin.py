@@ -233,3 +233,14 @@ async def test_faults_are_consumed_one_per_request_and_requests_are_logged(
         ("PUT", "publish", 503, None),
         ("PUT", "publish", 201, "findable"),
     ]
+
+
+async def test_refused_update_leaves_a_findable_doi_as_it_was(api: httpx.AsyncClient) -> None:
+    await api.put("/dois/10.5072/a", json=body(**COMPLETE, event="publish"))
+    refused = await api.put("/dois/10.5072/a", json=body(url="not a url", titles=[{"title": "B"}]))
+
+    assert refused.status_code == 422
+    kept = (await api.get("/dois/10.5072/a")).json()["data"]["attributes"]
+    assert (kept["url"], kept["titles"]) == (COMPLETE["url"], COMPLETE["titles"])
+    log = (await api.get("/_standin/requests")).json()
+    assert (log[1]["status"], log[1]["state"]) == (422, "findable")

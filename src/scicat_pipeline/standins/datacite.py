@@ -95,9 +95,16 @@ class DataCiteStandin:
         self.requests: list[ReceivedRequest] = []
 
     async def serve(
-        self, request: Request, action: Callable[[dict[str, Any] | None], Outcome]
+        self,
+        request: Request,
+        action: Callable[[dict[str, Any] | None], Outcome],
+        *,
+        doi: str = "",
     ) -> Response:
-        """Faults first (a rate limiter sits in front of auth), then auth, then the action."""
+        """Faults first (a rate limiter sits in front of auth), then auth, then the action.
+
+        The request log names the state of the DOI afterwards (`doi`: the one in the path).
+        """
         fault = self.faults.popleft() if self.faults else None
         raw = await request.body()
         event = _event_of(raw)
@@ -116,7 +123,7 @@ class DataCiteStandin:
                 outcome = action(_json_body(raw) if raw else None)
             except DoiError as error:
                 outcome = Outcome(error.status, {"errors": error.errors}, None)
-        record = self.dois.get(outcome.doi) if outcome.doi else None
+        record = self.dois.get(outcome.doi or doi.lower())
         self.requests.append(
             ReceivedRequest(
                 method=request.method,
@@ -284,16 +291,16 @@ def create_app(
     @app.put("/dois/{doi:path}")
     async def put_doi(doi: str, request: Request) -> Response:
         return await standin.serve(
-            request, lambda body: standin.upsert(doi, body, create_only=False)
+            request, lambda body: standin.upsert(doi, body, create_only=False), doi=doi
         )
 
     @app.get("/dois/{doi:path}")
     async def get_doi(doi: str, request: Request) -> Response:
-        return await standin.serve(request, lambda _: standin.get(doi))
+        return await standin.serve(request, lambda _: standin.get(doi), doi=doi)
 
     @app.delete("/dois/{doi:path}")
     async def delete_doi(doi: str, request: Request) -> Response:
-        return await standin.serve(request, lambda _: standin.delete(doi))
+        return await standin.serve(request, lambda _: standin.delete(doi), doi=doi)
 
     @app.post("/_standin/faults", status_code=204)
     async def add_faults(faults: list[Fault]) -> None:

@@ -2,7 +2,7 @@
 
 The stand-in is only useful if it refuses what DataCite refuses: a client tested against a lenient
 fake learns about a missing URL or a foreign prefix in production, after datasets were marked
-published. The rules here follow `/work/shared/reference/datacite.md`: states and events
+published. The rules follow DataCite's support docs and its API server (lupo): states and events
 (inapplicable events ignored), the DOI syntax, the account's prefix, partial updates with arrays
 replaced wholesale, and what a registered or findable DOI must carry.
 """
