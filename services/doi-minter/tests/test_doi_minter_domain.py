@@ -184,6 +184,16 @@ def test_registration_xml_is_valid_kernel_4_of_the_same_metadata(
     )
 
 
+def test_record_the_mapping_cannot_render_is_unpublishable(
+    make_request: MakeRequest, make_dataset: MakeDataset
+) -> None:
+    published = pending(make_request("pub"), [make_dataset("d")])
+    published.metadata["creators"] = []
+    record = domain.registered_record(published, [], existing=None, now=NOW)
+    with pytest.raises(domain.UnpublishableRequest, match="missing creators"):
+        domain.registration_attributes(record, landing_page=LANDING)
+
+
 # --- events -------------------------------------------------------------------------------------
 
 

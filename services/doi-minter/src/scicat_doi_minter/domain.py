@@ -180,8 +180,12 @@ def registration_attributes(record: PublicationRecord, *, landing_page: str) -> 
 
     Complete, because DataCite replaces arrays wholesale; `publish`, because it moves a draft or
     registered DOI to findable and is ignored on a findable one: a repeated PUT converges.
+    Raises `UnpublishableRequest` when the shared mapping cannot render the record.
     """
-    metadata = datacite_metadata(record, landing_page=landing_page)
+    try:
+        metadata = datacite_metadata(record, landing_page=landing_page)
+    except ValueError as error:
+        raise UnpublishableRequest(str(error)) from error
     return {
         **metadata,
         "event": "publish",

@@ -62,29 +62,28 @@ class PublicationHandler:
         request = event.data
         doi = domain.doi_for(self.settings.datacite.prefix, request.publication_id)
         landing_page = self.settings.landing_page(doi)
-        try:
+        now = datetime.now(UTC)
+        try:  # everything is decided before the first write, so a refusal leaves no trace
             found = await self.store.find_datasets(request.dataset_pids)
             datasets = domain.require_datasets(request.dataset_pids, found)
             existing = await self.store.get_published(doi)
             domain.check_registrable(existing, request)
+            pending = domain.pending_publication(
+                request,
+                doi=doi,
+                datasets=datasets,
+                landing_page=landing_page,
+                default_publisher=self.settings.publisher,
+                existing=existing,
+                now=now,
+            )
+            summaries = [domain.dataset_summary(d) for d in datasets]
+            record = domain.registered_record(pending, summaries, existing=existing, now=now)
+            attributes = domain.registration_attributes(record, landing_page=landing_page)
         except (domain.UnpublishableRequest, StoredDatasetInvalid) as error:
             raise Rejected(str(error), error_type="unpublishable") from error
 
-        now = datetime.now(UTC)
-        pending = domain.pending_publication(
-            request,
-            doi=doi,
-            datasets=datasets,
-            landing_page=landing_page,
-            default_publisher=self.settings.publisher,
-            existing=existing,
-            now=now,
-        )
-        summaries = [domain.dataset_summary(d) for d in datasets]
         await self.store.save_pending(pending, summaries)
-
-        record = domain.registered_record(pending, summaries, existing=existing, now=now)
-        attributes = domain.registration_attributes(record, landing_page=landing_page)
         try:
             await self.registrar.publish(doi, attributes)
         except RegistrationRefused as refused:
