@@ -16,10 +16,10 @@ from urllib.parse import quote, urlencode
 import httpx
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
-from scicat_schemas import events, topics
-from scicat_schemas.documents import PUBLISHED_DATA_COLLECTION
 
 from scicat_pipeline.polling import wait_for
+from scicat_schemas import events, topics
+from scicat_schemas.documents import PUBLISHED_DATA_COLLECTION
 
 
 def load_sample() -> dict[str, Any]:

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from scicat_schemas.topics import ALL_TOPICS
 
 from scicat_pipeline.embedded import (
     EMBEDDED_KAFKA_TUNING,
@@ -31,6 +30,7 @@ from scicat_pipeline.embedded import (
     create_topics,
     free_port,
 )
+from scicat_schemas.topics import ALL_TOPICS
 
 DATACITE_USER = "DEMO.SCICAT"
 DATACITE_PASSWORD = "demo-password"

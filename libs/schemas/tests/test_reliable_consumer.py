@@ -7,12 +7,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry
+
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
 from scicat_schemas.runtime.settings import KafkaSettings
-
-from scicat_pipeline.testing import wait_for
 
 TOPIC = "acquisition.events"
 

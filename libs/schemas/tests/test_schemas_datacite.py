@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 from lxml import etree
+
+from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.datacite import (
     DC_NS,
     KERNEL_NS,
@@ -17,8 +19,6 @@ from scicat_schemas.datacite import (
     oai_datacite_element,
 )
 from scicat_schemas.documents import DatasetSummary, PublicationRecord, PublishedData
-
-from scicat_pipeline.testing.xsd import assert_valid
 
 
 def _record(**metadata: object) -> PublicationRecord:

@@ -25,7 +25,11 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
 from scicat_doi_minter.settings import DataCiteSettings, Settings
+from scicat_pipeline.embedded import free_port
+from scicat_pipeline.standins.datacite import DataCiteStandin, create_app
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.documents import DATASET_COLLECTION, Dataset
 from scicat_schemas.events import (
     Creator,
@@ -35,10 +39,6 @@ from scicat_schemas.events import (
 )
 from scicat_schemas.runtime.logging import configure_logging
 from scicat_schemas.runtime.settings import KafkaSettings, MongoSettings
-
-from scicat_pipeline.embedded import free_port
-from scicat_pipeline.standins.datacite import DataCiteStandin, create_app
-from scicat_pipeline.testing import wait_for
 
 USERNAME = "DESY.SCICAT"
 PASSWORD = "Tr0ub4dor&3-never-in-logs"

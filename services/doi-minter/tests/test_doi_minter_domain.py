@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
+
 from scicat_doi_minter import domain
 from scicat_doi_minter.settings import DataCiteSettings, Settings
+from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.documents import Dataset, PublishedData
 from scicat_schemas.events import PublicationRequested
-
-from scicat_pipeline.testing.xsd import assert_valid
 
 DOI_PATTERN = re.compile(r"^10\.\d{4,5}/[-._;()/:a-zA-Z0-9*~$=]+$")
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

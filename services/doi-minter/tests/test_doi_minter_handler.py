@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 from pymongo.asynchronous.database import AsyncDatabase
+
 from scicat_doi_minter import domain
 from scicat_doi_minter.handlers import PublicationHandler
 from scicat_doi_minter.registrar import DataCiteClient, DataCiteUnavailable

@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 from pymongo.asynchronous.database import AsyncDatabase
+
 from scicat_doi_minter import domain
 from scicat_doi_minter.app import create_app
 from scicat_doi_minter.settings import Settings
+from scicat_pipeline.testing import wait_for
+from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.documents import DATASET_COLLECTION, PUBLISHED_DATA_COLLECTION, Dataset
 from scicat_schemas.events import PublicationRequested
 from scicat_schemas.runtime import dead_letter
-
-from scicat_pipeline.testing import wait_for
-from scicat_pipeline.testing.xsd import assert_valid
 
 PIDS = ("desy/p08/11012345/run-7", "desy/p08/11012345/run-8")
 LANDING = "https://doi.example.org/doi/"

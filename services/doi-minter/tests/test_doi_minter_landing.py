@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from scicat_doi_minter import domain
 from scicat_doi_minter.landing import landing_router
 from scicat_doi_minter.settings import Settings
 from scicat_doi_minter.store import MongoPublicationStore
+from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import PublicationRequested
-
-from scicat_pipeline.testing.xsd import assert_valid
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+
 from scicat_doi_minter import domain, presentation
 from scicat_schemas.documents import Dataset, PublicationRecord
 from scicat_schemas.events import PublicationRequested

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+
 from scicat_doi_minter.registrar import DataCiteClient, DataCiteUnavailable, RegistrationRefused
 from scicat_doi_minter.settings import DataCiteSettings
-
 from scicat_pipeline.testing import wait_for
 
 DOI = "10.5072/thin-films-0123456789"

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 from lxml import etree
-from scicat_schemas.datacite import datacite_xml
 
 from scicat_pipeline.standins.datacite import create_app
 from scicat_pipeline.standins.datacite_rules import (
@@ -21,6 +20,7 @@ from scicat_pipeline.standins.datacite_rules import (
     next_state,
 )
 from scicat_pipeline.testing.xsd import assert_valid
+from scicat_schemas.datacite import datacite_xml
 
 USER, PASSWORD, PREFIX = "DESY.TEST", "pw", "10.5072"
 

@@ -12,8 +12,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+
 from scicat_indexer.app import create_app
 from scicat_indexer.settings import OpenSearchSettings, Settings
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import (
     DatasetDeleted,
@@ -24,8 +26,6 @@ from scicat_schemas.events import (
 )
 from scicat_schemas.runtime.settings import KafkaSettings
 from scicat_schemas.topics import CATALOGUE_DATASETS, dead_letter_topic
-
-from scicat_pipeline.testing import wait_for
 
 BASE_TIME = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 

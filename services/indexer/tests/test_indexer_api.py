@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+
 from scicat_indexer.app import create_app
 from scicat_indexer.store import SearchPage
 

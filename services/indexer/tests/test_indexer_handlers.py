@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
+
 from scicat_indexer.domain import IndexedDataset
 from scicat_indexer.handlers import dataset_event_handler
 from scicat_indexer.store import DeleteOutcome, DocumentRefused, PutOutcome, SearchPage

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opensearchpy import AsyncOpenSearch
+
 from scicat_indexer.app import create_app
 from scicat_indexer.settings import Settings
 from scicat_schemas.documents import Dataset

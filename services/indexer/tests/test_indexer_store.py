@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from opensearchpy import AsyncOpenSearch
+
 from scicat_indexer.mapping import index_body
 from scicat_indexer.settings import OpenSearchSettings
 from scicat_indexer.store import OpenSearchDatasetIndex

@@ -12,9 +12,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
 from scicat_ingestor.app import create_app
 from scicat_ingestor.domain import IngestPolicy
 from scicat_ingestor.settings import Settings
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.events import (
     CloudEvent,
     FileClosed,
@@ -27,8 +29,6 @@ from scicat_schemas.events import (
 )
 from scicat_schemas.runtime.settings import KafkaSettings, MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS
-
-from scicat_pipeline.testing import wait_for
 
 T0 = datetime(2024, 5, 14, 9, 30, tzinfo=UTC)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from scicat_ingestor.file_paths import (
     UNKNOWN_FOLDER,
     InvalidPath,

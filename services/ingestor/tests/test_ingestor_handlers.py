@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
+
 from scicat_ingestor.domain import CatalogueEntry
 from scicat_ingestor.handlers import AcquisitionHandler, decode_acquisition_event
 from scicat_ingestor.store import AppliedEvent, Decide, StoreOutcome

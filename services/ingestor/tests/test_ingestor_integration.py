@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from scicat_ingestor.store import APPLIED_EVENT_COLLECTION
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.events import DATASET_EVENT, Checksum
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.topics import ACQUISITION_EVENTS, CATALOGUE_DATASETS
-
-from scicat_pipeline.testing import wait_for
 
 DLQ = "ingestor.dlq"
 

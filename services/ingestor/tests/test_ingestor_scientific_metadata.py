@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from scicat_ingestor.scientific_metadata import (
     UnstorableMetadata,
     check_storable,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from scicat_ingestor.settings import Settings
 from scicat_schemas.runtime.settings import HttpSettings
 

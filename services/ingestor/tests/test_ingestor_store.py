@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
+
 from scicat_ingestor.domain import apply_event
 from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from lxml import etree
+
 from scicat_oai_provider.app import create_app
 from scicat_oai_provider.domain import (
     OaiRecord,
@@ -30,6 +31,7 @@ from scicat_oai_provider.settings import Settings
 from scicat_oai_provider.store import MongoOaiRecordStore
 from scicat_oai_provider.tokens import TokenCodec
 from scicat_oai_provider.verbs import Repository, respond
+from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.documents import DatasetSummary, PublicationRecord, PublishedData
 from scicat_schemas.events import (
     CloudEvent,
@@ -44,8 +46,6 @@ from scicat_schemas.events import (
 )
 from scicat_schemas.runtime.settings import KafkaSettings, MongoSettings
 from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
-
-from scicat_pipeline.testing.xsd import assert_valid
 
 sys.modules.setdefault("oai_testkit", sys.modules[__name__])
 

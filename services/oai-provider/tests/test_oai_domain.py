@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import etree
 from oai_testkit import REPOSITORY_IDENTIFIER, publication_record
+
 from scicat_oai_provider.domain import (
     DATACITE,
     OAI_DATACITE,
@@ -22,14 +23,13 @@ from scicat_oai_provider.domain import (
     with_ancestors,
     withdrawn_content,
 )
+from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.datacite import (
     datacite_attributes,
     datacite_element,
     dublin_core_element,
     oai_datacite_element,
 )
-
-from scicat_pipeline.testing.xsd import assert_valid
 
 SET_SPEC = re.compile(r"([A-Za-z0-9\-_\.!~\*'\(\)])+(:[A-Za-z0-9\-_\.!~\*'\(\)]+)*")
 NOW = datetime(2024, 5, 6, 7, 8, 9, 654_321, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from scicat_oai_provider.protocol import ErrorCode, OaiProtocolError, parse_request
 
 

@@ -25,15 +25,15 @@ from oai_testkit import (
 )
 from pymongo import AsyncMongoClient
 from pymongo.errors import ServerSelectionTimeoutError
+from sickle import Sickle
+
 from scicat_oai_provider.app import create_app
 from scicat_oai_provider.store import MongoOaiRecordStore
+from scicat_pipeline.embedded import free_port
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.events import encode
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.settings import KafkaSettings
-from sickle import Sickle
-
-from scicat_pipeline.embedded import free_port
-from scicat_pipeline.testing import wait_for
 
 DOIS = ["10.5072/desy.pub-1", "10.5072/desy.pub-2", "10.5072/desy.pub-3"]
 

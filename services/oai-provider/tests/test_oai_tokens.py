@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from scicat_oai_provider.domain import ListQuery, RecordKey
 from scicat_oai_provider.tokens import HarvestPosition, InvalidToken, TokenCodec
 

@@ -19,6 +19,7 @@ from oai_testkit import (
     identifier,
     stored_record,
 )
+
 from scicat_oai_provider.domain import OaiRecord, apply_content, withdrawn_content
 from scicat_oai_provider.store import MongoOaiRecordStore
 

@@ -11,8 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from scicat_schemas.runtime.settings import KafkaSettings
-from scicat_schemas.topics import ALL_TOPICS
 
 from scicat_pipeline.embedded import (
     EMBEDDED_KAFKA_TUNING,
@@ -21,6 +19,8 @@ from scicat_pipeline.embedded import (
     EmbeddedOpenSearch,
     create_topics,
 )
+from scicat_schemas.runtime.settings import KafkaSettings
+from scicat_schemas.topics import ALL_TOPICS
 
 
 @pytest.fixture

@@ -13,11 +13,6 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from scicat_schemas.runtime.broker import create_broker
-from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
-from scicat_schemas.runtime.http import create_service_app
-from scicat_schemas.runtime.logging import configure_logging
-from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
 
 from scicat_doi_minter.handlers import PublicationHandler
 from scicat_doi_minter.landing import landing_router
@@ -25,6 +20,11 @@ from scicat_doi_minter.publishing import KafkaEventPublisher
 from scicat_doi_minter.registrar import DataCiteClient
 from scicat_doi_minter.settings import SERVICE, Settings
 from scicat_doi_minter.store import MongoPublicationStore
+from scicat_schemas.runtime.broker import create_broker
+from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.http import create_service_app
+from scicat_schemas.runtime.logging import configure_logging
+from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
 
 VERSION = version("scicat-doi-minter")
 

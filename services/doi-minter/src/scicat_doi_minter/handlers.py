@@ -18,15 +18,15 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
-from scicat_schemas.events import PUBLICATION_EVENT, PublicationRequested
-from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
-from scicat_schemas.topics import CATALOGUE_DATASETS, CATALOGUE_PUBLICATIONS
 
 from scicat_doi_minter import domain
 from scicat_doi_minter.publishing import EventPublisher
 from scicat_doi_minter.registrar import DataCiteUnavailable, DoiRegistrar, RegistrationRefused
 from scicat_doi_minter.settings import Settings
 from scicat_doi_minter.store import PublicationStore, StoredDatasetInvalid
+from scicat_schemas.events import PUBLICATION_EVENT, PublicationRequested
+from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
+from scicat_schemas.topics import CATALOGUE_DATASETS, CATALOGUE_PUBLICATIONS
 
 log = structlog.get_logger("scicat.doi_minter")
 

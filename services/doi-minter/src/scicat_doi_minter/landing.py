@@ -12,13 +12,13 @@ import json
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
-from scicat_schemas.datacite import datacite_xml
-from scicat_schemas.documents import PublicationRecord
 
 from scicat_doi_minter.domain import datacite_metadata
 from scicat_doi_minter.presentation import landing_view
 from scicat_doi_minter.settings import Settings
 from scicat_doi_minter.store import PublicationStore
+from scicat_schemas.datacite import datacite_xml
+from scicat_schemas.documents import PublicationRecord
 
 JSON_API = "application/vnd.api+json"
 

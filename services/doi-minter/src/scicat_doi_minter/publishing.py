@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from faststream.kafka import KafkaBroker
+
 from scicat_schemas.events import CloudEvent, encode
 
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=UTF-8"

@@ -9,6 +9,7 @@ import re
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 SERVICE = "doi-minter"

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     PUBLISHED_DATA_COLLECTION,

@@ -11,16 +11,16 @@ import uvicorn
 from fastapi import FastAPI
 from opensearchpy.exceptions import TransportError
 from prometheus_client import CollectorRegistry
-from scicat_schemas.runtime.broker import create_broker
-from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
-from scicat_schemas.runtime.http import create_service_app
-from scicat_schemas.runtime.logging import configure_logging
-from scicat_schemas.topics import CATALOGUE_DATASETS
 
 from scicat_indexer import api
 from scicat_indexer.handlers import dataset_event_handler
 from scicat_indexer.settings import SERVICE, Settings
 from scicat_indexer.store import OpenSearchDatasetIndex
+from scicat_schemas.runtime.broker import create_broker
+from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.http import create_service_app
+from scicat_schemas.runtime.logging import configure_logging
+from scicat_schemas.topics import CATALOGUE_DATASETS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from scicat_schemas.documents import Dataset
-
 from scicat_indexer.mapping import MAX_GRAM, METADATA_PAIRS, MIN_GRAM, SUBSTRING_FIELDS
+from scicat_schemas.documents import Dataset
 
 MAX_METADATA_PAIRS: Final = 1000
 """Pairs indexed per dataset; well under OpenSearch's 10 000 nested documents per document."""

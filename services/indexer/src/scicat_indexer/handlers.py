@@ -13,12 +13,12 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
-from scicat_schemas.events import DATASET_EVENT, DatasetDeleted, DatasetStored
-from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 from scicat_indexer.domain import indexed_dataset
 from scicat_indexer.mapping import METADATA_PAIRS
 from scicat_indexer.store import DatasetIndex, DocumentRefused
+from scicat_schemas.events import DATASET_EVENT, DatasetDeleted, DatasetStored
+from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 log = structlog.get_logger("scicat.indexer")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings
 
 SERVICE = "indexer"

@@ -10,16 +10,16 @@ from importlib.metadata import version
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from scicat_schemas.runtime.broker import create_broker
-from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
-from scicat_schemas.runtime.http import create_service_app
-from scicat_schemas.runtime.logging import configure_logging
-from scicat_schemas.topics import ACQUISITION_EVENTS
 
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.publisher import KafkaDatasetEvents
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
+from scicat_schemas.runtime.broker import create_broker
+from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.http import create_service_app
+from scicat_schemas.runtime.logging import configure_logging
+from scicat_schemas.topics import ACQUISITION_EVENTS
 
 SERVICE = "ingestor"
 

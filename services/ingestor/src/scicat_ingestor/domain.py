@@ -19,16 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
-from scicat_schemas.events import (
-    AcquisitionRef,
-    DatasetStored,
-    DatasetStoredData,
-    FileClosedData,
-    RunStartedData,
-    RunStoppedData,
-)
-
 from scicat_ingestor.file_paths import (
     UNKNOWN_FOLDER,
     InvalidPath,
@@ -43,6 +33,15 @@ from scicat_ingestor.scientific_metadata import (
     UnstorableMetadata,
     check_storable,
     merge_scientific_metadata,
+)
+from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
+from scicat_schemas.events import (
+    AcquisitionRef,
+    DatasetStored,
+    DatasetStoredData,
+    FileClosedData,
+    RunStartedData,
+    RunStoppedData,
 )
 
 AcquisitionData = RunStartedData | FileClosedData | RunStoppedData

@@ -16,12 +16,12 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
-from scicat_schemas.events import ACQUISITION_EVENT, FileClosed, RunStarted, RunStopped
-from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 from scicat_ingestor.domain import IngestPolicy, InvalidAcquisition, apply_event
 from scicat_ingestor.publisher import DatasetEvents
 from scicat_ingestor.store import AppliedEvent, CatalogueStore, CorruptStoredDocument
+from scicat_schemas.events import ACQUISITION_EVENT, FileClosed, RunStarted, RunStopped
+from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 log = structlog.get_logger("scicat.ingestor")
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from faststream.kafka import KafkaBroker
+
+from scicat_ingestor.domain import dataset_stored_event
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import encode
 from scicat_schemas.topics import CATALOGUE_DATASETS
-
-from scicat_ingestor.domain import dataset_stored_event
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 """Content type of a structured-mode CloudEvent (CloudEvents Kafka protocol binding)."""

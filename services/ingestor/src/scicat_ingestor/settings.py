@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy
+from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 DEFAULT_PORT = 8001
 _HTTP_DEFAULTS: dict[str, Any] = {

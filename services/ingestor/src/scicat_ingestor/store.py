@@ -24,6 +24,8 @@ from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from scicat_ingestor.domain import CatalogueEntry
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
@@ -31,8 +33,6 @@ from scicat_schemas.documents import (
     OrigDatablock,
 )
 from scicat_schemas.runtime.settings import MongoSettings
-
-from scicat_ingestor.domain import CatalogueEntry
 
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 

@@ -14,11 +14,6 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter
 from pymongo.errors import PyMongoError
-from scicat_schemas.runtime.broker import create_broker
-from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
-from scicat_schemas.runtime.http import create_service_app
-from scicat_schemas.runtime.logging import configure_logging
-from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
 from starlette.datastructures import UploadFile
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -27,6 +22,11 @@ from scicat_oai_provider.settings import Settings
 from scicat_oai_provider.store import MongoOaiRecordStore
 from scicat_oai_provider.tokens import TokenCodec
 from scicat_oai_provider.verbs import Repository, respond
+from scicat_schemas.runtime.broker import create_broker
+from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.http import create_service_app
+from scicat_schemas.runtime.logging import configure_logging
+from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
 
 SERVICE = "oai-provider"
 VERSION = "0.1.0"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
+
 from scicat_schemas.datacite import (
     KERNEL_NS,
     KERNEL_SCHEMA_LOCATION,

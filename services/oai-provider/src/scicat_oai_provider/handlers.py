@@ -16,13 +16,6 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
-from scicat_schemas.events import (
-    PUBLICATION_EVENT,
-    PublicationRegistered,
-    PublicationRequested,
-    PublicationWithdrawn,
-)
-from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 from scicat_oai_provider.domain import (
     InvalidPublication,
@@ -34,6 +27,13 @@ from scicat_oai_provider.domain import (
     withdrawn_content,
 )
 from scicat_oai_provider.store import OaiRecordStore
+from scicat_schemas.events import (
+    PUBLICATION_EVENT,
+    PublicationRegistered,
+    PublicationRequested,
+    PublicationWithdrawn,
+)
+from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 log = structlog.get_logger("scicat.oai_provider.handlers")
 

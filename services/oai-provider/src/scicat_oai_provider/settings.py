@@ -12,6 +12,7 @@ import re
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 DEV_TOKEN_SECRET = "dev-only-oai-resumption-token-secret"

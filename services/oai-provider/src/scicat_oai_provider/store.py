@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
-from scicat_schemas.runtime.settings import MongoSettings
 
 from scicat_oai_provider.domain import (
     METADATA_FORMATS,
@@ -31,6 +30,7 @@ from scicat_oai_provider.domain import (
     SetEntry,
     set_ancestors,
 )
+from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
 
