@@ -4,7 +4,9 @@ OpenSearch, gets a DOI from the DataCite stand-in and is harvested over OAI-PMH.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -241,3 +243,13 @@ async def _dead_letters(stack: RunningStack, topic: str, value: bytes) -> list[A
     finally:
         await consumer.stop()
     return found
+
+
+async def test_every_service_logs_structured_json_lines(stack: RunningStack) -> None:
+    logs = Path(stack.endpoints["logs"])
+    for service in ("ingestor", "indexer", "doi-minter", "oai-provider"):
+        lines = [line for line in (logs / f"{service}.log").read_text().splitlines() if line]
+        assert lines, f"{service} logged nothing"
+        records = [json.loads(line) for line in lines]
+        assert all(r["service"] == service for r in records)
+        assert all({"level", "timestamp", "event"} <= set(r) for r in records)

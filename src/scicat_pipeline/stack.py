@@ -45,10 +45,10 @@ class ServiceSpec:
 
 
 SERVICES = (
-    ServiceSpec("ingestor", "scicat_ingestor.app:create_app", "INGESTOR_"),
-    ServiceSpec("indexer", "scicat_indexer.app:create_app", "INDEXER_"),
-    ServiceSpec("doi-minter", "scicat_doi_minter.app:create_app", "DOI_MINTER_"),
-    ServiceSpec("oai-provider", "scicat_oai_provider.app:create_app", "OAI_PROVIDER_"),
+    ServiceSpec("ingestor", "scicat_ingestor", "INGESTOR_"),
+    ServiceSpec("indexer", "scicat_indexer", "INDEXER_"),
+    ServiceSpec("doi-minter", "scicat_doi_minter", "DOI_MINTER_"),
+    ServiceSpec("oai-provider", "scicat_oai_provider", "OAI_PROVIDER_"),
 )
 
 
@@ -113,20 +113,7 @@ class Stack:
             log_file = (log_dir / f"{spec.name}.log").open("ab")
             self._logs.append(log_file)
             self._processes[spec.name] = subprocess.Popen(  # noqa: ASYNC220 - spawn only
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    spec.module,
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(ports[spec.name]),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
+                [sys.executable, "-m", spec.module],
                 env=env,
                 stdout=log_file,
                 stderr=log_file,
