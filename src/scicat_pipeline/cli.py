@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from scicat_pipeline.commands import register_all
 from scicat_pipeline.stack import Stack, StackOptions
 
 app = typer.Typer(
@@ -117,6 +118,8 @@ def demo(
     options = StackOptions(kafka=kafka, mongodb=mongodb, opensearch=opensearch, state_dir=state_dir)
     asyncio.run(_serve(options, replay, keep_running=not exit_when_done))
 
+
+register_all(app)
 
 if __name__ == "__main__":
     app()
