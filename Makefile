@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON ?= 3.11
 
-.PHONY: demo up test lint typecheck unit e2e contract sync clean
+.PHONY: demo up test lint typecheck contract sync bench clean
 
 $(CURDIR)/.tools/bin/uv:
 	@echo "uv not found: installing it into .tools/ (pip, from PyPI)"
@@ -32,6 +32,9 @@ lint: sync
 
 typecheck: sync
 	$(UV) run mypy libs/schemas/src
+
+bench: sync  ## Run every benchmark in bench/ (prints tables; see README for figures)
+	@for script in bench/*.py; do echo "== $$script"; $(UV) run python $$script || exit 1; done
 
 contract: sync  ## Regenerate the committed JSON Schema / AsyncAPI documents
 	$(UV) run python -m scicat_schemas.contract

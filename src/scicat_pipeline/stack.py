@@ -30,7 +30,7 @@ from scicat_pipeline.embedded import (
     create_topics,
     free_port,
 )
-from scicat_schemas.topics import ALL_TOPICS
+from scicat_schemas.topics import ALL_TOPICS, NATIVE_TOPICS
 
 DATACITE_USER = "DEMO.SCICAT"
 DATACITE_PASSWORD = "demo-password"
@@ -81,7 +81,9 @@ class Stack:
         kafka = self.options.kafka or self._start(EmbeddedKafka()).bootstrap_servers
         mongodb = self.options.mongodb or self._start(EmbeddedMongo()).uri
         opensearch = self.options.opensearch or self._start(EmbeddedOpenSearch()).url
-        await create_topics(kafka, list(ALL_TOPICS), partitions=self.options.partitions)
+        await create_topics(
+            kafka, [*ALL_TOPICS, *NATIVE_TOPICS], partitions=self.options.partitions
+        )
         datacite = await self._start_datacite_standin()
 
         ports = {spec.name: free_port() for spec in SERVICES}

@@ -20,7 +20,7 @@ from scicat_pipeline.embedded import (
     create_topics,
 )
 from scicat_schemas.runtime.settings import KafkaSettings
-from scicat_schemas.topics import ALL_TOPICS
+from scicat_schemas.topics import ALL_TOPICS, NATIVE_TOPICS
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def kafka() -> AsyncIterator[str]:
     """Bootstrap servers of a fresh Kafka broker with every contract topic created."""
     broker = EmbeddedKafka().start()
     try:
-        await create_topics(broker.bootstrap_servers, list(ALL_TOPICS), partitions=3)
+        await create_topics(broker.bootstrap_servers, [*ALL_TOPICS, *NATIVE_TOPICS], partitions=3)
         yield broker.bootstrap_servers
     finally:
         broker.stop()
