@@ -38,4 +38,4 @@ ALL_TOPICS: Final = CONTRACT_TOPICS + tuple(dead_letter_topic(s) for s in CONSUM
 NATIVE_TOPICS: Final = ("filewriter.status", "asapo.messages", "p08.bluesky.runengine.documents")
 """Producers' own topics the embedded stack creates: ESS file-writer status (wrdn), ASAP::O
 message metadata, and one bluesky-kafka topic (the ingestor matches `<prefix>.bluesky.runengine.
-documents` by pattern). Not part of our contract; the ingestor's settings name what it listens to."""
+documents` by pattern). Not part of our contract; the ingestor settings name what it reads."""
