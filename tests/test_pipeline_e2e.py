@@ -4,20 +4,19 @@ OpenSearch, gets a DOI from the DataCite stand-in and is harvested over OAI-PMH.
 from __future__ import annotations
 
 import base64
-import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from lxml import etree
 from pipeline_support import RunningStack, cloud_event
 from pymongo import AsyncMongoClient
 
 from scicat_pipeline.polling import wait_for
 from scicat_pipeline.stack import DATACITE_PASSWORD, DATACITE_USER
+from scicat_pipeline.testing.topics import read_topic
 from scicat_pipeline.testing.xsd import assert_valid
 
 pytestmark = pytest.mark.e2e
@@ -168,7 +167,9 @@ async def test_a_malformed_event_is_dead_lettered_and_the_next_one_is_processed(
         timeout=30,
         what="the good event after the bad one",
     )
-    letters = await _dead_letters(stack, "ingestor.dlq", bad)
+    letters = await read_topic(
+        stack.endpoints["kafka"], "ingestor.dlq", where=lambda r: r.value == bad, timeout=30
+    )
     headers = dict(letters[0].headers)
     assert headers["dlq-original-topic"] == b"acquisition.events"
     assert b"size" in headers["dlq-reason"]
@@ -224,32 +225,3 @@ async def _oai_identifier(http: httpx.AsyncClient, stack: RunningStack, doi: str
         if identifier.endswith(doi):
             return identifier
     return None
-
-
-async def _dead_letters(stack: RunningStack, topic: str, value: bytes) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=stack.endpoints["kafka"], auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    found: list[Any] = []
-    try:
-
-        async def arrived() -> bool:
-            batch = await consumer.getmany(timeout_ms=200)
-            found.extend(r for records in batch.values() for r in records if r.value == value)
-            return bool(found)
-
-        await wait_for(arrived, timeout=30, what=f"the dead letter on {topic}")
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def test_every_service_logs_structured_json_lines(stack: RunningStack) -> None:
-    logs = Path(stack.endpoints["logs"])
-    for service in ("ingestor", "indexer", "doi-minter", "oai-provider"):
-        lines = [line for line in (logs / f"{service}.log").read_text().splitlines() if line]
-        assert lines, f"{service} logged nothing"
-        records = [json.loads(line) for line in lines]
-        assert all(r["service"] == service for r in records)
-        assert all({"level", "timestamp", "event"} <= set(r) for r in records)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from scicat_pipeline.testing import wait_for
+from scicat_pipeline.testing.topics import read_topic
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
@@ -25,24 +26,6 @@ async def _produce(bootstrap: str, *values: bytes) -> None:
             await producer.send_and_wait(TOPIC, value, key=b"run-1", headers=[("trace", b"t1")])
     finally:
         await producer.stop()
-
-
-async def _read_all(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[Any, Any]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[ConsumerRecord[Any, Any]] = []
-    try:
-
-        async def enough() -> bool:
-            batch = await consumer.getmany(timeout_ms=200)
-            for messages in batch.values():
-                records.extend(messages)
-            return len(records) >= expected
-
-        await wait_for(enough, what=f"{expected} records on {topic}")
-    finally:
-        await consumer.stop()
-    return records
 
 
 def _consumer(bootstrap: str) -> tuple[ReliableConsumer, Any]:
@@ -75,7 +58,7 @@ async def test_bad_input_is_dead_lettered_with_reason_and_the_next_message_is_pr
     try:
         await _produce(kafka, b"{broken", b'{"ok": 1}')
         await wait_for(lambda: _async(handled), what="the good message")
-        [letter] = await _read_all(kafka, "testsvc.dlq", 1)
+        [letter] = await read_topic(kafka, "testsvc.dlq")
     finally:
         await broker.stop()
     headers = {k: v.decode() for k, v in letter.headers}
