@@ -60,7 +60,10 @@ class AcquisitionHandler:
     clock: Callable[[], datetime] = field(default=_utc_now)
 
     async def handle(self, record: ConsumerRecord[Any, Any]) -> None:
-        event = decode_acquisition_event(record.value)
+        await self.handle_event(decode_acquisition_event(record.value))
+
+    async def handle_event(self, event: AcquisitionEvent) -> None:
+        """Apply an already-decoded event; native-topic adapters (`native.py`) enter here."""
         pid = self.policy.dataset_pid(event.data)
         now = self.clock()
         with structlog.contextvars.bound_contextvars(
