@@ -13,6 +13,7 @@ from opensearchpy.exceptions import TransportError
 from prometheus_client import CollectorRegistry
 
 from scicat_indexer import api
+from scicat_indexer.auth import TokenVerifier
 from scicat_indexer.handlers import dataset_event_handler
 from scicat_indexer.settings import SERVICE, Settings
 from scicat_indexer.store import OpenSearchDatasetIndex
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "and serves substring search over it (internal API, no access control yet).",
     )
     app.state.dataset_index = index
+    app.state.token_verifier = TokenVerifier(settings.oidc)
     app.include_router(api.router)
     app.add_exception_handler(TransportError, api.index_failure)
     return app

@@ -31,6 +31,43 @@ class OpenSearchSettings(BaseModel):
     )
 
 
+class OidcSettings(BaseModel):
+    """Bearer-token checks of the search API (see `scicat_indexer.auth`).
+
+    Without `issuer` every request is anonymous and sees only published datasets: the safe
+    default, since a service that cannot check tokens must not show private data.
+    """
+
+    issuer: str | None = Field(
+        default=None,
+        description="Expected `iss`, e.g. `https://keycloak.example.org/realms/facility`; "
+        "unset = access control off, anonymous view only.",
+    )
+    audience: str | None = Field(
+        default=None, description="Expected `aud` (Keycloak client id); unset = not checked."
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        description="The issuer's JWKS; default: `jwks_uri` of its "
+        "`/.well-known/openid-configuration`.",
+    )
+    groups_claim: str = Field(
+        default="groups",
+        description="Claim listing the caller's groups (a dotted path such as "
+        "`realm_access.roles` works too); a leading `/` (Keycloak full paths) is dropped.",
+    )
+    leeway_seconds: float = Field(default=30, ge=0, description="Clock skew allowed on exp/nbf.")
+    jwks_cache_seconds: float = Field(
+        default=300, gt=0, description="Keys are re-fetched after this long (revoked keys go)."
+    )
+    jwks_min_refresh_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="An unknown key id triggers a refresh at most this often.",
+    )
+    timeout_seconds: float = Field(default=5, gt=0, description="Discovery and JWKS requests.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="INDEXER_", env_nested_delimiter="__", extra="ignore"
@@ -44,6 +81,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Root log level.")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     @field_validator("http", mode="before")
     @classmethod
