@@ -173,17 +173,26 @@ def stored_record(
     *,
     instrument: str = "P08",
     proposal: str = "11012345",
+    beamtime: str = "bt-11012345",
     deleted: bool = False,
 ) -> OaiRecord:
-    """A record rendered as the handler would render it, but stamped at a chosen time."""
+    """A record rendered as the handler would render it, but stamped at a chosen time.
+
+    The beamtime is known as a child of the proposal, as the `Proposal` collection would say.
+    """
     publication_id = doi.rsplit("/", 1)[-1]
     content = registered_content(
         publication_record(
-            doi=doi, publication_id=publication_id, instrument=instrument, proposal=proposal
+            doi=doi,
+            publication_id=publication_id,
+            instrument=instrument,
+            proposal=proposal,
+            beamtime=beamtime,
         ),
         repository_identifier=REPOSITORY_IDENTIFIER,
         datacentre_symbol="DESY.SCICAT",
         facility="DESY",
+        proposal_parents={beamtime: proposal},
     )
     record = apply_content(None, content, event=f"test\x1f{doi}", now=datestamp)
     assert record is not None

@@ -61,28 +61,64 @@ def test_slug_produces_set_spec_segments(value: str, expected: str) -> None:
     assert slug(value) == expected
 
 
-def test_publication_is_in_facility_instrument_proposal_and_openaire_sets() -> None:
-    content = render(instrument="P08", proposal="11012345", beamtime="BT 11012345")
+def test_publication_sets_place_instruments_under_the_facility_and_beamtimes_under_proposals() -> (
+    None
+):
+    content = registered_content(
+        publication_record(instrument="P08", proposal="11012345", beamtime="BT 11019001"),
+        repository_identifier=REPOSITORY_IDENTIFIER,
+        datacentre_symbol="DESY.SCICAT",
+        facility="DESY",
+        proposal_parents={"BT 11019001": "11012345"},
+    )
     specs = [s.spec for s in content.sets]
     assert specs == [
+        "facility",
         "facility:desy",
-        "instrument:p08",
+        "facility:desy:p08",
+        "proposal",
         "proposal:11012345",
-        "proposal:bt-11012345",
+        "proposal:11012345:bt-11019001",
         "openaire_data",
     ]
     assert all(SET_SPEC.fullmatch(spec) for spec in specs)
-    assert SetEntry("instrument:p08", "Instrument P08") in content.sets
+    assert SetEntry("facility:desy:p08", "Instrument P08 at DESY") in content.sets
+    assert (
+        SetEntry("proposal:11012345:bt-11019001", "Beamtime BT 11019001 of proposal 11012345")
+        in content.sets
+    )
+    record = apply_content(None, content, event="e", now=NOW)
+    assert record is not None
+    assert record.set_specs == (
+        "facility:desy:p08",
+        "proposal:11012345:bt-11019001",
+        "openaire_data",
+    )
+
+
+def test_proposal_ids_without_a_known_parent_are_proposals_of_their_own() -> None:
+    content = render(proposal="11012345", beamtime="11019001")
+    record = apply_content(None, content, event="e", now=NOW)
+    assert record is not None
+    assert record.set_specs == (
+        "facility:desy:p08",
+        "proposal:11012345",
+        "proposal:11019001",
+        "openaire_data",
+    )
 
 
 def test_set_hierarchy_names_the_parents_of_every_set() -> None:
-    entries = with_ancestors([SetEntry("instrument:p08", "Instrument P08"), SetEntry("a:b:c", "C")])
+    entries = with_ancestors(
+        [SetEntry("facility:desy:p08", "Instrument P08 at DESY"), SetEntry("a:b:c", "C")]
+    )
     assert [(e.spec, e.name) for e in entries] == [
         ("a", "a"),
         ("a:b", "a:b"),
         ("a:b:c", "C"),
-        ("instrument", "Instruments"),
-        ("instrument:p08", "Instrument P08"),
+        ("facility", "Facilities"),
+        ("facility:desy", "facility:desy"),
+        ("facility:desy:p08", "Instrument P08 at DESY"),
     ]
 
 

@@ -86,11 +86,41 @@ async def test_registered_publications_are_harvestable_in_every_format(
         metadata = got.find("oai:GetRecord/oai:record/oai:metadata", NS)
         assert DOIS[1] in "".join(metadata.itertext())
     sets = await oai_get(service, verb="ListSets")
-    assert "instrument:p08" in [e.text for e in sets.iterfind(".//oai:setSpec", NS)]
+    assert "facility:desy:p08" in [e.text for e in sets.iterfind(".//oai:setSpec", NS)]
     selected = await harvest(
         service, verb="ListIdentifiers", metadataPrefix="oai_dc", set="facility"
     )
     assert len(selected) == 3
+
+
+async def test_beamtimes_are_placed_under_the_proposal_the_proposal_collection_names(
+    service: httpx.AsyncClient, kafka: str, mongo_uri: str, database_name: str
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    try:
+        await client[database_name]["Proposal"].insert_one(
+            {
+                "_id": "11019001",
+                "proposalId": "11019001",
+                "type": "Beamtime",
+                "parentProposalId": "11012345",
+                "ownerGroup": "11019001-dmgt",
+            }
+        )
+    finally:
+        await client.close()
+    record = publication_record(
+        doi=DOIS[0], publication_id="pub-0", proposal="11012345", beamtime="11019001"
+    )
+    await produce(kafka, registered_event(record), key=b"pub-0")
+    [header] = await wait_until_listed(
+        service, 1, verb="ListIdentifiers", metadataPrefix="oai_dc", set="proposal:11012345"
+    )
+    assert [e.text for e in header.iterfind("oai:setSpec", NS)] == [
+        "facility:desy:p08",
+        "proposal:11012345:11019001",
+        "openaire_data",
+    ]
 
 
 async def test_withdrawn_publication_appears_as_a_deleted_header(

@@ -15,6 +15,7 @@ POSITION = HarvestPosition(
     query=ListQuery("oai_dc", "facility:desy", datetime(2024, 1, 1, tzinfo=UTC), NOW),
     after=RecordKey(datetime(2024, 3, 1, 12, tzinfo=UTC), "oai:x.org:10.5072/a"),
     cursor=100,
+    complete_list_size=2_500,
 )
 
 

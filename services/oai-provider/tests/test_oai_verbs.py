@@ -129,27 +129,41 @@ async def test_list_sets_needs_records_and_shows_the_hierarchy(store: MongoOaiRe
     harvester = Harvester(store)
     assert error_codes(await harvester(NOW, verb="ListSets")) == ["noSetHierarchy"]
     await put(store, stored_record("10.5072/a", DAY, instrument="P08"))
-    await put(store, stored_record("10.5072/b", DAY, instrument="P10", proposal="999"))
+    await put(
+        store, stored_record("10.5072/b", DAY, instrument="P10", proposal="999", beamtime="bt-9")
+    )
     root = await harvester(NOW, verb="ListSets")
     specs = [e.text for e in root.iterfind(".//oai:setSpec", NS)]
     assert specs == [
         "facility",
         "facility:desy",
-        "instrument",
-        "instrument:p08",
-        "instrument:p10",
+        "facility:desy:p08",
+        "facility:desy:p10",
         "openaire_data",
         "proposal",
         "proposal:11012345",
+        "proposal:11012345:bt-11012345",
         "proposal:999",
-        "proposal:bt-11012345",
+        "proposal:999:bt-9",
     ]
     names = {
         e.findtext("oai:setSpec", namespaces=NS): e.findtext("oai:setName", namespaces=NS)
         for e in root.iterfind(".//oai:set", NS)
     }
-    assert names["instrument"] == "Instruments"
-    assert names["instrument:p08"] == "Instrument P08"
+    assert names["facility"] == "Facilities"
+    assert names["facility:desy"] == "Facility DESY"
+    assert names["facility:desy:p08"] == "Instrument P08 at DESY"
+    assert names["proposal:999"] == "Proposal 999"
+    assert names["proposal:999:bt-9"] == "Beamtime bt-9 of proposal 999"
+    described = {
+        e.findtext("oai:setSpec", namespaces=NS): e.findtext(
+            "oai:setDescription/oai_dc:dc/dc:description", namespaces=NS
+        )
+        for e in root.iterfind(".//oai:set", NS)
+    }
+    assert "facility:<facility>:<instrument>" in described["facility"]
+    assert "proposal:<proposal>:<beamtime>" in described["proposal"]
+    assert described["facility:desy:p08"] is None
     token = await harvester(NOW, verb="ListSets", resumptionToken="anything")
     assert error_codes(token) == ["badResumptionToken"]
 
@@ -192,7 +206,11 @@ async def test_deleted_record_is_a_header_with_status_deleted(store: MongoOaiRec
     listed = await harvester(NOW, verb="ListRecords", metadataPrefix="datacite")
     [header] = listed.findall(".//oai:header", NS)
     assert header.get("status") == "deleted"
-    assert header.findtext("oai:setSpec", namespaces=NS) == "facility:desy"
+    assert [e.text for e in header.findall("oai:setSpec", NS)] == [
+        "facility:desy:p08",
+        "proposal:11012345:bt-11012345",
+        "openaire_data",
+    ]
 
 
 async def test_paging_returns_every_record_exactly_once_with_cursor_and_size(
@@ -292,15 +310,19 @@ async def test_set_selection_includes_descendant_sets(store: MongoOaiRecordStore
     await put(
         store,
         stored_record("10.5072/p08", DAY, instrument="P08"),
-        stored_record("10.5072/p10", DAY, instrument="P10"),
+        stored_record("10.5072/p10", DAY, instrument="P10", proposal="777", beamtime="bt-7"),
     )
 
     async def selected(spec: str) -> list[str]:
         root = await harvester(NOW, verb="ListIdentifiers", metadataPrefix="oai_dc", set=spec)
         return sorted(i.rsplit("/", 1)[1] for i in header_ids(root.iterfind(".//oai:header", NS)))
 
-    assert await selected("instrument:p08") == ["p08"]
-    assert await selected("instrument") == ["p08", "p10"]
+    assert await selected("facility:desy:p08") == ["p08"]
+    assert await selected("facility:desy") == ["p08", "p10"]
+    assert await selected("facility") == ["p08", "p10"]
+    assert await selected("proposal:777:bt-7") == ["p10"]
+    assert await selected("proposal:777") == ["p10"]
+    assert await selected("proposal") == ["p08", "p10"]
     assert await selected("openaire_data") == ["p08", "p10"]
     unknown = await harvester(NOW, verb="ListIdentifiers", metadataPrefix="oai_dc", set="x:y")
     assert error_codes(unknown) == ["noRecordsMatch"]

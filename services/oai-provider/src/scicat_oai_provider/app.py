@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repository_identifier=settings.repository_identifier,
         datacentre_symbol=settings.datacentre_symbol,
         facility=settings.facility,
+        proposals=store,
     )
     consumer.subscribe(CATALOGUE_PUBLICATIONS, handler=handler.handle, group_id=SERVICE)
     repository = Repository.build(

@@ -16,13 +16,21 @@ import hashlib
 import json
 import re
 import string
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
+from scicat_oai_provider.sets import (
+    TOP_LEVEL_SETS,
+    SetEntry,
+    minimal_specs,
+    publication_sets,
+    set_ancestors,
+    slug,
+    with_ancestors,
+)
 from scicat_schemas.datacite import (
     KERNEL_NS,
     KERNEL_SCHEMA_LOCATION,
@@ -36,6 +44,14 @@ from scicat_schemas.datacite import (
     oai_datacite_element,
 )
 from scicat_schemas.documents import PublicationRecord
+
+__all__ = [
+    "TOP_LEVEL_SETS",
+    "SetEntry",
+    "set_ancestors",
+    "slug",
+    "with_ancestors",
+]
 
 OAI_DC = "oai_dc"
 OAI_DATACITE = "oai_datacite"
@@ -66,23 +82,9 @@ METADATA_FORMATS: dict[str, MetadataFormat] = {
 """Every format this repository disseminates; the schema URL is the one in each root's
 `xsi:schemaLocation`, as OAI-PMH §3.4 requires."""
 
-TOP_LEVEL_SETS: dict[str, str] = {
-    "facility": "Facilities",
-    "instrument": "Instruments",
-    "proposal": "Proposals",
-    "openaire_data": "OpenAIRE data",
-}
-"""Names of the roots of the set hierarchy; `set=facility` selects every facility."""
-
 
 class InvalidPublication(ValueError):
     """The event's publication cannot be disseminated as it is; the message says what to fix."""
-
-
-@dataclass(frozen=True)
-class SetEntry:
-    spec: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,8 @@ class OaiRecord:
 
     @property
     def set_specs(self) -> tuple[str, ...]:
-        return tuple(s.spec for s in self.sets)
+        """The minimal setSpecs a header lists (`a:b`, not also its ancestor `a`)."""
+        return minimal_specs(s.spec for s in self.sets)
 
     @property
     def key(self) -> RecordKey:
@@ -182,54 +185,6 @@ def oai_identifier(repository_identifier: str, doi: str) -> str:
     return f"oai:{repository_identifier}:{local}"
 
 
-def slug(value: str) -> str:
-    """A setSpec segment: lower-case ASCII letters, digits, `-`, `_` and `.` only."""
-    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9_.]+", "-", ascii_text.lower()).strip("-")
-
-
-def set_ancestors(spec: str) -> list[str]:
-    """`a:b:c` → `["a", "a:b", "a:b:c"]`: the sets a record in `a:b:c` belongs to."""
-    parts = spec.split(":")
-    return [":".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def with_ancestors(entries: Iterable[SetEntry]) -> list[SetEntry]:
-    """Every set of the hierarchy the entries imply, parents named, sorted by setSpec."""
-    named: dict[str, str] = {}
-    for entry in entries:
-        for ancestor in set_ancestors(entry.spec)[:-1]:
-            named.setdefault(ancestor, TOP_LEVEL_SETS.get(ancestor, ancestor))
-        named[entry.spec] = entry.name
-    return [SetEntry(spec, named[spec]) for spec in sorted(named)]
-
-
-def publication_sets(record: PublicationRecord, *, facility: str) -> tuple[SetEntry, ...]:
-    """The minimal setSpecs of a publication: facility, instruments, proposals, `openaire_data`."""
-    entries: dict[str, SetEntry] = {}
-
-    def add(kind: str, value: str, label: str) -> None:
-        segment = slug(value)
-        if segment:
-            spec = f"{kind}:{segment}"
-            entries.setdefault(spec, SetEntry(spec, f"{label} {value}"))
-
-    add("facility", facility, "Facility")
-    for dataset in record.datasets:
-        instruments = dataset.instrumentIds or (
-            [dataset.creationLocation.rstrip("/").rsplit("/", 1)[-1]]
-            if dataset.creationLocation
-            else []
-        )
-        for instrument in instruments:
-            add("instrument", instrument, "Instrument")
-    for dataset in record.datasets:
-        for proposal in dataset.proposalIds:
-            add("proposal", proposal, "Proposal")
-    entries["openaire_data"] = SetEntry("openaire_data", TOP_LEVEL_SETS["openaire_data"])
-    return tuple(entries.values())
-
-
 def _checked_doi(doi: str, publication_id: str) -> str:
     doi = doi.strip()
     if not _DOI.fullmatch(doi):
@@ -250,8 +205,13 @@ def registered_content(
     repository_identifier: str,
     datacentre_symbol: str,
     facility: str,
+    proposal_parents: Mapping[str, str] | None = None,
 ) -> RecordContent:
-    """Render every format of a registered publication from the one shared mapping."""
+    """Render every format of a registered publication from the one shared mapping.
+
+    `proposal_parents` (beamtime id → proposal id, from the `Proposal` collection) places
+    beamtimes under their proposals in the set hierarchy.
+    """
     doi = _checked_doi(record.publication.doi, record.publication.publicationId)
     try:
         attributes = datacite_attributes(record)
@@ -273,7 +233,7 @@ def registered_content(
         doi=doi,
         publication_id=record.publication.publicationId,
         deleted=False,
-        sets=publication_sets(record, facility=facility),
+        sets=publication_sets(record, facility=facility, proposal_parents=proposal_parents or {}),
         formats=tuple(metadata),
         metadata=metadata,
     )

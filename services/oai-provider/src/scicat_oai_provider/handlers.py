@@ -26,7 +26,7 @@ from scicat_oai_provider.domain import (
     registered_content,
     withdrawn_content,
 )
-from scicat_oai_provider.store import OaiRecordStore
+from scicat_oai_provider.store import OaiRecordStore, ProposalDirectory
 from scicat_schemas.events import (
     PUBLICATION_EVENT,
     PublicationRegistered,
@@ -48,12 +48,16 @@ class PublicationHandler:
     repository_identifier: str
     datacentre_symbol: str
     facility: str
+    proposals: ProposalDirectory
     clock: Callable[[], datetime] = _utc_now
 
     async def handle(self, message: ConsumerRecord[Any, Any]) -> None:
         try:
             event = PUBLICATION_EVENT.validate_json(message.value or b"")
         except ValidationError as error:
+            if unknown_type := _unknown_publication_type(error):
+                log.info("publication event type not used here; acknowledged", type=unknown_type)
+                return
             raise rejected_from_validation(
                 error, what=f"{message.topic} message at offset {message.offset}"
             ) from error
@@ -68,11 +72,15 @@ class PublicationHandler:
             raise Rejected(str(error), error_type="invalid-publication") from error
 
     async def _register(self, event: PublicationRegistered) -> None:
+        record = event.data.record
         content = registered_content(
-            event.data.record,
+            record,
             repository_identifier=self.repository_identifier,
             datacentre_symbol=self.datacentre_symbol,
             facility=self.facility,
+            proposal_parents=await self.proposals.proposal_parents(
+                {p for dataset in record.datasets for p in dataset.proposalIds}
+            ),
         )
         current = await self.store.get(content.identifier)
         await self._apply(current, content, event=event.identity)
@@ -103,3 +111,17 @@ class PublicationHandler:
             deleted=updated.deleted,
             content_changed=current is None or current.content_hash != updated.content_hash,
         )
+
+
+def _unknown_publication_type(error: ValidationError) -> str | None:
+    """The type of a well-formed event of a publication type this service has no use for.
+
+    The doi-minter may add publication event types; they carry nothing the read model shows, so
+    they are acknowledged rather than dead-lettered. Any other unknown type on this topic is a
+    producer's mistake and is dead-lettered.
+    """
+    problems = error.errors()
+    if len(problems) != 1 or problems[0]["type"] != "union_tag_invalid":
+        return None
+    tag = str(problems[0].get("ctx", {}).get("tag", ""))
+    return tag if tag.startswith("publication.") else None

@@ -15,6 +15,7 @@ from lxml import etree
 
 from scicat_oai_provider.domain import MetadataFormat, OaiRecord, SetEntry
 from scicat_oai_provider.protocol import Granularity, OaiError, format_datestamp
+from scicat_schemas.datacite import DC_NS, OAI_DC_NS, OAI_DC_SCHEMA_LOCATION
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
 OAI_SCHEMA = "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"
@@ -129,13 +130,28 @@ def metadata_formats_document(envelope: Envelope, formats: Iterable[MetadataForm
     return serialize(root)
 
 
-def sets_document(envelope: Envelope, sets: Iterable[SetEntry]) -> bytes:
+def _dublin_core_description(parent: etree._Element, text: str) -> None:
+    """A `setDescription`: the XSD wants a schema-valid foreign element, so oai_dc it is."""
+    dc = etree.SubElement(
+        _sub(parent, "setDescription"),
+        f"{{{OAI_DC_NS}}}dc",
+        nsmap={"oai_dc": OAI_DC_NS, "dc": DC_NS, "xsi": XSI_NS},
+    )
+    dc.set(SCHEMA_LOCATION, f"{OAI_DC_NS} {OAI_DC_SCHEMA_LOCATION}")
+    etree.SubElement(dc, f"{{{DC_NS}}}description").text = text
+
+
+def sets_document(
+    envelope: Envelope, sets: Iterable[SetEntry], *, descriptions: Mapping[str, str]
+) -> bytes:
     root = _document(envelope)
     listing = _sub(root, "ListSets")
     for entry in sets:
         node = _sub(listing, "set")
         _sub(node, "setSpec", entry.spec)
         _sub(node, "setName", entry.name)
+        if description := descriptions.get(entry.spec):
+            _dublin_core_description(node, description)
     return serialize(root)
 
 

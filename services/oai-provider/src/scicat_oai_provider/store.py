@@ -14,6 +14,7 @@ cannot lose an update: the loser raises `ConcurrentUpdate` and its message is re
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from scicat_oai_provider.domain import (
 from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
+PROPOSAL_COLLECTION = "Proposal"
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -63,6 +65,12 @@ class OaiRecordStore(Protocol):
         ...
 
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int: ...
+
+
+class ProposalDirectory(Protocol):
+    async def proposal_parents(self, proposal_ids: Collection[str]) -> dict[str, str]:
+        """`{beamtime id: parent proposal id}` for those of the ids that have a parent."""
+        ...
 
 
 def _filter(query: ListQuery, after: RecordKey | None) -> dict[str, Any]:
@@ -228,3 +236,23 @@ class MongoOaiRecordStore:
 
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int:
         return await self.collection.count_documents(_filter(query, after))
+
+    async def proposal_parents(self, proposal_ids: Collection[str]) -> dict[str, str]:
+        """Reads SciCat's `Proposal` collection (same database), where beamtimes name a parent."""
+        if not proposal_ids or self._client is None:
+            return {}
+        ids = sorted(set(proposal_ids))
+        proposals = self._client[self._settings.database][PROPOSAL_COLLECTION]
+        cursor = proposals.find(
+            {
+                "$or": [{"_id": {"$in": ids}}, {"proposalId": {"$in": ids}}],
+                "parentProposalId": {"$type": "string"},
+            },
+            projection={"proposalId": 1, "parentProposalId": 1},
+        )
+        parents: dict[str, str] = {}
+        async for document in cursor:
+            child = document.get("proposalId") or document["_id"]
+            if isinstance(child, str) and document["parentProposalId"] != child:
+                parents[child] = document["parentProposalId"]
+        return parents

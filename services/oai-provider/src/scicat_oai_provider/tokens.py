@@ -37,12 +37,17 @@ class InvalidToken(ValueError):
 
 @dataclass(frozen=True)
 class HarvestPosition:
-    """Where a list continues: the frozen query, the last key delivered, how many delivered."""
+    """Where a list continues: the frozen query, the last key delivered, how many delivered.
+
+    `complete_list_size` is counted once, at the first request, and carried along: counting the
+    rest of the list on every page would make a full harvest quadratic.
+    """
 
     verb: str
     query: ListQuery
     after: RecordKey
     cursor: int
+    complete_list_size: int
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class TokenCodec:
             "until": _timestamp(query.until),
             "after": [_timestamp(position.after.datestamp), position.after.identifier],
             "cursor": position.cursor,
+            "size": position.complete_list_size,
             "expires": _timestamp(expires),
         }
         return IssuedToken(str(self._serializer.dumps(payload)), expires)
@@ -92,6 +98,7 @@ class TokenCodec:
                 ),
                 after=RecordKey(_moment(payload["after"][0]), str(payload["after"][1])),
                 cursor=int(payload["cursor"]),
+                complete_list_size=int(payload["size"]),
             )
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise InvalidToken(

@@ -29,6 +29,7 @@ from scicat_oai_provider.protocol import (
     parse_request,
 )
 from scicat_oai_provider.responses import Envelope, RepositoryIdentity, ResumptionToken
+from scicat_oai_provider.sets import SET_DESCRIPTIONS
 from scicat_oai_provider.store import OaiRecordStore
 from scicat_oai_provider.tokens import HarvestPosition, InvalidToken, TokenCodec
 
@@ -144,7 +145,7 @@ async def _list_sets(
         raise OaiProtocolError.of(
             ErrorCode.NO_SET_HIERARCHY, "No record is in a set yet, so there is no set hierarchy."
         )
-    return responses.sets_document(envelope, with_ancestors(entries))
+    return responses.sets_document(envelope, with_ancestors(entries), descriptions=SET_DESCRIPTIONS)
 
 
 def _unknown_prefix(prefix: str) -> OaiError:
@@ -221,8 +222,9 @@ async def _list(
     position = await _harvest_position(request, repository, store, envelope)
     if isinstance(position, HarvestPosition):
         query, after, cursor = position.query, position.after, position.cursor
+        size = position.complete_list_size
     else:
-        query, after, cursor = position, None, 0
+        query, after, cursor, size = position, None, 0, 0
     records = await store.page(
         query,
         after=after,
@@ -235,12 +237,15 @@ async def _list(
     page = records[: repository.page_size]
     token: ResumptionToken | None = None
     if len(records) > repository.page_size:
-        remaining = await store.count(query, after=after)
+        # Counted once per harvest; later pages carry it. Records that change during the harvest
+        # leave the frozen list, so later pages' figure can be an overestimate, as §3.5 allows.
+        size = size or await store.count(query, after=None)
         issued = repository.tokens.issue(
-            HarvestPosition(request.verb, query, page[-1].key, cursor + len(page)),
+            HarvestPosition(request.verb, query, page[-1].key, cursor + len(page), size),
             now=envelope.response_date,
         )
-        token = ResumptionToken(issued.value, cursor + remaining, cursor, issued.expires)
+        lower_bound = cursor + len(records)
+        token = ResumptionToken(issued.value, max(size, lower_bound), cursor, issued.expires)
     elif cursor > 0:
         token = ResumptionToken("", cursor + len(page), cursor)
     return responses.list_document(
