@@ -35,6 +35,7 @@ from scicat_schemas.topics import ALL_TOPICS, NATIVE_TOPICS
 DATACITE_USER = "DEMO.SCICAT"
 DATACITE_PASSWORD = "demo-password"
 DATACITE_PREFIX = "10.5072"
+OIDC_AUDIENCE = "scicat-search"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class Stack:
     _logs: list[Any] = field(default_factory=list)
     _standin: uvicorn.Server | None = None
     _standin_task: asyncio.Task[None] | None = None
+    _oidc: uvicorn.Server | None = None
+    _oidc_task: asyncio.Task[None] | None = None
 
     async def start(self) -> dict[str, str]:
         state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="scicat-pipeline-"))
@@ -85,6 +88,7 @@ class Stack:
             kafka, [*ALL_TOPICS, *NATIVE_TOPICS], partitions=self.options.partitions
         )
         datacite = await self._start_datacite_standin()
+        oidc = await self._start_oidc_standin()
 
         ports = {spec.name: free_port() for spec in SERVICES}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -98,7 +102,11 @@ class Stack:
         if not self.options.kafka:
             common |= {f"KAFKA__{k.upper()}": str(v) for k, v in EMBEDDED_KAFKA_TUNING.items()}
         specific = {
-            "indexer": {"OPENSEARCH__URL": opensearch},
+            "indexer": {
+                "OPENSEARCH__URL": opensearch,
+                "OIDC__ISSUER": oidc,
+                "OIDC__AUDIENCE": OIDC_AUDIENCE,
+            },
             "doi-minter": {
                 "PUBLIC_URL": urls["doi-minter"],
                 "DATACITE__URL": datacite,
@@ -129,6 +137,7 @@ class Stack:
             "search_api": f"{urls['indexer']}/datasets",
             "oai_pmh": f"{urls['oai-provider']}/oai",
             "datacite": datacite,
+            "oidc": oidc,
             "landing": f"{urls['doi-minter']}/doi",
             "ingestor": urls["ingestor"],
             "indexer": urls["indexer"],
@@ -155,6 +164,26 @@ class Stack:
                 self._standin_task.result()
             await asyncio.sleep(0.02)
         return f"http://127.0.0.1:{port}"
+
+    async def _start_oidc_standin(self) -> str:
+        """The local OIDC issuer: `scicat-pipeline token` gets bearer tokens from it."""
+        from scicat_pipeline.standins.oidc import create_app
+
+        port = free_port()
+        issuer = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            create_app(issuer, audience=OIDC_AUDIENCE),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+        self._oidc = uvicorn.Server(config)
+        self._oidc_task = asyncio.create_task(self._oidc.serve())
+        while not self._oidc.started:
+            if self._oidc_task.done():
+                self._oidc_task.result()
+            await asyncio.sleep(0.02)
+        return issuer
 
     async def _wait_ready(self, urls: dict[str, str], log_dir: Path, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -189,6 +218,9 @@ class Stack:
         if self._standin is not None and self._standin_task is not None:
             self._standin.should_exit = True
             await self._standin_task
+        if self._oidc is not None and self._oidc_task is not None:
+            self._oidc.should_exit = True
+            await self._oidc_task
         for server in reversed(self._embedded):
             server.stop()
         for log_file in self._logs:
