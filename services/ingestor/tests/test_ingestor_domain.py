@@ -263,7 +263,12 @@ def test_metadata_is_deep_merged_and_quantities_are_kept_whole(policy, acquisiti
 
     assert entry.dataset.scientificMetadata == {
         "sample": {"name": "LaB6", "temperature": {"value": 20.5}, "holder": "H1"},
-        "energy": {"value": 12.0, "unit": "keV"},
+        "energy": {
+            "value": 12.0,
+            "unit": "keV",
+            "valueSI": 1.9226119608e-15,
+            "unitSI": "kg*m**2/s**2",
+        },
     }
 
 

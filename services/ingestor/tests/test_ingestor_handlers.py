@@ -29,7 +29,7 @@ class MemoryStore:
         current = self.entries.get(event.pid)
         if event.identity in self.applied:
             return StoreOutcome(current and current.dataset, changed=False, already_applied=True)
-        proposed = decide(current)
+        proposed = decide(current, None)
         self.applied.add(event.identity)
         if proposed is None:
             return StoreOutcome(current and current.dataset, changed=False, already_applied=False)

@@ -43,7 +43,7 @@ def apply(store, policy, acquisitions):
             applied_at=NOW,
         )
         return await store.apply(
-            marker, lambda current: apply_event(data, current, policy=policy, now=NOW)
+            marker, lambda current, _beamtime: apply_event(data, current, policy=policy, now=NOW)
         )
 
     return applying
@@ -108,7 +108,7 @@ async def test_repeated_fact_under_a_new_id_is_recorded_but_changes_nothing(
 async def test_failure_inside_the_transaction_leaves_no_trace(
     store, catalogue, acquisitions
 ) -> None:
-    def explode(current):
+    def explode(current, beamtime):
         raise RuntimeError("crash between read and write")
 
     marker = AppliedEvent(identity="x\x1f1", type="file.closed", pid="p/1/2", applied_at=NOW)
@@ -175,7 +175,7 @@ async def test_write_racing_another_writer_fails_so_the_event_is_retried(
     await apply(acquisitions.run_started(), "e1")
     stop = acquisitions.run_stopped()
 
-    def decide_while_another_writer_commits(current):
+    def decide_while_another_writer_commits(current, beamtime):
         with MongoClient(mongo_uri) as other:
             other[database_name][DATASET_COLLECTION].update_one(
                 {"pid": acquisitions.pid()}, {"$inc": {"pipelineRevision": 1}}
@@ -193,7 +193,7 @@ async def test_write_racing_another_writer_fails_so_the_event_is_retried(
     )
     assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({"_id": marker.identity}) == 0
     retried = await store.apply(
-        marker, lambda current: apply_event(stop, current, policy=policy, now=NOW)
+        marker, lambda current, _beamtime: apply_event(stop, current, policy=policy, now=NOW)
     )
     assert retried.changed
     assert (retried.dataset.datasetStatus, retried.dataset.pipelineRevision) == ("success", 3)

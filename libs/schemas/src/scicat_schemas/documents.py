@@ -53,6 +53,11 @@ class Dataset(Document):
         default_factory=dict,
         description="Free object; quantities as {value, unit, valueSI, unitSI}.",
     )
+    scientificMetadataIssues: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Problems found in the metadata, never fatal: {key (dotted path), source "
+        "(`units`, `nexus`), problem}; e.g. a unit without SI conversion.",
+    )
     proposalIds: list[str] = Field(default_factory=list, description="Beamtime and proposal ids.")
     instrumentIds: list[str] = Field(default_factory=list, description="Instrument ids.")
     sampleIds: list[str] = Field(default_factory=list, description="Sample ids.")
@@ -60,6 +65,7 @@ class Dataset(Document):
     keywords: list[str] = Field(default_factory=list, description="Keywords.")
     owner: str | None = Field(default=None, description="Owner's name.")
     contactEmail: str | None = Field(default=None, description="Contact e-mail.")
+    ownerEmail: str | None = Field(default=None, description="Owner's e-mail.")
     principalInvestigators: list[str] = Field(default_factory=list, description="PIs.")
     creationLocation: str = Field(description="`/<facility>/<instrument>`.")
     ownerGroup: str = Field(description="Group owning the dataset (access control).")

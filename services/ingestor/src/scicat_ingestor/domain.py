@@ -15,10 +15,12 @@ bluesky, ASAP::O) are adapters that emit the same payloads; run grouping changes
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.file_paths import (
     UNKNOWN_FOLDER,
     InvalidPath,
@@ -28,6 +30,7 @@ from scicat_ingestor.file_paths import (
     normalise_file_path,
     relative_to,
 )
+from scicat_ingestor.quantities import UNIT_SOURCE, MetadataIssue, with_si_units
 from scicat_ingestor.scientific_metadata import (
     INT64_MAX,
     UnstorableMetadata,
@@ -47,6 +50,8 @@ from scicat_schemas.events import (
 AcquisitionData = RunStartedData | FileClosedData | RunStoppedData
 
 STATUS_OPEN = "open"
+STATUS_TIMEOUT = "timeout"
+"""A run with no `run.stopped` that stayed quiet for the configured period."""
 STATUS_REASON_FIELD = "datasetStatusReason"
 """Why a run ended that way (`run.stopped` `reason`); SciCat has no field for it."""
 
@@ -73,18 +78,19 @@ class IngestPolicy:
     def creation_location(self, ref: AcquisitionRef) -> str:
         return f"/{self.facility}/{ref.instrument}"
 
-    def owner_group(self, ref: AcquisitionRef) -> str:
-        return self.owner_group_template.format(**self._group_fields(ref))
+    def owner_group(self, ref: AcquisitionRef, beamline: str | None = None) -> str:
+        return self.owner_group_template.format(**self._group_fields(ref, beamline))
 
-    def access_groups(self, ref: AcquisitionRef) -> list[str]:
-        fields = self._group_fields(ref)
+    def access_groups(self, ref: AcquisitionRef, beamline: str | None = None) -> list[str]:
+        fields = self._group_fields(ref, beamline)
         groups = (template.format(**fields) for template in self.access_group_templates)
         return list(dict.fromkeys(groups))
 
-    def _group_fields(self, ref: AcquisitionRef) -> dict[str, str]:
+    def _group_fields(self, ref: AcquisitionRef, beamline: str | None) -> dict[str, str]:
+        """`beamline` is the beamtime's when known, else the instrument's, lower-cased."""
         return {
             "beamtime_id": ref.beamtime_id,
-            "beamline": ref.instrument.lower(),
+            "beamline": (beamline or ref.instrument).lower(),
             "instrument": ref.instrument,
             "facility": self.facility,
         }
@@ -125,16 +131,90 @@ def apply_event(
     *,
     policy: IngestPolicy,
     now: datetime,
+    beamtime: BeamtimeFacts | None = None,
+    issues: Sequence[MetadataIssue] = (),
 ) -> CatalogueEntry | None:
     """The state after `data`, with the revision bumped; `None` if `data` changes nothing.
 
-    Raises `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata).
+    `beamtime` is the stored beamtime of the run, when known; `issues` are problems found while
+    reading the file's metadata (NeXus), recorded on the dataset. Raises `InvalidAcquisition`
+    for input no retry can fix (relative paths, unstorable metadata).
     """
     try:
         check_storable(data.metadata)
-        proposed = _update(data, current or _new_entry(data, policy))
+        proposed = _update(data, current or _new_entry(data, policy), issues)
+        if beamtime is not None:
+            proposed = with_beamtime(proposed, beamtime, policy)
     except (InvalidPath, UnstorableMetadata) as error:
         raise InvalidAcquisition(str(error)) from error
+    return _decided(proposed, current, now)
+
+
+def complete_with_beamtime(
+    current: CatalogueEntry, beamtime: BeamtimeFacts, *, policy: IngestPolicy, now: datetime
+) -> CatalogueEntry | None:
+    """A dataset ingested before its beamtime was known, completed; `None` if nothing changes."""
+    return _decided(with_beamtime(current, beamtime, policy), current, now)
+
+
+def close_quiet_run(
+    current: CatalogueEntry | None, *, quiet_since: datetime, now: datetime
+) -> CatalogueEntry | None:
+    """An open run unchanged since `quiet_since`, closed with status `timeout`; else `None`.
+
+    `endTime` is when its last file closed (or its last change, with no files). A later
+    `run.stopped` still records the real status; a later file still joins the dataset.
+    """
+    if current is None or current.dataset.datasetStatus != STATUS_OPEN:
+        return None
+    dataset = current.dataset
+    last_change = dataset.updatedAt or dataset.creationTime
+    if last_change >= quiet_since:
+        return None
+    files = [] if current.datablock is None else current.datablock.dataFileList
+    end = max((record.time for record in files), default=last_change)
+    closed = dataset.model_copy(
+        update={
+            "datasetStatus": STATUS_TIMEOUT,
+            "endTime": end,
+            STATUS_REASON_FIELD: f"no run.stopped and no event since {last_change.isoformat()}",
+        }
+    )
+    return _decided(CatalogueEntry(dataset=closed, datablock=current.datablock), current, now)
+
+
+def with_beamtime(
+    entry: CatalogueEntry, beamtime: BeamtimeFacts, policy: IngestPolicy
+) -> CatalogueEntry:
+    """`entry` with the proposal links, people and groups its beamtime gives (see `beamtimes`)."""
+    dataset = entry.dataset
+    ref = AcquisitionRef(
+        run_id=dataset.runNumber or dataset.datasetName,
+        beamtime_id=beamtime.beamtime_id,
+        instrument=next(iter(dataset.instrumentIds), beamtime.beamline),
+    )
+    groups: dict[str, Any] = {
+        "ownerGroup": policy.owner_group(ref, beamtime.beamline),
+        "accessGroups": policy.access_groups(ref, beamtime.beamline),
+    }
+    dataset = dataset.model_copy(
+        update={
+            "proposalIds": list(dict.fromkeys([beamtime.beamtime_id, beamtime.proposal_id])),
+            "principalInvestigators": beamtime.principal_investigators(),
+            "owner": beamtime.owner(),
+            "ownerEmail": beamtime.owner_email(),
+            "contactEmail": beamtime.contact_email(),
+            "description": dataset.description or beamtime.title,
+            **groups,
+        }
+    )
+    datablock = None if entry.datablock is None else entry.datablock.model_copy(update=groups)
+    return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
+def _decided(
+    proposed: CatalogueEntry, current: CatalogueEntry | None, now: datetime
+) -> CatalogueEntry | None:
     if current is not None and _same(proposed, current):
         return None
     return _stamped(proposed, now=catalogue_time(now), created=current is None)
@@ -180,13 +260,19 @@ def _new_entry(data: AcquisitionData, policy: IngestPolicy) -> CatalogueEntry:
     return CatalogueEntry(dataset=dataset)
 
 
-def _update(data: AcquisitionData, entry: CatalogueEntry) -> CatalogueEntry:
+def _update(
+    data: AcquisitionData, entry: CatalogueEntry, issues: Sequence[MetadataIssue]
+) -> CatalogueEntry:
     """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
     files = _absolute_files(entry)
     folder = _stored_folder(dataset)
+    metadata, unit_issues = with_si_units(
+        merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
+    )
     changes: dict[str, Any] = {
-        "scientificMetadata": merge_scientific_metadata(dataset.scientificMetadata, data.metadata),
+        "scientificMetadata": metadata,
+        "scientificMetadataIssues": _issues(dataset, unit_issues, issues),
     }
     if isinstance(data, RunStartedData):
         changes |= _run_started_fields(data, dataset)
@@ -202,6 +288,19 @@ def _update(data: AcquisitionData, entry: CatalogueEntry) -> CatalogueEntry:
             STATUS_REASON_FIELD: data.reason,
         }
     return _with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
+
+
+def _issues(
+    dataset: Dataset, unit_issues: list[MetadataIssue], found: Sequence[MetadataIssue]
+) -> list[dict[str, str]]:
+    """Unit issues are recomputed from the whole metadata; others accumulate until fixed."""
+    kept = [
+        issue
+        for issue in map(MetadataIssue.from_document, dataset.scientificMetadataIssues)
+        if issue.source != UNIT_SOURCE
+    ]
+    unique = dict.fromkeys([*kept, *found, *unit_issues])
+    return [issue.as_document() for issue in unique]
 
 
 def _run_started_fields(data: RunStartedData, dataset: Dataset) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`acquisition.events` → catalogue: decode, apply once, publish, and only then return.
+"""`acquisition.events` and `proposals.events` → catalogue: decode, apply once, publish, return.
 
 The `ReliableConsumer` commits the offset when `handle` returns, so `handle` returns only after
 the transaction committed and `dataset.stored` was published. Input no retry can fix raises
@@ -17,10 +17,25 @@ import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from scicat_ingestor.domain import IngestPolicy, InvalidAcquisition, apply_event
+from scicat_ingestor.beamtimes import BeamtimeFacts, beamtime_proposals
+from scicat_ingestor.domain import (
+    IngestPolicy,
+    InvalidAcquisition,
+    apply_event,
+    complete_with_beamtime,
+)
+from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.publisher import DatasetEvents
+from scicat_ingestor.quantities import MetadataIssue
 from scicat_ingestor.store import AppliedEvent, CatalogueStore, CorruptStoredDocument
-from scicat_schemas.events import ACQUISITION_EVENT, FileClosed, RunStarted, RunStopped
+from scicat_schemas.events import (
+    ACQUISITION_EVENT,
+    AcquisitionRef,
+    BeamtimeUpdated,
+    FileClosed,
+    RunStarted,
+    RunStopped,
+)
 from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 log = structlog.get_logger("scicat.ingestor")
@@ -48,31 +63,83 @@ def decode_acquisition_event(value: bytes | None) -> AcquisitionEvent:
         raise rejected_from_validation(error, what="acquisition event") from error
 
 
+def decode_beamtime_event(value: bytes | None) -> BeamtimeUpdated:
+    """The `beamtime.updated` CloudEvent in a record's value, or `Rejected` naming the problem."""
+    if value is None:
+        raise Rejected(
+            "the record has no value (a tombstone?); proposal events are CloudEvents in "
+            "structured JSON mode",
+            error_type="invalid-json",
+        )
+    try:
+        return BeamtimeUpdated.model_validate_json(value)
+    except ValidationError as error:
+        if any(e["loc"] == ("type",) for e in error.errors()):
+            raise Rejected(
+                "proposal event has an unknown type; proposals.events carries beamtime.updated",
+                error_type="unknown-type",
+            ) from error
+        raise rejected_from_validation(error, what="proposal event") from error
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 @dataclass
 class AcquisitionHandler:
+    """Both topics' handlers; `handle_event` is the one path every producer's events take."""
+
     store: CatalogueStore
     events: DatasetEvents
     policy: IngestPolicy
+    files: FileReader = field(default_factory=lambda: FileReader(False, []))
     clock: Callable[[], datetime] = field(default=_utc_now)
 
     async def handle(self, record: ConsumerRecord[Any, Any]) -> None:
         await self.handle_event(decode_acquisition_event(record.value))
 
-    async def handle_event(self, event: AcquisitionEvent) -> None:
-        """Apply an already-decoded event; native-topic adapters (`native.py`) enter here."""
-        pid = self.policy.dataset_pid(event.data)
+    async def handle_beamtime(self, record: ConsumerRecord[Any, Any]) -> None:
+        await self.handle_event(decode_beamtime_event(record.value))
+
+    async def handle_event(self, event: AcquisitionEvent | BeamtimeUpdated) -> None:
+        """Apply an already-decoded event, end to end; returns once stored and published.
+
+        Native-topic adapters (`native.py`) and the `ingest` command enter here.
+        """
+        if isinstance(event, BeamtimeUpdated):
+            await self._beamtime_updated(event)
+        else:
+            await self._acquisition(event)
+
+    async def _acquisition(self, event: AcquisitionEvent) -> None:
+        data = event.data
+        issues: list[MetadataIssue] = []
+        if isinstance(event, FileClosed):
+            reading = await self.files.read(event.data)
+            data, issues = reading.data, reading.issues
+        pid = self.policy.dataset_pid(data)
         now = self.clock()
         with structlog.contextvars.bound_contextvars(
             event_id=event.id, event_source=event.source, event_type=event.type, pid=pid
         ):
             try:
                 outcome = await self.store.apply(
-                    AppliedEvent(identity=event.identity, type=event.type, pid=pid, applied_at=now),
-                    lambda current: apply_event(event.data, current, policy=self.policy, now=now),
+                    AppliedEvent(
+                        identity=event.identity,
+                        type=event.type,
+                        pid=pid,
+                        applied_at=now,
+                        beamtime_id=data.beamtime_id,
+                    ),
+                    lambda current, beamtime: apply_event(
+                        data,
+                        current,
+                        policy=self.policy,
+                        now=now,
+                        beamtime=beamtime,
+                        issues=issues,
+                    ),
                 )
             except InvalidAcquisition as error:
                 raise Rejected(
@@ -93,4 +160,46 @@ class AcquisitionHandler:
                 changed=outcome.changed,
                 already_applied=outcome.already_applied,
                 revision=None if outcome.dataset is None else outcome.dataset.pipelineRevision,
+            )
+
+    async def _beamtime_updated(self, event: BeamtimeUpdated) -> None:
+        data = event.data
+        facts = BeamtimeFacts.from_event(data)
+        ref = AcquisitionRef(run_id="-", beamtime_id=data.beamtime_id, instrument=data.beamline)
+        proposals = beamtime_proposals(
+            data,
+            owner_group=self.policy.owner_group(ref, data.beamline),
+            access_groups=self.policy.access_groups(ref, data.beamline),
+        )
+        now = self.clock()
+        with structlog.contextvars.bound_contextvars(
+            event_id=event.id, event_source=event.source, event_type=event.type
+        ):
+            try:
+                outcome = await self.store.apply_beamtime(
+                    AppliedEvent(
+                        identity=event.identity,
+                        type=event.type,
+                        pid=f"beamtime:{data.beamtime_id}",
+                        applied_at=now,
+                        beamtime_id=data.beamtime_id,
+                    ),
+                    proposals,
+                    lambda current: complete_with_beamtime(
+                        current, facts, policy=self.policy, now=now
+                    ),
+                )
+            except (InvalidAcquisition, CorruptStoredDocument) as error:
+                raise Rejected(
+                    f"beamtime.updated {event.id!r} for beamtime {data.beamtime_id!r} cannot be "
+                    f"applied: {error}; repair the stored document and replay this dead letter",
+                    error_type="invalid-stored-document",
+                ) from error
+            for dataset in outcome.datasets:
+                await self.events.dataset_stored(dataset)
+            log.info(
+                "beamtime event handled",
+                changed=outcome.changed,
+                already_applied=outcome.already_applied,
+                datasets=len(outcome.datasets),
             )

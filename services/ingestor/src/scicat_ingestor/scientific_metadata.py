@@ -2,8 +2,8 @@
 
 Metadata is any JSON object. A leaf is a plain value or a quantity, an object with a `value` key
 (`{"value": 3.5, "unit": "mm"}`); a quantity is replaced as a whole, never merged key by key, so
-a new value never keeps a stale unit. Unit normalisation (`valueSI`/`unitSI`) is a later step on
-top of this merge, not part of it.
+a new value never keeps a stale unit. Unit normalisation (`valueSI`/`unitSI`, `quantities`) is a
+later step on top of this merge, not part of it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ class UnstorableMetadata(ValueError):
 
 
 def is_quantity(value: object) -> bool:
-    """A `{value, unit}`-style object: a leaf for merging, even though it is a JSON object."""
-    return isinstance(value, Mapping) and "value" in value
+    """A `{value, unit}` (or short `{v, u}`) object: a leaf for merging, though a JSON object."""
+    return isinstance(value, Mapping) and ("value" in value or ("v" in value and "u" in value))
 
 
 def merge_scientific_metadata(

@@ -25,19 +25,27 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor.domain import CatalogueEntry
+from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
+from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
+    PROPOSAL_COLLECTION,
+    PROPOSAL_TYPE_BEAMTIME,
     Dataset,
     OrigDatablock,
+    Proposal,
 )
 from scicat_schemas.runtime.settings import MongoSettings
 
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 
-Decide = Callable[[CatalogueEntry | None], CatalogueEntry | None]
-"""The domain step run inside the transaction: current state → new state, or `None` (no change)."""
+Decide = Callable[[CatalogueEntry | None, BeamtimeFacts | None], CatalogueEntry | None]
+"""The domain step run inside the transaction: current state and the dataset's beamtime (when
+known) → new state, or `None` (no change)."""
+
+Complete = Callable[[CatalogueEntry], CatalogueEntry | None]
+"""A dataset of a beamtime that just changed → its completed state, or `None` (no change)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class AppliedEvent:
     type: str
     pid: str
     applied_at: datetime
+    beamtime_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,15 @@ class StoreOutcome:
     """What applying one event did; `dataset` is the dataset as stored now (None: there is none)."""
 
     dataset: Dataset | None
+    changed: bool
+    already_applied: bool
+
+
+@dataclass(frozen=True)
+class BeamtimeOutcome:
+    """What a `beamtime.updated` did: `datasets` are the beamtime's datasets as stored now."""
+
+    datasets: list[Dataset]
     changed: bool
     already_applied: bool
 
@@ -70,6 +88,16 @@ class CorruptStoredDocument(Exception):
 class CatalogueStore(Protocol):
     async def apply(self, event: AppliedEvent, decide: Decide) -> StoreOutcome:
         """Apply `decide` to the event's dataset once; the same event again changes nothing."""
+        ...
+
+    async def apply_beamtime(
+        self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
+    ) -> BeamtimeOutcome:
+        """Store the DOOR proposal and its beamtime and complete the beamtime's datasets, once."""
+        ...
+
+    async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
+        """`(pid, revision)` of open datasets with no change since `quiet_since`."""
         ...
 
     async def ping(self) -> None:
@@ -115,6 +143,8 @@ class MongoCatalogueStore:
         await self._db[DATASET_COLLECTION].create_index("pid", unique=True)
         await self._db[ORIG_DATABLOCK_COLLECTION].create_index("datasetId")
         await self._db[APPLIED_EVENT_COLLECTION].create_index("pid")
+        await self._db[DATASET_COLLECTION].create_index("proposalIds")
+        await self._db[DATASET_COLLECTION].create_index([("datasetStatus", 1), ("updatedAt", 1)])
 
     async def ping(self) -> None:
         await self._db.command("ping")
@@ -144,7 +174,8 @@ class MongoCatalogueStore:
                 ):
                     await self._record_applied(event, session)
                     current = await self.load(event.pid, session=session)
-                    proposed = decide(current)
+                    beamtime = await self._beamtime(event.beamtime_id, session)
+                    proposed = decide(current, beamtime)
                     if proposed is None:
                         unchanged = None if current is None else current.dataset
                         return StoreOutcome(unchanged, changed=False, already_applied=False)
@@ -154,6 +185,91 @@ class MongoCatalogueStore:
                 dataset = None if entry is None else entry.dataset
                 return StoreOutcome(dataset, changed=False, already_applied=True)
         return StoreOutcome(stored, changed=True, already_applied=False)
+
+    async def apply_beamtime(
+        self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
+    ) -> BeamtimeOutcome:
+        """One transaction: marker, both proposals (written only when changed), every dataset.
+
+        A beamtime with very many datasets makes one large transaction; MongoDB's limits
+        (16 MB of changes per transaction by default) allow tens of thousands of datasets.
+        """
+        if self._client is None:
+            raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
+        parent, child = proposals
+        async with self._client.start_session() as session:
+            try:
+                async with await session.start_transaction(
+                    write_concern=WriteConcern(w="majority")
+                ):
+                    await self._record_applied(event, session)
+                    stored_parent = await self._proposal(parent.proposalId, session)
+                    await self._save_proposal(merged_parent(stored_parent, parent), session)
+                    await self._save_proposal(child, session)
+                    datasets: list[Dataset] = []
+                    changed = False
+                    for pid in await self._pids_of_beamtime(child.proposalId, session):
+                        current = await self.load(pid, session=session)
+                        if current is None:
+                            continue
+                        completed = complete(current)
+                        if completed is None:
+                            datasets.append(current.dataset)
+                        else:
+                            datasets.append(await self._write(current, completed, session))
+                            changed = True
+            except _AlreadyApplied:
+                pids = await self._pids_of_beamtime(child.proposalId, None)
+                entries = [await self.load(pid) for pid in pids]
+                stored = [entry.dataset for entry in entries if entry is not None]
+                return BeamtimeOutcome(stored, changed=False, already_applied=True)
+        return BeamtimeOutcome(datasets, changed=changed, already_applied=False)
+
+    async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
+        cursor = self._db[DATASET_COLLECTION].find(
+            {"datasetStatus": STATUS_OPEN, "updatedAt": {"$lt": quiet_since}},
+            projection={"pid": True, "pipelineRevision": True},
+        )
+        return [(doc["pid"], int(doc.get("pipelineRevision") or 0)) async for doc in cursor]
+
+    async def _pids_of_beamtime(
+        self, beamtime_id: str, session: AsyncClientSession | None
+    ) -> list[str]:
+        cursor = self._db[DATASET_COLLECTION].find(
+            {"proposalIds": beamtime_id}, projection={"pid": True}, session=session
+        )
+        return sorted([doc["pid"] async for doc in cursor])
+
+    async def _beamtime(
+        self, beamtime_id: str | None, session: AsyncClientSession
+    ) -> BeamtimeFacts | None:
+        if beamtime_id is None:
+            return None
+        proposal = await self._proposal(beamtime_id, session)
+        if proposal is None or proposal.type != PROPOSAL_TYPE_BEAMTIME:
+            return None
+        return BeamtimeFacts.from_proposal(proposal)
+
+    async def _proposal(self, proposal_id: str, session: AsyncClientSession) -> Proposal | None:
+        doc = await self._db[PROPOSAL_COLLECTION].find_one({"_id": proposal_id}, session=session)
+        if doc is None:
+            return None
+        try:
+            return Proposal.model_validate({k: v for k, v in doc.items() if k != "_id"})
+        except ValidationError as error:
+            raise CorruptStoredDocument(
+                f"stored {PROPOSAL_COLLECTION} {proposal_id!r} is not a valid proposal: {error}"
+            ) from error
+
+    async def _save_proposal(self, proposal: Proposal, session: AsyncClientSession) -> None:
+        """Write `proposal` unless the stored one is the same (a repeat writes nothing)."""
+        stored = await self._proposal(proposal.proposalId, session)
+        if stored is not None and stored.model_dump() == proposal.model_dump():
+            return
+        doc = {"_id": proposal.proposalId, **proposal.model_dump(mode="python")}
+        await self._db[PROPOSAL_COLLECTION].replace_one(
+            {"_id": proposal.proposalId}, doc, upsert=True, session=session
+        )
 
     async def _record_applied(self, event: AppliedEvent, session: AsyncClientSession) -> None:
         marker = {
