@@ -25,7 +25,7 @@ def test_asyncapi_has_a_channel_for_every_contract_topic_and_a_message_per_type(
     names = {m["name"] for m in document["components"]["messages"].values()}
     assert "file.closed" in names
     assert "publication.requested" in names
-    assert len(names) == 9
+    assert len(names) == 11
 
 
 def test_every_payload_field_is_described() -> None:

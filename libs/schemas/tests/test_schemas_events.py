@@ -112,8 +112,18 @@ def test_publication_needs_datasets_and_creators() -> None:
             creators=[],
             publication_year=2026,
         )
-    assert "dataset_pids" in str(error.value)
     assert "creators" in str(error.value)
+    with pytest.raises(ValidationError) as error:
+        events.PublicationRequestedData(
+            publication_id="pub-1",
+            dataset_pids=[],
+            title="t",
+            abstract="a",
+            creators=[events.Creator(name="Doe, Jane")],
+            publication_year=2026,
+        )
+    assert "dataset_pids" in str(error.value)
+    assert "proposal_id" in str(error.value)
 
 
 def test_every_event_type_is_registered_once() -> None:
@@ -126,6 +136,8 @@ def test_every_event_type_is_registered_once() -> None:
             "dataset.stored",
             "dataset.deleted",
             "publication.requested",
+            "publication.amendment-requested",
+            "publication.withdrawal-requested",
             "publication.registered",
             "publication.withdrawn",
         ]

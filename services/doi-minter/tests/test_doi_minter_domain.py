@@ -110,7 +110,10 @@ def test_pending_publication_carries_scicat_fields_and_datacite_creators(
     assert (published.numberOfFiles, published.sizeOfArchive) == (24, 1_500_000_500)
     assert published.metadata["publisher"] == "Deutsches Elektronen-Synchrotron DESY"
     assert published.metadata["publicationYear"] == 2025
-    assert published.metadata["resourceType"] == {"resourceTypeGeneral": "Dataset"}
+    assert published.metadata["resourceType"] == {
+        "resourceTypeGeneral": "Dataset",
+        "resourceType": "Dataset",
+    }
     assert published.metadata["license"] == "https://creativecommons.org/licenses/by/4.0/"
     jane = published.metadata["creators"][0]
     assert jane["nameType"] == "Personal"

@@ -119,15 +119,15 @@ async def test_datacite_refusal_is_rejected_recorded_and_leaves_datasets_unpubli
     minter: Minter, seed_datasets: Seed, make_request: MakeRequest, mongo_db: Any
 ) -> None:
     await seed_datasets(PID)
-    request = make_request("pub-1", PID, resource_type_general="Data")
+    request = make_request("pub-1", PID, language="en_GB")
 
-    with pytest.raises(Rejected, match=r"DataCite refused DOI .*\(HTTP 422\).*resourceTypeGeneral"):
+    with pytest.raises(Rejected, match=r"DataCite refused DOI .*\(HTTP 422\).*en_GB"):
         await minter.deliver(request)
 
     assert await datasets_published(mongo_db) == [(False, 3)]
     stored = await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({})
     assert stored["status"] == "public"
-    assert "resourceTypeGeneral" in stored["lastError"]
+    assert "en_GB" in stored["lastError"]
     assert minter.events.sent == []
 
 
@@ -153,7 +153,7 @@ async def test_failed_update_of_a_registered_publication_keeps_it_registered(
     await minter.deliver(make_request("pub-1", PID))
 
     with pytest.raises(Rejected):
-        await minter.deliver(make_request("pub-1", PID, title="New", resource_type_general="Data"))
+        await minter.deliver(make_request("pub-1", PID, title="New", language="en_GB"))
 
     stored = await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({})
     assert (stored["status"], stored["title"]) == (

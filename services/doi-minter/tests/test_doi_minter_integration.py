@@ -174,8 +174,8 @@ async def test_datacite_validation_error_dead_letters_the_request_and_datasets_s
     mongo_db: AsyncDatabase[Any],
 ) -> None:
     await seed_datasets(*PIDS)
-    # a typo in a controlled vocabulary: the event schema accepts any string, DataCite does not
-    request = make_request("pub-typo", *PIDS, resource_type_general="DataSet")
+    # a language tag with `_`: the event schema accepts any string, DataCite's XSD does not
+    request = make_request("pub-typo", *PIDS, language="en_GB")
     await produce_request(request)
 
     async with running(app_settings), topic_reader("doi-minter.dlq") as dlq:
@@ -186,10 +186,10 @@ async def test_datacite_validation_error_dead_letters_the_request_and_datasets_s
     assert headers[dead_letter.ERROR_TYPE] == "datacite-refused"
     reason = headers[dead_letter.REASON]
     assert "HTTP 422" in reason
-    assert "The value 'DataSet' is not an element of the set" in reason
+    assert "'en_GB' is not a valid value of the atomic type 'xs:language'" in reason
     assert await published_flags(mongo_db) == [False, False]
     stored = await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({})
-    assert stored is not None and stored["status"] == "public" and "DataSet" in stored["lastError"]
+    assert stored is not None and stored["status"] == "public" and "en_GB" in stored["lastError"]
     assert [r["status"] for r in await standin.received()] == [422]
 
 

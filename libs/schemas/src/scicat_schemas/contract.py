@@ -34,7 +34,13 @@ CHANNELS: dict[str, tuple[str, str, tuple[type[events.CloudEvent], ...]]] = {
     "cataloguePublications": (
         topics.CATALOGUE_PUBLICATIONS,
         "publication id",
-        (events.PublicationRequested, events.PublicationRegistered, events.PublicationWithdrawn),
+        (
+            events.PublicationRequested,
+            events.PublicationAmendmentRequested,
+            events.PublicationWithdrawalRequested,
+            events.PublicationRegistered,
+            events.PublicationWithdrawn,
+        ),
     ),
 }
 

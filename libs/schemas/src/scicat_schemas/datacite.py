@@ -9,7 +9,7 @@ construction. XML is built with lxml (never string interpolation), so every valu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from lxml import etree
 
@@ -28,6 +28,44 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ORCID_SCHEME_URI = "https://orcid.org"
 ROR_SCHEME_URI = "https://ror.org"
 PID_IDENTIFIER_TYPE = "SciCat PID"
+
+ResourceTypeGeneral = Literal[
+    "Audiovisual", "Award", "Book", "BookChapter", "Collection", "ComputationalNotebook",
+    "ConferencePaper", "ConferenceProceeding", "DataPaper", "Dataset", "Dissertation", "Event",
+    "Image", "Instrument", "InteractiveResource", "Journal", "JournalArticle", "Model",
+    "OutputManagementPlan", "PeerReview", "PhysicalObject", "Poster", "Preprint", "Presentation",
+    "Project", "Report", "Service", "Software", "Sound", "Standard", "StudyRegistration", "Text",
+    "Workflow", "Other",
+]  # fmt: skip
+"""DataCite kernel 4.7 `resourceTypeGeneral` (4.6 lacks `Poster` and `Presentation`)."""
+
+ContributorType = Literal[
+    "ContactPerson", "DataCollector", "DataCurator", "DataManager", "Distributor", "Editor",
+    "HostingInstitution", "Other", "Producer", "ProjectLeader", "ProjectManager", "ProjectMember",
+    "RegistrationAgency", "RegistrationAuthority", "RelatedPerson", "ResearchGroup",
+    "RightsHolder", "Researcher", "Sponsor", "Supervisor", "Translator", "WorkPackageLeader",
+]  # fmt: skip
+
+FunderIdentifierType = Literal["ISNI", "GRID", "ROR", "Crossref Funder ID", "Other"]
+
+RelatedIdentifierType = Literal[
+    "ARK", "arXiv", "bibcode", "CSTR", "DOI", "EAN13", "EISSN", "Handle", "IGSN", "ISBN", "ISSN",
+    "ISTC", "LISSN", "LSID", "PMID", "PURL", "RAiD", "RRID", "SWHID", "UPC", "URL", "URN", "w3id",
+]  # fmt: skip
+"""Kernel 4.7; `RAiD` and `SWHID` are new in 4.7."""
+
+RelationType = Literal[
+    "IsCitedBy", "Cites", "IsSupplementTo", "IsSupplementedBy", "IsContinuedBy", "Continues",
+    "IsNewVersionOf", "IsPreviousVersionOf", "IsPartOf", "HasPart", "IsPublishedIn",
+    "IsReferencedBy", "References", "IsDocumentedBy", "Documents", "IsCompiledBy", "Compiles",
+    "IsVariantFormOf", "IsOriginalFormOf", "IsIdenticalTo", "HasMetadata", "IsMetadataFor",
+    "Reviews", "IsReviewedBy", "IsDerivedFrom", "IsSourceOf", "Describes", "IsDescribedBy",
+    "HasVersion", "IsVersionOf", "Requires", "IsRequiredBy", "Obsoletes", "IsObsoletedBy",
+    "Collects", "IsCollectedBy", "HasTranslation", "IsTranslationOf", "Other",
+]  # fmt: skip
+"""Kernel 4.7; `Other` is new in 4.7."""
+
+RESOURCE_TYPES_GENERAL: frozenset[str] = frozenset(get_args(ResourceTypeGeneral))
 
 
 def creator_to_datacite(
@@ -67,6 +105,73 @@ def creator_to_datacite(
     return creator
 
 
+def contributor_to_datacite(*, contributor_type: str = "Other", **person: Any) -> dict[str, Any]:
+    """A DataCite contributor: a creator's shape plus its `contributorType`."""
+    return {**creator_to_datacite(**person), "contributorType": contributor_type}
+
+
+def funding_to_datacite(
+    *,
+    funder_name: str,
+    funder_identifier: str | None = None,
+    funder_identifier_type: str = "Other",
+    award_number: str | None = None,
+    award_title: str | None = None,
+) -> dict[str, Any]:
+    reference: dict[str, Any] = {"funderName": funder_name}
+    if funder_identifier:
+        reference |= {
+            "funderIdentifier": funder_identifier,
+            "funderIdentifierType": funder_identifier_type,
+        }
+    if award_number:
+        reference["awardNumber"] = award_number
+    if award_title:
+        reference["awardTitle"] = award_title
+    return reference
+
+
+def geo_location_to_datacite(
+    *,
+    place: str | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    box: tuple[float, float, float, float] | list[float] | None = None,
+) -> dict[str, Any]:
+    """DataCite REST shape; coordinates as numbers, the box as [west, east, south, north]."""
+    location: dict[str, Any] = {}
+    if place:
+        location["geoLocationPlace"] = place
+    if latitude is not None and longitude is not None:
+        location["geoLocationPoint"] = {"pointLatitude": latitude, "pointLongitude": longitude}
+    if box is not None:
+        west, east, south, north = box
+        location["geoLocationBox"] = {
+            "westBoundLongitude": west,
+            "eastBoundLongitude": east,
+            "southBoundLatitude": south,
+            "northBoundLatitude": north,
+        }
+    return location
+
+
+def related_to_datacite(
+    *,
+    identifier: str,
+    identifier_type: str,
+    relation_type: str,
+    resource_type_general: str | None = None,
+) -> dict[str, Any]:
+    related = {
+        "relatedIdentifier": identifier,
+        "relatedIdentifierType": identifier_type,
+        "relationType": relation_type,
+    }
+    if resource_type_general:
+        related["resourceTypeGeneral"] = resource_type_general
+    return related
+
+
 def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     """DataCite REST `data.attributes` for a publication, without `event` and `url`.
 
@@ -89,6 +194,11 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     publisher = meta.get("publisher") or "Unknown publisher"
     types = dict(meta.get("resourceType") or {"resourceTypeGeneral": "Dataset"})
     types.setdefault("resourceType", types.get("resourceTypeGeneral", "Dataset"))
+    if types["resourceTypeGeneral"] not in RESOURCE_TYPES_GENERAL:
+        raise ValueError(
+            f"publication {publication.doi} cannot be mapped to DataCite: resourceTypeGeneral "
+            f"{types['resourceTypeGeneral']!r} is not in the DataCite 4.7 vocabulary"
+        )
     subjects = [{"subject": s} for s in meta.get("keywords", [])]
     for dataset in record.datasets:
         for keyword in dataset.keywords:
@@ -98,6 +208,9 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
     if publication.registeredTime:
         dates.append({"date": publication.registeredTime.date().isoformat(), "dateType": "Issued"})
     collected = sorted(d.creationTime for d in record.datasets if d.creationTime)
+    proposal = record.proposal
+    if proposal is not None:
+        collected = sorted([*collected, *(t for t in (proposal.startTime, proposal.endTime) if t)])
     if collected:
         first, last = collected[0].date().isoformat(), collected[-1].date().isoformat()
         dates.append(
@@ -111,6 +224,14 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
         }
         for url in meta.get("relatedUrls", [])
     ]
+    related += [dict(r) for r in meta.get("relatedIdentifiers", []) if r not in related]
+    alternates = [
+        {"alternateIdentifier": d.pid, "alternateIdentifierType": PID_IDENTIFIER_TYPE}
+        for d in record.datasets
+    ]
+    if proposal is not None:
+        proposal_id = {"alternateIdentifier": proposal.proposalId}
+        alternates.insert(0, proposal_id | {"alternateIdentifierType": proposal.type})
     rights = []
     if meta.get("license"):
         rights.append(
@@ -127,15 +248,13 @@ def datacite_attributes(record: PublicationRecord) -> dict[str, Any]:
         "contributors": list(meta.get("contributors", [])),
         "dates": dates,
         "language": meta.get("language", "en"),
-        "alternateIdentifiers": [
-            {"alternateIdentifier": d.pid, "alternateIdentifierType": PID_IDENTIFIER_TYPE}
-            for d in record.datasets
-        ],
+        "alternateIdentifiers": alternates,
         "relatedIdentifiers": related,
         "sizes": [f"{total_size} bytes", f"{total_files} files"],
         "formats": list(meta.get("formats", [])),
         "rightsList": rights,
         "descriptions": [{"description": publication.abstract, "descriptionType": "Abstract"}],
+        "geoLocations": list(meta.get("geoLocations", [])),
         "fundingReferences": list(meta.get("fundingReferences", [])),
         "schemaVersion": KERNEL_NS,
     }
@@ -266,6 +385,10 @@ def datacite_element(attributes: dict[str, Any]) -> etree._Element:
                 desc["description"],
                 descriptionType=desc["descriptionType"],
             )
+    if attributes.get("geoLocations"):
+        locations = _sub(resource, "geoLocations")
+        for location in attributes["geoLocations"]:
+            _geo_location(_sub(locations, "geoLocation"), location)
     if attributes.get("fundingReferences"):
         funding = _sub(resource, "fundingReferences")
         for ref in attributes["fundingReferences"]:
@@ -280,7 +403,27 @@ def datacite_element(attributes: dict[str, Any]) -> etree._Element:
                 )
             if ref.get("awardNumber"):
                 _sub(node, "awardNumber", ref["awardNumber"])
+            if ref.get("awardTitle"):
+                _sub(node, "awardTitle", ref["awardTitle"])
     return resource
+
+
+def _geo_location(node: etree._Element, location: dict[str, Any]) -> None:
+    if location.get("geoLocationPlace"):
+        _sub(node, "geoLocationPlace", location["geoLocationPlace"])
+    if point := location.get("geoLocationPoint"):
+        point_node = _sub(node, "geoLocationPoint")
+        _sub(point_node, "pointLongitude", point["pointLongitude"])
+        _sub(point_node, "pointLatitude", point["pointLatitude"])
+    if box := location.get("geoLocationBox"):
+        box_node = _sub(node, "geoLocationBox")
+        for edge in (
+            "westBoundLongitude",
+            "eastBoundLongitude",
+            "southBoundLatitude",
+            "northBoundLatitude",
+        ):
+            _sub(box_node, edge, box[edge])
 
 
 def datacite_xml(attributes: dict[str, Any]) -> bytes:
@@ -343,6 +486,8 @@ def dublin_core_element(attributes: dict[str, Any]) -> etree._Element:
         dc("relation", rel["relatedIdentifier"])
     for rights in attributes.get("rightsList", []):
         dc("rights", rights.get("rightsUri") or rights.get("rights"))
+    for location in attributes.get("geoLocations", []):
+        dc("coverage", location.get("geoLocationPlace"))
     return root
 
 

@@ -150,6 +150,15 @@ class PublishedData(Document):
         default=None, description="When DataCite accepted."
     )
     landingPage: str | None = Field(default=None, description="URL the DOI resolves to.")
+    proposalId: str | None = Field(
+        default=None, description="Pipeline field: the proposal or beamtime a proposal DOI names."
+    )
+    withdrawnTime: AwareDatetime | None = Field(
+        default=None, description="Pipeline field: when the DOI was hidden."
+    )
+    withdrawalReason: str | None = Field(
+        default=None, description="Pipeline field: why it was withdrawn (tombstone page)."
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="creators, publisher, publicationYear, resourceType, subjects, rightsList ...",
@@ -172,10 +181,25 @@ class DatasetSummary(Document):
     keywords: list[str] = Field(default_factory=list, description="Keywords.")
 
 
+class ProposalSummary(Document):
+    """What a proposal DOI shows of its proposal or beamtime; copied like `DatasetSummary`."""
+
+    proposalId: str = Field(description="Proposal or beamtime id.")
+    type: str = Field(description="`DOOR Proposal` or `Beamtime`.")
+    parentProposalId: str | None = Field(default=None, description="Parent proposal (beamtimes).")
+    title: str | None = Field(default=None, description="Title.")
+    startTime: AwareDatetime | None = Field(default=None, description="Start.")
+    endTime: AwareDatetime | None = Field(default=None, description="End.")
+    instrumentIds: list[str] = Field(default_factory=list, description="Instruments.")
+
+
 class PublicationRecord(Document):
     """The input of the one DataCite / Dublin Core mapping."""
 
     publication: PublishedData = Field(description="The PublishedData document.")
     datasets: list[DatasetSummary] = Field(
         default_factory=list, description="Summaries of the published datasets."
+    )
+    proposal: ProposalSummary | None = Field(
+        default=None, description="The proposal or beamtime of a proposal DOI."
     )

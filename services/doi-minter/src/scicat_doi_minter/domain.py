@@ -11,11 +11,27 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scicat_schemas.datacite import creator_to_datacite, datacite_attributes, datacite_xml
-from scicat_schemas.documents import Dataset, DatasetSummary, PublicationRecord, PublishedData
+from scicat_schemas.datacite import (
+    contributor_to_datacite,
+    creator_to_datacite,
+    datacite_attributes,
+    datacite_xml,
+    funding_to_datacite,
+    geo_location_to_datacite,
+    related_to_datacite,
+)
+from scicat_schemas.documents import (
+    Dataset,
+    DatasetSummary,
+    Proposal,
+    ProposalSummary,
+    PublicationRecord,
+    PublishedData,
+)
 from scicat_schemas.events import (
     DatasetStored,
     DatasetStoredData,
@@ -84,6 +100,27 @@ def check_registrable(existing: PublishedData | None, request: PublicationReques
         )
 
 
+def require_proposal(proposal_id: str, found: Proposal | None) -> Proposal:
+    if found is None:
+        raise UnpublishableRequest(
+            f"proposal {proposal_id!r} not found in the catalogue (collection Proposal); import it "
+            "(beamtime.updated) and replay the request from doi-minter.dlq"
+        )
+    return found
+
+
+def proposal_summary(proposal: Proposal) -> ProposalSummary:
+    return ProposalSummary(
+        proposalId=proposal.proposalId,
+        type=proposal.type,
+        parentProposalId=proposal.parentProposalId,
+        title=proposal.title,
+        startTime=proposal.startTime,
+        endTime=proposal.endTime,
+        instrumentIds=proposal.instrumentIds,
+    )
+
+
 def dataset_summary(dataset: Dataset) -> DatasetSummary:
     return DatasetSummary(
         pid=dataset.pid,
@@ -98,20 +135,86 @@ def dataset_summary(dataset: Dataset) -> DatasetSummary:
     )
 
 
+@dataclass(frozen=True)
+class ResourceTypeDefaults:
+    """What a request that names no resource type gets, by what it publishes."""
+
+    proposal_general: str = "Other"
+    proposal_text: str = "Proposal"
+
+
+def resource_type(
+    request: PublicationRequestedData, defaults: ResourceTypeDefaults
+) -> dict[str, str]:
+    """DataCite `types`: a proposal DOI defaults to the configured type, datasets to `Dataset`."""
+    if request.proposal_id is None:
+        general = request.resource_type_general or "Dataset"
+        return {"resourceTypeGeneral": general, "resourceType": request.resource_type or general}
+    return {
+        "resourceTypeGeneral": request.resource_type_general or defaults.proposal_general,
+        "resourceType": request.resource_type or defaults.proposal_text,
+    }
+
+
 def publication_metadata(
-    request: PublicationRequestedData, *, default_publisher: str
+    request: PublicationRequestedData,
+    *,
+    default_publisher: str,
+    types: ResourceTypeDefaults | None = None,
+    links: Iterable[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """PublishedData `metadata`: SciCat's names, DataCite's creator shape (the shared mapping)."""
+    """PublishedData `metadata`: SciCat's names, DataCite's shapes (the shared mapping).
+
+    `links` are the related identifiers the catalogue knows (proposal DOI ↔ dataset DOIs); they
+    follow the ones the request names.
+    """
     metadata: dict[str, Any] = {
         "creators": [creator_to_datacite(**creator.model_dump()) for creator in request.creators],
+        "contributors": [contributor_to_datacite(**c.model_dump()) for c in request.contributors],
         "publisher": request.publisher or default_publisher,
         "publicationYear": request.publication_year,
-        "resourceType": {"resourceTypeGeneral": request.resource_type_general},
+        "resourceType": resource_type(request, types or ResourceTypeDefaults()),
         "keywords": list(request.keywords),
+        "language": request.language or "en",
+        "formats": list(request.formats),
+        "geoLocations": [geo_location_to_datacite(**g.model_dump()) for g in request.geo_locations],
+        "fundingReferences": [
+            funding_to_datacite(**f.model_dump()) for f in request.funding_references
+        ],
     }
+    related = [related_to_datacite(**r.model_dump()) for r in request.related_identifiers]
+    related += [link for link in links if link not in related]
+    metadata["relatedIdentifiers"] = related
     if request.license:
         metadata["license"] = request.license
     return metadata
+
+
+def catalogue_links(
+    *, parents: Iterable[PublishedData], parts: Iterable[PublishedData], own_doi: str
+) -> list[dict[str, str]]:
+    """Links between DOIs of one proposal: datasets `IsPartOf` the proposal DOI; it `HasPart`s."""
+    links = [
+        related_to_datacite(
+            identifier=p.doi,
+            identifier_type="DOI",
+            relation_type="IsPartOf",
+            resource_type_general=p.metadata.get("resourceType", {}).get("resourceTypeGeneral"),
+        )
+        for p in parents
+        if p.doi != own_doi
+    ]
+    links += [
+        related_to_datacite(
+            identifier=p.doi,
+            identifier_type="DOI",
+            relation_type="HasPart",
+            resource_type_general=p.metadata.get("resourceType", {}).get("resourceTypeGeneral"),
+        )
+        for p in parts
+        if p.doi != own_doi
+    ]
+    return links
 
 
 def pending_publication(
@@ -123,6 +226,8 @@ def pending_publication(
     default_publisher: str,
     existing: PublishedData | None,
     now: datetime,
+    types: ResourceTypeDefaults | None = None,
+    links: Iterable[dict[str, str]] = (),
 ) -> PublishedData:
     """The PublishedData stored before DataCite is called: status `public`, not yet registered."""
     return PublishedData(
@@ -135,7 +240,10 @@ def pending_publication(
         numberOfFiles=sum(d.numberOfFiles for d in datasets),
         sizeOfArchive=sum(d.size for d in datasets),
         landingPage=landing_page,
-        metadata=publication_metadata(request, default_publisher=default_publisher),
+        proposalId=request.proposal_id,
+        metadata=publication_metadata(
+            request, default_publisher=default_publisher, types=types, links=links
+        ),
         createdAt=existing.createdAt if existing and existing.createdAt else now,
         updatedAt=now,
     )
@@ -147,8 +255,10 @@ def registered_record(
     *,
     existing: PublishedData | None,
     now: datetime,
+    proposal: ProposalSummary | None = None,
+    amended: bool = False,
 ) -> PublicationRecord:
-    """The record as it will be once DataCite accepts it.
+    """The record as it will be once DataCite accepts it (`amended` after an amendment).
 
     DataCite receives the metadata of this record, registration date included, so the XML at
     DataCite, the landing page and OAI-PMH agree. A DOI registered before keeps its first
@@ -159,15 +269,14 @@ def registered_record(
         if existing and existing.status in REGISTERED_STATUSES and existing.registeredTime
         else now
     )
-    publication = pending.model_copy(
-        update={
-            "status": existing.status
-            if existing and existing.status in REGISTERED_STATUSES
-            else "registered",
-            "registeredTime": first_registered,
-        }
-    )
-    return PublicationRecord(publication=publication, datasets=summaries)
+    if amended:
+        status = "amended"
+    elif existing and existing.status in REGISTERED_STATUSES:
+        status = existing.status
+    else:
+        status = "registered"
+    publication = pending.model_copy(update={"status": status, "registeredTime": first_registered})
+    return PublicationRecord(publication=publication, datasets=summaries, proposal=proposal)
 
 
 def datacite_metadata(record: PublicationRecord, *, landing_page: str) -> dict[str, Any]:

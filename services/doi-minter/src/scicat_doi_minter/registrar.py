@@ -54,6 +54,9 @@ class DoiRegistrar(Protocol):
     async def publish(self, doi: str, attributes: dict[str, Any]) -> None:
         """Create or update `doi` with `attributes` (which carry `event: publish`); idempotent."""
 
+    async def hide(self, doi: str) -> None:
+        """Make a findable `doi` registered-only (it resolves, but is not in DataCite search)."""
+
 
 class DataCiteClient:
     """`PUT /dois/{doi}` with bounded retries, exponential back-off and full jitter."""
@@ -85,6 +88,13 @@ class DataCiteClient:
             await client.aclose()
 
     async def publish(self, doi: str, attributes: dict[str, Any]) -> None:
+        await self._put(doi, attributes, done="doi published at DataCite")
+
+    async def hide(self, doi: str) -> None:
+        """`event: hide` alone: DataCite keeps the metadata; hiding a hidden DOI changes nothing."""
+        await self._put(doi, {"event": "hide"}, done="doi hidden at DataCite")
+
+    async def _put(self, doi: str, attributes: dict[str, Any], *, done: str) -> None:
         if self._client is None:
             raise RuntimeError("DataCiteClient used outside `opened()`")
         body = json.dumps({"data": {"type": "dois", "id": doi, "attributes": attributes}})
@@ -104,7 +114,7 @@ class DataCiteClient:
                 problem = f"connection failed ({type(error).__name__}: {error})"
             else:
                 if response.is_success:
-                    log.info("doi published at DataCite", doi=doi, status=response.status_code)
+                    log.info(done, doi=doi, status=response.status_code)
                     return
                 if response.status_code == 401:
                     raise DataCiteUnavailable(

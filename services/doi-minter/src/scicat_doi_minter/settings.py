@@ -10,6 +10,7 @@ import re
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scicat_schemas.datacite import ResourceTypeGeneral
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 SERVICE = "doi-minter"
@@ -75,6 +76,14 @@ class Settings(BaseSettings):
     )
     source: str = Field(
         default="/scicat-pipeline/doi-minter", description="CloudEvents `source` of our events."
+    )
+    proposal_resource_type_general: ResourceTypeGeneral = Field(
+        default="Other",
+        description="DataCite `resourceTypeGeneral` of a proposal DOI that names none (4.7 "
+        "vocabulary, checked at start-up), e.g. `Other` or `Project`.",
+    )
+    proposal_resource_type: str = Field(
+        default="Proposal", description="Free-text `resourceType` of such a proposal DOI."
     )
     datacite: DataCiteSettings
 

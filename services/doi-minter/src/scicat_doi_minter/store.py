@@ -18,19 +18,30 @@ from pymongo.errors import DuplicateKeyError
 
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
+    PROPOSAL_COLLECTION,
     PUBLISHED_DATA_COLLECTION,
     Dataset,
     DatasetSummary,
+    Proposal,
+    ProposalSummary,
     PublicationRecord,
     PublishedData,
 )
 from scicat_schemas.runtime.settings import MongoSettings
 
 REGISTERED_STATUSES = ("registered", "amended")
+SHOWN_STATUSES = (*REGISTERED_STATUSES, "withdrawn")
 
 SUMMARIES_FIELD = "datasetSummaries"
 """Pipeline field of PublishedData: the dataset summaries DataCite's metadata was built from, so the
 landing page and OAI-PMH render exactly what was registered even after a dataset changes."""
+
+PROPOSAL_FIELD = "proposalSummary"
+"""Pipeline field of PublishedData: the proposal a proposal DOI was built from."""
+
+REQUEST_FIELD = "publicationRequest"
+"""Pipeline field of PublishedData: the effective request (after amendments) it was built from, so
+an amendment rebuilds the metadata along the same path as the first registration."""
 
 LAST_ERROR_FIELD = "lastError"
 """Pipeline field of PublishedData: why the last registration attempt failed; unset on success."""
@@ -43,12 +54,35 @@ class StoredDatasetInvalid(ValueError):
 class PublicationStore(Protocol):
     async def find_datasets(self, pids: list[str]) -> list[Dataset]: ...
 
+    async def find_proposal(self, proposal_id: str) -> Proposal | None: ...
+
+    async def find_proposal_publications(self, proposal_ids: list[str]) -> list[PublishedData]:
+        """Registered proposal DOIs of these proposals."""
+
+    async def find_dataset_publications(self, proposal_id: str) -> list[PublishedData]:
+        """Registered dataset DOIs whose datasets belong to this proposal."""
+
+    async def get_request(self, doi: str) -> dict[str, Any] | None: ...
+
+    async def still_published(self, pids: list[str], *, except_doi: str) -> set[str]:
+        """Which of `pids` another registered publication names."""
+
+    async def mark_datasets_unpublished(self, pids: list[str], *, at: datetime) -> list[Dataset]:
+        """Clear `isPublished`; the revision moves only for datasets published before."""
+
+    async def save_withdrawn(self, publication: PublishedData) -> None: ...
+
+    async def get_record(self, doi: str) -> PublicationRecord | None:
+        """A registered, amended or withdrawn publication; None for anything else."""
+
     async def get_published(self, doi: str) -> PublishedData | None: ...
 
     async def save_pending(
-        self, publication: PublishedData, datasets: list[DatasetSummary]
+        self, publication: PublishedData, datasets: list[DatasetSummary], **extra: Any
     ) -> None:
-        """Store a publication about to be registered, unless it is registered already."""
+        """Store a publication about to be registered, unless it is registered already.
+
+        `extra`: pipeline fields stored beside it (`proposalSummary`, `publicationRequest`)."""
 
     async def record_error(self, doi: str, error: str) -> None: ...
 
@@ -56,7 +90,7 @@ class PublicationStore(Protocol):
         """Set `isPublished`; the revision moves only for datasets not published before."""
 
     async def save_registered(
-        self, publication: PublishedData, datasets: list[DatasetSummary]
+        self, publication: PublishedData, datasets: list[DatasetSummary], **extra: Any
     ) -> None: ...
 
     async def get_registered_record(self, doi: str) -> PublicationRecord | None: ...
@@ -110,10 +144,70 @@ class MongoPublicationStore:
         document = await self.published_data.find_one({"_id": doi})
         return _published(document) if document else None
 
+    async def find_proposal(self, proposal_id: str) -> Proposal | None:
+        document = await self._collection(PROPOSAL_COLLECTION).find_one({"proposalId": proposal_id})
+        if document is None:
+            return None
+        fields = {k: v for k, v in document.items() if k != "_id"}
+        try:
+            return Proposal.model_validate(fields)
+        except ValueError as error:
+            raise StoredDatasetInvalid(
+                f"proposal {proposal_id} in MongoDB is not a valid SciCat Proposal: {error}"
+            ) from error
+
+    async def _registered(self, query: dict[str, Any]) -> list[PublishedData]:
+        found = self.published_data.find({**query, "status": {"$in": list(REGISTERED_STATUSES)}})
+        return [_published(document) for document in await found.sort("_id").to_list(None)]
+
+    async def find_proposal_publications(self, proposal_ids: list[str]) -> list[PublishedData]:
+        return await self._registered({"proposalId": {"$in": proposal_ids}})
+
+    async def find_dataset_publications(self, proposal_id: str) -> list[PublishedData]:
+        return await self._registered(
+            {"proposalId": None, f"{SUMMARIES_FIELD}.proposalIds": proposal_id}
+        )
+
+    async def get_request(self, doi: str) -> dict[str, Any] | None:
+        document = await self.published_data.find_one({"_id": doi}, {REQUEST_FIELD: 1})
+        request = (document or {}).get(REQUEST_FIELD)
+        return dict(request) if isinstance(request, dict) else None
+
+    async def still_published(self, pids: list[str], *, except_doi: str) -> set[str]:
+        others = await self._registered({"_id": {"$ne": except_doi}, "datasetPids": {"$in": pids}})
+        return {pid for other in others for pid in other.datasetPids if pid in pids}
+
+    async def mark_datasets_unpublished(self, pids: list[str], *, at: datetime) -> list[Dataset]:
+        unpublished = []
+        for pid in pids:
+            document = await self.datasets.find_one_and_update(
+                {"pid": pid, "isPublished": True},
+                {"$set": {"isPublished": False, "updatedAt": at}, "$inc": {"pipelineRevision": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            document = document or await self.datasets.find_one({"pid": pid})
+            if document is not None:  # a dataset deleted since is simply no longer published
+                unpublished.append(_dataset(document))
+        return unpublished
+
+    async def save_withdrawn(self, publication: PublishedData) -> None:
+        await self.published_data.update_one(
+            {"_id": publication.doi},
+            {
+                "$set": {
+                    "status": "withdrawn",
+                    "withdrawnTime": publication.withdrawnTime,
+                    "withdrawalReason": publication.withdrawalReason,
+                    "updatedAt": publication.updatedAt,
+                },
+                "$unset": {LAST_ERROR_FIELD: ""},
+            },
+        )
+
     async def save_pending(
-        self, publication: PublishedData, datasets: list[DatasetSummary]
+        self, publication: PublishedData, datasets: list[DatasetSummary], **extra: Any
     ) -> None:
-        fields = _document(publication, datasets)
+        fields = _document(publication, datasets) | extra
         on_insert = {"status": fields.pop("status"), "createdAt": fields.pop("createdAt")}
         for unset_when_pending in ("registeredTime", LAST_ERROR_FIELD):
             fields.pop(unset_when_pending, None)
@@ -144,9 +238,9 @@ class MongoPublicationStore:
         return published
 
     async def save_registered(
-        self, publication: PublishedData, datasets: list[DatasetSummary]
+        self, publication: PublishedData, datasets: list[DatasetSummary], **extra: Any
     ) -> None:
-        fields = _document(publication, datasets)
+        fields = _document(publication, datasets) | extra
         created = fields.pop("createdAt")
         await self.published_data.update_one(
             {"_id": publication.doi},
@@ -159,13 +253,22 @@ class MongoPublicationStore:
         )
 
     async def get_registered_record(self, doi: str) -> PublicationRecord | None:
-        document = await self.published_data.find_one(
-            {"_id": doi, "status": {"$in": list(REGISTERED_STATUSES)}}
-        )
+        return await self._record({"_id": doi, "status": {"$in": list(REGISTERED_STATUSES)}})
+
+    async def get_record(self, doi: str) -> PublicationRecord | None:
+        return await self._record({"_id": doi, "status": {"$in": list(SHOWN_STATUSES)}})
+
+    async def _record(self, query: dict[str, Any]) -> PublicationRecord | None:
+        document = await self.published_data.find_one(query)
         if document is None:
             return None
         summaries = [DatasetSummary.model_validate(s) for s in document.get(SUMMARIES_FIELD, [])]
-        return PublicationRecord(publication=_published(document), datasets=summaries)
+        proposal = document.get(PROPOSAL_FIELD)
+        return PublicationRecord(
+            publication=_published(document),
+            datasets=summaries,
+            proposal=ProposalSummary.model_validate(proposal) if proposal else None,
+        )
 
 
 def _document(publication: PublishedData, datasets: list[DatasetSummary]) -> dict[str, Any]:
@@ -175,7 +278,8 @@ def _document(publication: PublishedData, datasets: list[DatasetSummary]) -> dic
 
 
 def _published(document: dict[str, Any]) -> PublishedData:
-    fields = {k: v for k, v in document.items() if k not in ("_id", SUMMARIES_FIELD)}
+    pipeline_only = ("_id", SUMMARIES_FIELD, PROPOSAL_FIELD, REQUEST_FIELD)
+    fields = {k: v for k, v in document.items() if k not in pipeline_only}
     return PublishedData.model_validate(fields)
 
 
