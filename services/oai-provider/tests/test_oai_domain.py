@@ -23,6 +23,7 @@ from scicat_oai_provider.domain import (
     with_ancestors,
     withdrawn_content,
 )
+from scicat_oai_provider.sets import minimal_specs, publication_sets
 from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.datacite import (
     datacite_attributes,
@@ -30,6 +31,7 @@ from scicat_schemas.datacite import (
     dublin_core_element,
     oai_datacite_element,
 )
+from scicat_schemas.documents import ProposalSummary
 
 SET_SPEC = re.compile(r"([A-Za-z0-9\-_\.!~\*'\(\)])+(:[A-Za-z0-9\-_\.!~\*'\(\)]+)*")
 NOW = datetime(2024, 5, 6, 7, 8, 9, 654_321, tzinfo=UTC)
@@ -231,3 +233,21 @@ def test_lists_only_cover_seconds_that_have_fully_passed() -> None:
     past = datetime(2024, 1, 1, tzinfo=UTC)
     assert closed_until(past, NOW) == past
     assert closed_until(datetime(2099, 1, 1, tzinfo=UTC), NOW) == closed_until(None, NOW)
+
+
+def test_a_proposal_doi_is_in_the_sets_of_its_beamtime_and_instruments() -> None:
+    record = publication_record().model_copy(
+        update={
+            "datasets": [],
+            "proposal": ProposalSummary(
+                proposalId="11019001",
+                type="Beamtime",
+                parentProposalId="11012345",
+                instrumentIds=["P08"],
+            ),
+        }
+    )
+    specs = minimal_specs(
+        entry.spec for entry in publication_sets(record, facility="DESY", proposal_parents={})
+    )
+    assert specs == ("facility:desy:p08", "proposal:11012345:11019001", "openaire_data")

@@ -26,6 +26,7 @@ from scicat_oai_provider.domain import (
     registered_content,
     withdrawn_content,
 )
+from scicat_oai_provider.sets import proposal_ids
 from scicat_oai_provider.store import OaiRecordStore, ProposalDirectory
 from scicat_schemas.events import (
     PUBLICATION_EVENT,
@@ -78,9 +79,7 @@ class PublicationHandler:
             repository_identifier=self.repository_identifier,
             datacentre_symbol=self.datacentre_symbol,
             facility=self.facility,
-            proposal_parents=await self.proposals.proposal_parents(
-                {p for dataset in record.datasets for p in dataset.proposalIds}
-            ),
+            proposal_parents=await self.proposals.proposal_parents(proposal_ids(record)),
         )
         current = await self.store.get(content.identifier)
         await self._apply(current, content, event=event.identity)

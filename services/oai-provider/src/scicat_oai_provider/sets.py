@@ -84,8 +84,22 @@ def with_ancestors(entries: Iterable[SetEntry]) -> list[SetEntry]:
     return [SetEntry(spec, named[spec]) for spec in sorted(named)]
 
 
+def proposal_ids(record: PublicationRecord) -> list[str]:
+    """The proposal and beamtime ids a publication relates to, first seen first.
+
+    A proposal DOI (`record.proposal`) relates to its proposal or beamtime; a dataset DOI to its
+    datasets' `proposalIds`.
+    """
+    ids = [p for dataset in record.datasets for p in dataset.proposalIds]
+    proposal = getattr(record, "proposal", None)
+    if proposal is not None:
+        ids.insert(0, proposal.proposalId)
+    return list(dict.fromkeys(ids))
+
+
 def _instruments(record: PublicationRecord) -> list[str]:
-    found: list[str] = []
+    proposal = getattr(record, "proposal", None)
+    found: list[str] = list(dict.fromkeys(proposal.instrumentIds)) if proposal else []
     for dataset in record.datasets:
         location = (dataset.creationLocation or "").rstrip("/")
         named = dataset.instrumentIds or ([location.rsplit("/", 1)[-1]] if location else [])
@@ -111,8 +125,10 @@ def publication_sets(
             if segment := slug(instrument):
                 spec = f"{FACILITY}:{facility_slug}:{segment}"
                 entries.setdefault(spec, f"Instrument {instrument} at {facility}")
-    proposal_ids = list(dict.fromkeys(p for d in record.datasets for p in d.proposalIds))
-    for proposal_id in proposal_ids:
+    proposal = getattr(record, "proposal", None)
+    if proposal is not None and proposal.parentProposalId:
+        proposal_parents = {proposal.proposalId: proposal.parentProposalId, **proposal_parents}
+    for proposal_id in proposal_ids(record):
         parent = proposal_parents.get(proposal_id)
         path = [(parent, f"Proposal {parent}")] if parent and slug(parent) else []
         if path:
