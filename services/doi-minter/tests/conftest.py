@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,18 +20,22 @@ import httpx
 import pytest
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from scicat_doi_minter.handlers import PublicationHandler
+from scicat_doi_minter.registrar import DataCiteClient
 from scicat_doi_minter.settings import DataCiteSettings, Settings
+from scicat_doi_minter.store import MongoPublicationStore
 from scicat_pipeline.embedded import free_port
 from scicat_pipeline.standins.datacite import DataCiteStandin, create_app
 from scicat_pipeline.testing import wait_for
 from scicat_schemas.documents import DATASET_COLLECTION, Dataset
 from scicat_schemas.events import (
+    CloudEvent,
     Creator,
     PublicationRequested,
     PublicationRequestedData,
@@ -277,6 +281,42 @@ def json_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         structlog.reset_defaults()
+
+
+@dataclass
+class PublishedEvents:
+    sent: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    async def publish(self, event: CloudEvent, *, topic: str, key: str) -> None:
+        self.sent.append((topic, key, event))
+
+    def types(self) -> list[str]:
+        return [e.type for _, _, e in self.sent]
+
+
+@dataclass
+class Minter:
+    handler: PublicationHandler
+    events: PublishedEvents
+
+    async def deliver(self, event: CloudEvent | bytes) -> None:
+        value = event if isinstance(event, bytes) else encode(event)
+        record: ConsumerRecord[Any, Any] = ConsumerRecord(
+            "catalogue.publications", 0, 0, 0, 0, b"k", value, None, 0, len(value), []
+        )
+        await self.handler.on_publication_event(record)
+
+
+@pytest.fixture
+async def minter(minter_settings: Settings, standin: Any) -> AsyncIterator[Minter]:
+    store = MongoPublicationStore(minter_settings.mongo)
+    registrar = DataCiteClient(minter_settings.datacite, user_agent="test")
+    events = PublishedEvents()
+    async with store.opened(), registrar.opened():
+        handler = PublicationHandler(
+            settings=minter_settings, store=store, registrar=registrar, events=events
+        )
+        yield Minter(handler, events)
 
 
 async def _value(value: Any) -> Any:
