@@ -5,12 +5,16 @@ Run with `uvicorn scicat_ingestor.app:create_app --factory` or `python -m scicat
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version
 
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.native import (
     MongoBlueskyRuns,
@@ -18,14 +22,16 @@ from scicat_ingestor.native import (
     NativeMetrics,
     with_bluesky_runs,
 )
+from scicat_ingestor.nexus_metadata import load_mappings
 from scicat_ingestor.publisher import KafkaDatasetEvents
+from scicat_ingestor.run_timeout import QuietRunCloser
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
 from scicat_schemas.runtime.http import create_service_app
 from scicat_schemas.runtime.logging import configure_logging
-from scicat_schemas.topics import ACQUISITION_EVENTS
+from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
 SERVICE = "ingestor"
 
@@ -35,10 +41,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     broker = create_broker(service=SERVICE, kafka=settings.kafka, registry=registry)
     store = MongoCatalogueStore(settings.mongo)
+    dataset_events = KafkaDatasetEvents(broker=broker, source=settings.source)
     handler = AcquisitionHandler(
         store=store,
-        events=KafkaDatasetEvents(broker=broker, source=settings.source),
+        events=dataset_events,
         policy=settings.policy(),
+        files=FileReader(
+            compute_checksums=settings.compute_checksums,
+            mappings=load_mappings(settings.metadata_mappings_dir),
+        ),
+    )
+    closer = QuietRunCloser(
+        store=store,
+        events=dataset_events,
+        quiet_period=timedelta(seconds=settings.run_quiet_period_seconds),
+        scan_interval=settings.run_scan_interval_seconds,
     )
     consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
     consumer.subscribe(ACQUISITION_EVENTS, handler=handler.handle, group_id=SERVICE)
@@ -46,12 +63,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     NativeHandlers(
         apply=handler.handle_event, runs=bluesky_runs, metrics=NativeMetrics(registry)
     ).subscribe(consumer, settings.native_topics)
+    consumer.subscribe(PROPOSALS_EVENTS, handler=handler.handle_beamtime, group_id=SERVICE)
+
+    @asynccontextmanager
+    async def resources() -> AsyncIterator[None]:
+        async with store.connected(), closer.running():
+            yield
+
     app = create_service_app(
         name=SERVICE,
         version=version("scicat-ingestor"),
         broker=broker,
         registry=registry,
-        resources=with_bluesky_runs(store.connected, bluesky_runs),
+        resources=with_bluesky_runs(resources, bluesky_runs),
         checks={"mongodb": store.ping},
         description="Acquisition events → SciCat datasets and file lists in MongoDB.",
     )

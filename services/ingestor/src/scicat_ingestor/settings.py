@@ -7,6 +7,7 @@ the service instead of dead-lettering every event.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -17,6 +18,7 @@ from scicat_ingestor.native import NativeTopics
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 DEFAULT_PORT = 8001
+DEFAULT_MAPPINGS_DIR = Path(__file__).parent / "mappings"
 _HTTP_DEFAULTS: dict[str, Any] = {
     "port": DEFAULT_PORT,
     "public_url": f"http://localhost:{DEFAULT_PORT}",
@@ -52,6 +54,24 @@ class Settings(BaseSettings):
             "{beamline}staff",
         ],
         description="`accessGroups` of a new dataset; `{beamline}` is the instrument lower-cased.",
+    )
+
+    compute_checksums: bool = Field(
+        default=True,
+        description="Compute a blake2b checksum of a readable file whose producer sent none.",
+    )
+    metadata_mappings_dir: Path = Field(
+        default=DEFAULT_MAPPINGS_DIR,
+        description="Directory of NeXus/HDF5 metadata mappings (`*.yaml`); the default holds "
+        "the P08 example shipped with the package.",
+    )
+    run_quiet_period_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="An open run with no event for this long is closed with status `timeout`.",
+    )
+    run_scan_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often open runs are checked for their quiet period."
     )
 
     native_topics: NativeTopics = Field(
