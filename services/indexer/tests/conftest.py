@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from scicat_indexer.app import create_app
+from scicat_indexer.auth import Principal, current_principal
 from scicat_indexer.settings import OpenSearchSettings, Settings
 from scicat_pipeline.testing import wait_for
 from scicat_schemas.documents import Dataset
@@ -24,7 +25,7 @@ from scicat_schemas.events import (
     DatasetStoredData,
     encode,
 )
-from scicat_schemas.runtime.settings import KafkaSettings
+from scicat_schemas.runtime.settings import KafkaSettings, MongoSettings
 from scicat_schemas.topics import CATALOGUE_DATASETS, dead_letter_topic
 
 BASE_TIME = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -160,13 +161,32 @@ def deleted_event() -> Callable[..., bytes]:
 
 
 @pytest.fixture
-def indexer_settings(kafka_settings: KafkaSettings, opensearch_url: str) -> Settings:
-    return Settings(kafka=kafka_settings, opensearch=OpenSearchSettings(url=opensearch_url))
+def indexer_settings(
+    kafka_settings: KafkaSettings, opensearch_url: str, mongo_uri: str, database_name: str
+) -> Settings:
+    return Settings(
+        kafka=kafka_settings,
+        opensearch=OpenSearchSettings(url=opensearch_url),
+        mongo=MongoSettings(uri=mongo_uri, database=database_name),
+    )
+
+
+STAFF = Principal(subject="p08-scientist", groups=frozenset({"p08staff"}))
+"""Sees the factory's datasets (`accessGroups: [p08staff]`) whether published or not."""
 
 
 @pytest.fixture
-async def indexer(indexer_settings: Settings) -> AsyncIterator[RunningIndexer]:
+def indexer_principal() -> Principal:
+    """Who the `indexer` fixture's HTTP client is (access control is tested in its own files)."""
+    return STAFF
+
+
+@pytest.fixture
+async def indexer(
+    indexer_settings: Settings, indexer_principal: Principal
+) -> AsyncIterator[RunningIndexer]:
     app = create_app(indexer_settings)
+    app.dependency_overrides[current_principal] = lambda: indexer_principal
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

@@ -98,16 +98,15 @@ async def test_invalid_event_is_dead_lettered_with_its_reason_and_the_next_is_in
     assert await _get(indexer, good.pid) is not None
 
 
-async def test_document_opensearch_refuses_is_dead_lettered_with_its_error(
+async def test_document_opensearch_refuses_in_a_batch_is_dead_lettered_and_the_rest_indexed(
     indexer: RunningIndexer,
     make_dataset: Callable[..., Dataset],
     stored_event: Callable[..., bytes],
 ) -> None:
-    refused = make_dataset("x" * 600)
-    good = make_dataset("scan_002")
-    await indexer.produce((PID, stored_event(refused)), (good.pid, stored_event(good)))
+    before, refused, after = make_dataset("scan_001"), make_dataset("x" * 600), make_dataset("b")
+    await indexer.produce(*((PID, stored_event(d)) for d in (before, refused, after)))
 
-    await indexer.wait_total(1)
+    await indexer.wait_total(2)
     [letter] = await indexer.dead_letters(1)
     headers = {key: value.decode() for key, value in letter.headers}
     assert headers[dead_letter.ERROR_TYPE] == "index-refused"

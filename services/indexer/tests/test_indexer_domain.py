@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from scicat_indexer.domain import (
     MAX_METADATA_DEPTH,
     flatten_scientific_metadata,
@@ -21,6 +23,7 @@ from scicat_indexer.mapping import (
     index_body,
 )
 from scicat_schemas.documents import Dataset
+from scicat_schemas.units import si_unit, to_si
 
 
 def pairs(metadata: dict) -> list[dict]:
@@ -42,7 +45,32 @@ def test_quantity_is_one_leaf_with_its_unit() -> None:
     metadata = {
         "sample": {"temperature": {"value": 295.5, "unit": "K", "valueSI": 295.5, "unitSI": "K"}}
     }
-    assert pairs(metadata) == [{"key": "sample.temperature", "number": 295.5, "unit": "K"}]
+    assert pairs(metadata) == [
+        {
+            "key": "sample.temperature",
+            "number": 295.5,
+            "unit": "K",
+            "numberSI": 295.5,
+            "unitSI": "K",
+        }
+    ]
+
+
+def test_quantity_without_stored_si_is_converted_to_si() -> None:
+    [pair] = pairs({"energy": {"value": 5.5, "unit": "keV"}})
+    assert pair["unitSI"] == si_unit("eV")
+    assert pair["numberSI"] == pytest.approx(to_si(5500, "eV").value)
+    assert (pair["number"], pair["unit"]) == (5.5, "keV")
+
+
+def test_stored_si_values_are_taken_as_the_ingestor_wrote_them() -> None:
+    [pair] = pairs({"wavelength": {"value": 1.0, "unit": "Å", "valueSI": 1e-10, "unitSI": "m"}})
+    assert (pair["numberSI"], pair["unitSI"]) == (1e-10, "m")
+
+
+def test_quantity_in_an_unknown_unit_keeps_its_raw_number_without_si() -> None:
+    [pair] = pairs({"flux": {"value": 3, "unit": "bananas"}})
+    assert pair == {"key": "flux", "number": 3.0, "unit": "bananas"}
 
 
 def test_quantity_with_text_value_and_empty_unit_keeps_text_only() -> None:
@@ -52,10 +80,13 @@ def test_quantity_with_text_value_and_empty_unit_keeps_text_only() -> None:
 
 
 def test_extra_keys_of_a_quantity_are_flattened_as_children() -> None:
-    assert pairs({"energy": {"value": 12, "unit": "keV", "error": 0.01}}) == [
-        {"key": "energy", "number": 12.0, "unit": "keV"},
-        {"key": "energy.error", "number": 0.01},
-    ]
+    energy, error = pairs({"energy": {"value": 12, "unit": "keV", "error": 0.01}})
+    assert {k: energy[k] for k in ("key", "number", "unit")} == {
+        "key": "energy",
+        "number": 12.0,
+        "unit": "keV",
+    }
+    assert error == {"key": "energy.error", "number": 0.01}
 
 
 def test_value_and_unit_object_with_object_value_is_not_a_quantity() -> None:
@@ -140,7 +171,13 @@ def test_indexed_dataset_keeps_the_stored_dataset_and_adds_the_pairs(
     assert indexed.source["scientificMetadata"] == dataset.scientificMetadata
     assert indexed.source["creationTime"] == "2025-03-01T08:00:00Z"
     assert indexed.source[METADATA_PAIRS] == [
-        {"key": "sample.temperature", "number": 295.5, "unit": "K"}
+        {
+            "key": "sample.temperature",
+            "number": 295.5,
+            "unit": "K",
+            "numberSI": 295.5,
+            "unitSI": "K",
+        }
     ]
     assert not indexed.metadata_truncated
 
@@ -212,7 +249,10 @@ def test_mapping_never_grows_from_documents() -> None:
 
 def test_every_substring_field_has_ngram_and_lowercase_keyword_subfields() -> None:
     for name in SUBSTRING_FIELDS:
-        subfields = MAPPINGS["properties"][name]["fields"]
+        field = MAPPINGS
+        for part in name.split("."):
+            field = field["properties"][part]
+        subfields = field["fields"]
         assert subfields["lower"]["normalizer"] == "lowercase_keyword"
         assert subfields["ngram"]["analyzer"] == "substring_ngram"
 

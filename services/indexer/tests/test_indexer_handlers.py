@@ -1,16 +1,22 @@
-"""The handler against an in-memory index: which outcomes ack, which dead-letter, which retry."""
+"""The batch handler against in-memory stores: per-record outcomes, enrichment, retries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 
-from scicat_indexer.domain import IndexedDataset
-from scicat_indexer.handlers import dataset_event_handler
-from scicat_indexer.store import DeleteOutcome, DocumentRefused, PutOutcome, SearchPage
+from scicat_indexer.domain import CatalogueContext
+from scicat_indexer.handlers import dataset_batch_handler
+from scicat_indexer.store import (
+    BulkResult,
+    BulkWrite,
+    DeleteOutcome,
+    DocumentRefused,
+    PutOutcome,
+)
 from scicat_schemas.documents import Dataset
 from scicat_schemas.runtime.consumer import Rejected
 
@@ -18,40 +24,53 @@ from scicat_schemas.runtime.consumer import Rejected
 class InMemoryIndex:
     """Keeps the newest revision per pid, like OpenSearch external versioning."""
 
-    def __init__(self, *, refuse: str | None = None, down: bool = False) -> None:
-        self.documents: dict[str, IndexedDataset] = {}
-        self.refuse = refuse
+    def __init__(self, *, refuse: dict[str, str] | None = None, down: bool = False) -> None:
+        self.documents: dict[str, BulkWrite] = {}
+        self.refuse = refuse or {}
         self.down = down
+        self.requests = 0
 
-    async def put(self, dataset: IndexedDataset) -> PutOutcome:
+    async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]:
         if self.down:
             raise ConnectionError("OpenSearch unreachable")
-        if self.refuse:
-            raise DocumentRefused(self.refuse)
-        current = self.documents.get(dataset.pid)
-        if current and current.revision > dataset.revision:
-            return PutOutcome.STALE
-        self.documents[dataset.pid] = dataset
+        self.requests += 1
+        return [self._apply(write) for write in writes]
+
+    def _apply(self, write: BulkWrite) -> BulkResult:
+        if write.pid in self.refuse:
+            return DocumentRefused(self.refuse[write.pid])
+        current = self.documents.get(write.pid)
+        if current and current.revision > write.revision:
+            return PutOutcome.STALE if write.source is not None else DeleteOutcome.STALE
+        if write.source is None:
+            return (
+                DeleteOutcome.DELETED
+                if self.documents.pop(write.pid, None)
+                else (DeleteOutcome.ABSENT)
+            )
+        self.documents[write.pid] = write
         return PutOutcome.INDEXED
 
-    async def delete(self, *, pid: str, revision: int) -> DeleteOutcome:
-        return DeleteOutcome.DELETED if self.documents.pop(pid, None) else DeleteOutcome.ABSENT
 
-    async def get(self, pid: str) -> dict[str, Any] | None:
-        return self.documents[pid].source if pid in self.documents else None
+class InMemoryCatalogue:
+    def __init__(self, contexts: dict[str, CatalogueContext] | None = None) -> None:
+        self.known = contexts or {}
+        self.down = False
 
-    async def search(self, body: dict[str, Any]) -> SearchPage:
-        return SearchPage(total=0, items=[])
+    async def contexts(self, datasets: Sequence[Dataset]) -> dict[str, CatalogueContext]:
+        if self.down:
+            raise ConnectionError("MongoDB unreachable")
+        return {d.pid: self.known[d.pid] for d in datasets if d.pid in self.known}
 
-    async def ready(self) -> bool:
+    async def ping(self) -> bool:
         return True
 
 
-def record(value: bytes) -> ConsumerRecord[Any, Any]:
+def record(value: bytes, offset: int = 0) -> ConsumerRecord[Any, Any]:
     return ConsumerRecord(
         topic="catalogue.datasets",
         partition=0,
-        offset=0,
+        offset=offset,
         timestamp=0,
         timestamp_type=0,
         key=b"k",
@@ -63,34 +82,59 @@ def record(value: bytes) -> ConsumerRecord[Any, Any]:
     )
 
 
-async def test_stale_revision_is_acknowledged_without_overwriting(
+def batch(*values: bytes) -> list[ConsumerRecord[Any, Any]]:
+    return [record(value, offset) for offset, value in enumerate(values)]
+
+
+async def test_one_bulk_request_per_batch_and_newest_revision_wins(
     make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
 ) -> None:
     index = InMemoryIndex()
-    handle = dataset_event_handler(index)
-    await handle(record(stored_event(make_dataset(pipelineRevision=5, datasetName="new"))))
-    await handle(record(stored_event(make_dataset(pipelineRevision=4, datasetName="old"))))
+    handle = dataset_batch_handler(index, InMemoryCatalogue())
+    outcomes = await handle(
+        batch(
+            stored_event(make_dataset(pipelineRevision=5, datasetName="new")),
+            stored_event(make_dataset(pipelineRevision=4, datasetName="old")),
+        )
+    )
+    assert outcomes == [None, None]
+    assert index.requests == 1
     [stored] = index.documents.values()
-    assert (stored.revision, stored.source["datasetName"]) == (5, "new")
+    assert (stored.revision, stored.source and stored.source["datasetName"]) == (5, "new")
 
 
-async def test_document_the_index_refuses_is_rejected_with_the_index_reason(
+async def test_refused_document_is_rejected_alone_with_the_index_reason(
     make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
 ) -> None:
-    handle = dataset_event_handler(InMemoryIndex(refuse="mapper_parsing_exception: bad date"))
-    with pytest.raises(Rejected) as rejected:
-        await handle(record(stored_event(make_dataset())))
-    assert rejected.value.error_type == "index-refused"
-    assert "mapper_parsing_exception: bad date" in rejected.value.reason
-    assert "dataset.stored" in rejected.value.reason
+    bad = make_dataset("bad")
+    index = InMemoryIndex(refuse={bad.pid: "mapper_parsing_exception: bad date"})
+    handle = dataset_batch_handler(index, InMemoryCatalogue())
+    first, refused, last = await handle(
+        batch(
+            stored_event(make_dataset("scan_001")),
+            stored_event(bad),
+            stored_event(make_dataset("scan_003")),
+        )
+    )
+    assert first is None and last is None
+    assert isinstance(refused, Rejected)
+    assert refused.error_type == "index-refused"
+    assert "mapper_parsing_exception: bad date" in refused.reason
+    assert "dataset.stored" in refused.reason
+    assert set(index.documents) == {"local/11012345/scan_001", "local/11012345/scan_003"}
 
 
-async def test_index_outage_propagates_so_the_consumer_retries(
+async def test_outage_of_either_store_propagates_so_the_whole_batch_is_retried(
     make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
 ) -> None:
-    handle = dataset_event_handler(InMemoryIndex(down=True))
     with pytest.raises(ConnectionError):
-        await handle(record(stored_event(make_dataset())))
+        await dataset_batch_handler(InMemoryIndex(down=True), InMemoryCatalogue())(
+            batch(stored_event(make_dataset()))
+        )
+    catalogue = InMemoryCatalogue()
+    catalogue.down = True
+    with pytest.raises(ConnectionError):
+        await dataset_batch_handler(InMemoryIndex(), catalogue)(batch(stored_event(make_dataset())))
 
 
 @pytest.mark.parametrize(
@@ -102,15 +146,23 @@ async def test_index_outage_propagates_so_the_consumer_retries(
         (b"", "invalid-json", "not valid"),
     ],
 )
-async def test_undecodable_events_are_rejected_with_a_reason(
-    value: bytes, error_type: str, says: str
+async def test_undecodable_events_are_rejected_with_a_reason_and_the_rest_indexed(
+    value: bytes,
+    error_type: str,
+    says: str,
+    make_dataset: Callable[..., Dataset],
+    stored_event: Callable[..., bytes],
 ) -> None:
-    handle = dataset_event_handler(InMemoryIndex())
-    with pytest.raises(Rejected) as rejected:
-        await handle(record(value))
-    assert rejected.value.error_type == error_type
-    assert says in rejected.value.reason
-    assert rejected.value.reason.startswith("catalogue.datasets event is not valid")
+    index = InMemoryIndex()
+    rejected, indexed = await dataset_batch_handler(index, InMemoryCatalogue())(
+        batch(value, stored_event(make_dataset()))
+    )
+    assert isinstance(rejected, Rejected)
+    assert rejected.error_type == error_type
+    assert says in rejected.reason
+    assert rejected.reason.startswith("catalogue.datasets event is not valid")
+    assert indexed is None
+    assert list(index.documents) == ["local/11012345/scan_001"]
 
 
 async def test_deleted_event_removes_the_dataset(
@@ -119,7 +171,38 @@ async def test_deleted_event_removes_the_dataset(
     deleted_event: Callable[..., bytes],
 ) -> None:
     index = InMemoryIndex()
-    handle = dataset_event_handler(index)
-    await handle(record(stored_event(make_dataset())))
-    await handle(record(deleted_event("local/11012345/scan_001", 2)))
+    handle = dataset_batch_handler(index, InMemoryCatalogue())
+    await handle(batch(stored_event(make_dataset())))
+    assert await handle(batch(deleted_event("local/11012345/scan_001", 2))) == [None]
     assert index.documents == {}
+
+
+async def test_files_and_proposals_from_the_catalogue_are_indexed_with_the_dataset(
+    make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
+) -> None:
+    dataset = make_dataset(proposalIds=["11012345", "DOOR-77"])
+    context = CatalogueContext(
+        files=("img_00001.cbf", "sub/img_00002.cbf"),
+        proposals=(
+            {"proposalId": "11012345", "type": "Beamtime", "parentProposalId": "DOOR-77"},
+            {
+                "proposalId": "DOOR-77",
+                "type": "DOOR Proposal",
+                "title": "Liquid crystals under strain",
+                "pi_firstname": "Ada",
+                "pi_lastname": "Lovelace",
+                "pi_email": "ada@example.org",
+            },
+        ),
+    )
+    index = InMemoryIndex()
+    await dataset_batch_handler(index, InMemoryCatalogue({dataset.pid: context}))(
+        batch(stored_event(dataset))
+    )
+    source = index.documents[dataset.pid].source
+    assert source is not None
+    assert source["search"]["files"] == ["img_00001.cbf", "sub/img_00002.cbf"]
+    assert source["search"]["beamtimeIds"] == ["11012345"]
+    assert source["search"]["proposalIds"] == ["11012345", "DOOR-77"]
+    assert source["search"]["proposalTitles"] == ["Liquid crystals under strain"]
+    assert source["search"]["pis"] == ["Ada Lovelace", "ada@example.org"]

@@ -5,6 +5,8 @@ Run with `uvicorn scicat_indexer.app:create_app --factory` or `python -m scicat_
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 import uvicorn
@@ -14,7 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from scicat_indexer import api
 from scicat_indexer.auth import TokenVerifier
-from scicat_indexer.handlers import dataset_event_handler
+from scicat_indexer.catalogue import MongoCatalogue
+from scicat_indexer.handlers import dataset_batch_handler
 from scicat_indexer.settings import SERVICE, Settings
 from scicat_indexer.store import OpenSearchDatasetIndex
 from scicat_schemas.runtime.broker import create_broker
@@ -31,15 +34,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     broker = create_broker(service=SERVICE, kafka=settings.kafka, registry=registry)
     consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
     index = OpenSearchDatasetIndex(settings.opensearch)
-    consumer.subscribe(CATALOGUE_DATASETS, handler=dataset_event_handler(index), group_id=SERVICE)
+    catalogue = MongoCatalogue(settings.mongo)
+    consumer.subscribe_batch(
+        CATALOGUE_DATASETS,
+        handler=dataset_batch_handler(index, catalogue),
+        group_id=SERVICE,
+        max_records=settings.batch_max_records,
+    )
+
+    @asynccontextmanager
+    async def stores() -> AsyncIterator[None]:
+        async with catalogue.connected(), index.connected():
+            yield
 
     app: FastAPI = create_service_app(
         name=SERVICE,
         version=version("scicat-indexer"),
         broker=broker,
         registry=registry,
-        resources=index.connected,
-        checks={"opensearch": index.ready},
+        resources=stores,
+        checks={"opensearch": index.ready, "mongodb": catalogue.ping},
         description="Keeps the OpenSearch dataset index in step with `catalogue.datasets` "
         "and serves substring search over it (internal API, no access control yet).",
     )

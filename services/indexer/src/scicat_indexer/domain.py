@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from scicat_indexer.mapping import MAX_GRAM, METADATA_PAIRS, MIN_GRAM, SUBSTRING_FIELDS
+from scicat_indexer.mapping import DERIVED, MAX_GRAM, METADATA_PAIRS, MIN_GRAM, SUBSTRING_FIELDS
 from scicat_schemas.documents import Dataset
+from scicat_schemas.units import UnitError, to_si
 
 MAX_METADATA_PAIRS: Final = 1000
 """Pairs indexed per dataset; well under OpenSearch's 10 000 nested documents per document."""
@@ -26,6 +27,15 @@ QUANTITY_KEYS: Final = frozenset({"value", "unit", "valueSI", "unitSI"})
 """Keys of a SciCat quantity leaf `{value, unit, valueSI, unitSI}`."""
 
 SORT: Final = [{"creationTime": {"order": "desc"}}, {"pid": {"order": "asc"}}]
+
+MAX_INDEXED_FILES: Final = 1000
+"""File paths indexed per dataset for free text; each path costs hundreds of grams."""
+
+MAX_METADATA_TEXTS: Final = 200
+"""String metadata values copied to the free-text field per dataset."""
+
+BEAMTIME_PROPOSAL_TYPE: Final = "Beamtime"
+"""SciCat's Proposal `type` of a beamtime (a child of the DOOR proposal)."""
 
 
 @dataclass
@@ -71,7 +81,7 @@ class _Flattener:
         elif isinstance(value, Mapping):
             children: Mapping[str, Any] = value
             if _is_quantity(value):
-                self.emit(path, _as_list(value["value"]), unit=value.get("unit"))
+                self.emit(path, _as_list(value["value"]), unit=value.get("unit"), si=_si(value))
                 children = {k: v for k, v in value.items() if k not in QUANTITY_KEYS}
             for key, child in children.items():
                 self.walk(child, f"{path}.{key}" if path else str(key), depth + 1)
@@ -83,7 +93,13 @@ class _Flattener:
         else:
             self.emit(path, [value])
 
-    def emit(self, key: str, values: list[Any], unit: Any = None) -> None:
+    def emit(
+        self,
+        key: str,
+        values: list[Any],
+        unit: Any = None,
+        si: tuple[list[float], str] | None = None,
+    ) -> None:
         present = [v for v in values if v is not None]
         if not present or not key:
             return
@@ -93,7 +109,39 @@ class _Flattener:
         if len(present) > self.max_values:
             self.result.truncated = True
             present = present[: self.max_values]
-        self.result.pairs.append(_pair(key, present, unit))
+        pair = _pair(key, present, unit)
+        if si is not None and si[0]:
+            numbers = si[0][: self.max_values]
+            pair["numberSI"] = numbers[0] if len(numbers) == 1 else numbers
+            pair["unitSI"] = si[1]
+        self.result.pairs.append(pair)
+
+
+def _si(quantity: Mapping[str, Any]) -> tuple[list[float], str] | None:
+    """The SI values of a quantity: the ingestor's `valueSI`/`unitSI`, else converted here.
+
+    None when the unit is unknown or the value not numeric: the pair keeps its raw number and
+    unit, and only unit-less conditions can find it.
+    """
+    stored, stored_unit = quantity.get("valueSI"), quantity.get("unitSI")
+    if stored is not None and isinstance(stored_unit, str):
+        numbers = [n for n in (_finite_number(v) for v in _as_list(stored)) if n is not None]
+        return (numbers, stored_unit) if numbers else None
+    unit = quantity.get("unit")
+    if not isinstance(unit, str) or not unit.strip():
+        return None
+    numbers, si_unit = [], None
+    for item in _as_list(quantity["value"]):
+        if _finite_number(item) is None:
+            continue
+        try:
+            converted = to_si(item, unit)
+        except (UnitError, ValueError, TypeError, ArithmeticError):
+            return None
+        if isinstance(converted.value, float) and math.isfinite(converted.value):
+            numbers.append(converted.value)
+            si_unit = converted.unit
+    return (numbers, si_unit) if numbers and si_unit is not None else None
 
 
 def _pair(key: str, values: list[Any], unit: Any) -> dict[str, Any]:
@@ -151,6 +199,18 @@ def _finite_number(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
+class CatalogueContext:
+    """What the catalogue knows around a dataset: its file paths and its Proposal documents.
+
+    Read from MongoDB (`OrigDatablock`, `Proposal`) when the dataset is indexed, so a search by
+    file name, proposal title, beamtime or PI finds the dataset.
+    """
+
+    files: tuple[str, ...] = ()
+    proposals: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class IndexedDataset:
     """A dataset as sent to OpenSearch: id, external version and the document body."""
 
@@ -158,19 +218,59 @@ class IndexedDataset:
     revision: int
     source: dict[str, Any]
     metadata_truncated: bool
+    files_truncated: bool = False
 
 
-def indexed_dataset(dataset: Dataset) -> IndexedDataset:
-    """The dataset as stored, plus the derived, searchable metadata pairs."""
+def indexed_dataset(dataset: Dataset, context: CatalogueContext | None = None) -> IndexedDataset:
+    """The dataset as stored, plus the derived, searchable fields (metadata pairs, `search`)."""
+    context = context or CatalogueContext()
     source = dataset.model_dump(mode="json", by_alias=True)
     flattened = flatten_scientific_metadata(dataset.scientificMetadata)
     source[METADATA_PAIRS] = flattened.pairs
+    source[DERIVED] = derived_fields(dataset, context, flattened.pairs)
     return IndexedDataset(
         pid=dataset.pid,
         revision=dataset.pipelineRevision,
         source=source,
         metadata_truncated=flattened.truncated,
+        files_truncated=len(context.files) > MAX_INDEXED_FILES,
     )
+
+
+def derived_fields(
+    dataset: Dataset, context: CatalogueContext, pairs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """File paths, string metadata values, proposal ids/titles, beamtime ids and PIs."""
+    texts: list[str] = []
+    for pair in pairs:
+        texts.extend(_as_list(pair.get("text", [])))
+    proposal_ids = list(dataset.proposalIds)
+    beamtime_ids: list[str] = []
+    titles: list[str] = []
+    pis = list(dataset.principalInvestigators)
+    for proposal in context.proposals:
+        proposal_id = proposal.get("proposalId")
+        proposal_ids += [i for i in (proposal_id, proposal.get("parentProposalId")) if i]
+        if proposal.get("type") == BEAMTIME_PROPOSAL_TYPE and proposal_id:
+            beamtime_ids.append(str(proposal_id))
+        if proposal.get("title"):
+            titles.append(str(proposal["title"]))
+        name = " ".join(
+            str(proposal[k]) for k in ("pi_firstname", "pi_lastname") if proposal.get(k)
+        )
+        pis += [p for p in (name, proposal.get("pi_email")) if p]
+    return {
+        "files": list(context.files[:MAX_INDEXED_FILES]),
+        "metadataText": _unique(texts)[:MAX_METADATA_TEXTS],
+        "proposalIds": _unique(str(i) for i in proposal_ids),
+        "beamtimeIds": _unique(beamtime_ids),
+        "proposalTitles": _unique(titles),
+        "pis": _unique(str(p) for p in pis),
+    }
+
+
+def _unique(values: Any) -> list[str]:
+    return list(dict.fromkeys(values))
 
 
 def escape_wildcard(fragment: str) -> str:

@@ -1,50 +1,83 @@
-"""`catalogue.datasets` → the dataset index.
+"""`catalogue.datasets` → the dataset index, a batch at a time through OpenSearch's `_bulk`.
 
-The handler returns only once OpenSearch has accepted (or deliberately ignored) the change, so
-the consumer commits the offset only then. A redelivery is harmless: the revision is the
-OpenSearch version, so the same event rewrites the same content and an older one is refused.
+A batch is decoded record by record (a record that is not a valid event is rejected alone),
+enriched from the catalogue (file names and proposals, two MongoDB queries per batch), then sent as
+one `_bulk` request. OpenSearch answers per item: a 400 rejects that record only (dead-lettered
+with OpenSearch's error), a version conflict means a newer revision is already indexed (done), and
+anything else (429, 5xx, MongoDB or OpenSearch down) raises, so the consumer retries the whole
+batch. That is safe: the revision is the OpenSearch version, so rewriting an item changes nothing
+and an older one is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from scicat_indexer.catalogue import Catalogue
 from scicat_indexer.domain import indexed_dataset
 from scicat_indexer.mapping import METADATA_PAIRS
-from scicat_indexer.store import DatasetIndex, DocumentRefused
+from scicat_indexer.store import BulkWrite, DatasetIndex, DocumentRefused
 from scicat_schemas.events import DATASET_EVENT, DatasetDeleted, DatasetStored
 from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 
 log = structlog.get_logger("scicat.indexer")
 
+BatchOutcomes = list[Rejected | None]
 
-def dataset_event_handler(
-    index: DatasetIndex,
-) -> Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]:
-    """The `catalogue.datasets` handler writing to `index`."""
 
-    async def index_dataset_event(record: ConsumerRecord[Any, Any]) -> None:
-        event = decode(record)
-        with structlog.contextvars.bound_contextvars(
-            event_id=event.id, event_source=event.source, event_type=event.type
-        ):
+def dataset_batch_handler(
+    index: DatasetIndex, catalogue: Catalogue
+) -> Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[BatchOutcomes]]:
+    """The `catalogue.datasets` batch handler writing to `index`, reading `catalogue`."""
+
+    async def index_dataset_events(records: Sequence[ConsumerRecord[Any, Any]]) -> BatchOutcomes:
+        outcomes: BatchOutcomes = [None] * len(records)
+        events: dict[int, DatasetStored | DatasetDeleted] = {}
+        for position, record in enumerate(records):
             try:
-                if isinstance(event, DatasetStored):
-                    await _stored(index, event)
-                else:
-                    await _deleted(index, event)
-            except DocumentRefused as refused:
-                raise Rejected(
-                    f"{event.type} event {event.id!r} from {event.source!r}: {refused.reason}",
+                events[position] = decode(record)
+            except Rejected as rejected:
+                outcomes[position] = rejected
+        stored = [e.data.dataset for e in events.values() if isinstance(e, DatasetStored)]
+        contexts = await catalogue.contexts(stored) if stored else {}
+        writes: list[BulkWrite] = []
+        for event in events.values():
+            writes.append(_write(event, contexts))
+        results = await index.bulk(writes)
+        for (position, event), write, result in zip(events.items(), writes, results, strict=True):
+            if isinstance(result, DocumentRefused):
+                outcomes[position] = Rejected(
+                    f"{event.type} event {event.id!r} from {event.source!r}: {result.reason}",
                     error_type="index-refused",
-                ) from refused
+                )
+            log.info(
+                "dataset indexed" if write.source is not None else "dataset removed from index",
+                pid=write.pid,
+                revision=write.revision,
+                outcome=str(result) if not isinstance(result, DocumentRefused) else "refused",
+            )
+        return outcomes
 
-    return index_dataset_event
+    return index_dataset_events
+
+
+def _write(event: DatasetStored | DatasetDeleted, contexts: dict[str, Any]) -> BulkWrite:
+    if isinstance(event, DatasetDeleted):
+        return BulkWrite(pid=event.data.pid, revision=event.data.revision, source=None)
+    dataset = indexed_dataset(event.data.dataset, contexts.get(event.data.dataset.pid))
+    if dataset.metadata_truncated or dataset.files_truncated:
+        log.warning(
+            "dataset only partly indexed; it is complete in the stored dataset",
+            pid=dataset.pid,
+            indexed_pairs=len(dataset.source[METADATA_PAIRS]),
+            files_truncated=dataset.files_truncated,
+        )
+    return BulkWrite(pid=dataset.pid, revision=dataset.revision, source=dataset.source)
 
 
 def decode(record: ConsumerRecord[Any, Any]) -> DatasetStored | DatasetDeleted:
@@ -56,25 +89,3 @@ def decode(record: ConsumerRecord[Any, Any]) -> DatasetStored | DatasetDeleted:
         if any(e["type"] == "union_tag_invalid" for e in error.errors()):
             rejected.error_type = "unknown-type"
         raise rejected from error
-
-
-async def _stored(index: DatasetIndex, event: DatasetStored) -> None:
-    dataset = indexed_dataset(event.data.dataset)
-    outcome = await index.put(dataset)
-    if dataset.metadata_truncated:
-        log.warning(
-            "scientific metadata only partly indexed; it is complete in the stored dataset",
-            pid=dataset.pid,
-            indexed_pairs=len(dataset.source[METADATA_PAIRS]),
-        )
-    log.info("dataset indexed", pid=dataset.pid, revision=dataset.revision, outcome=outcome)
-
-
-async def _deleted(index: DatasetIndex, event: DatasetDeleted) -> None:
-    outcome = await index.delete(pid=event.data.pid, revision=event.data.revision)
-    log.info(
-        "dataset removed from index",
-        pid=event.data.pid,
-        revision=event.data.revision,
-        outcome=outcome,
-    )

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings
+from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
 SERVICE = "indexer"
 DEFAULT_PORT = 8002
@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Root log level.")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    mongo: MongoSettings = Field(
+        default_factory=MongoSettings,
+        description="The SciCat database, read for file lists, proposals and `reindex`.",
+    )
+    batch_max_records: int = Field(
+        default=500, ge=1, le=10_000, description="Events indexed per `_bulk` request at most."
+    )
     oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     @field_validator("http", mode="before")

@@ -8,9 +8,10 @@ replicas.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -19,12 +20,12 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError
 
 from scicat_indexer.domain import IndexedDataset
-from scicat_indexer.mapping import METADATA_PAIRS, concrete_index, index_body
+from scicat_indexer.mapping import DERIVED, METADATA_PAIRS, concrete_index, index_body
 from scicat_indexer.settings import OpenSearchSettings
 
 log = structlog.get_logger("scicat.indexer.store")
 
-_READ_EXCLUDES = [METADATA_PAIRS]
+_READ_EXCLUDES = [METADATA_PAIRS, DERIVED]
 """Derived fields stay out of what readers get back: they see the dataset as stored."""
 
 
@@ -50,14 +51,37 @@ class DocumentRefused(Exception):
         self.reason = reason
 
 
+class BulkItemFailed(Exception):
+    """OpenSearch could not apply one item of a bulk request for a reason that may pass (429,
+    5xx, a missing alias): the whole batch is retried."""
+
+
+@dataclass(frozen=True)
+class BulkWrite:
+    """One item of a bulk request: index `source` (or delete, when None) at `revision`."""
+
+    pid: str
+    revision: int
+    source: dict[str, Any] | None
+
+
+BulkResult = PutOutcome | DeleteOutcome | DocumentRefused
+"""Per item: written, stale, absent, or refused by OpenSearch (400) with its reason."""
+
+
 @dataclass(frozen=True)
 class SearchPage:
     total: int
     items: list[dict[str, Any]]
+    sort_values: list[list[Any]] = field(default_factory=list)
+    """The `sort` values of each hit, for `search_after` paging."""
+    aggregations: dict[str, Any] = field(default_factory=dict)
 
 
 class DatasetIndex(Protocol):
     async def put(self, dataset: IndexedDataset) -> PutOutcome: ...
+
+    async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]: ...
 
     async def delete(self, *, pid: str, revision: int) -> DeleteOutcome: ...
 
@@ -154,6 +178,25 @@ class OpenSearchDatasetIndex:
             raise DocumentRefused(describe(error)) from error
         return PutOutcome.INDEXED
 
+    async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]:
+        """Apply `writes` in one `_bulk` request through the alias; one result per write.
+
+        Raises `BulkItemFailed` when an item failed for a reason that may pass, so the caller
+        retries the whole batch (every item is idempotent under external versioning).
+        """
+        if not writes:
+            return []
+        try:
+            answer = await self.client.bulk(body=bulk_body(self.alias, writes))
+        except RequestError as error:
+            # OpenSearch refuses a whole request for one invalid action (an id over 512 bytes):
+            # halve it until the invalid write is alone, so only that one is refused.
+            if len(writes) == 1:
+                return [DocumentRefused(describe(error))]
+            middle = len(writes) // 2
+            return [*await self.bulk(writes[:middle]), *await self.bulk(writes[middle:])]
+        return [item_result(item, w) for item, w in zip(answer["items"], writes, strict=True)]
+
     async def delete(self, *, pid: str, revision: int) -> DeleteOutcome:
         try:
             await self.client.delete(
@@ -183,7 +226,10 @@ class OpenSearchDatasetIndex:
         )
         hits = answer["hits"]
         return SearchPage(
-            total=int(hits["total"]["value"]), items=[hit["_source"] for hit in hits["hits"]]
+            total=int(hits["total"]["value"]),
+            items=[hit["_source"] for hit in hits["hits"]],
+            sort_values=[hit.get("sort", []) for hit in hits["hits"]],
+            aggregations=answer.get("aggregations", {}),
         )
 
     async def ready(self) -> bool:
@@ -204,3 +250,50 @@ def describe(error: RequestError) -> str:
         text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
         cause = cause.get("caused_by")
     return f"OpenSearch refused the document (400): {text}"
+
+
+def bulk_body(alias: str, writes: Sequence[BulkWrite]) -> str:
+    """The NDJSON of a `_bulk` request: external versions, through the alias."""
+    lines: list[str] = []
+    for write in writes:
+        meta = {
+            "_index": alias,
+            "_id": write.pid,
+            "version": write.revision,
+            "version_type": "external_gte",
+        }
+        if write.source is None:
+            lines.append(json.dumps({"delete": meta}))
+        else:
+            lines.append(json.dumps({"index": meta}))
+            lines.append(json.dumps(write.source))
+    return "\n".join(lines) + "\n"
+
+
+def item_result(item: dict[str, Any], write: BulkWrite) -> BulkResult:
+    """One `_bulk` answer item as an outcome; `BulkItemFailed` when it may pass on retry."""
+    ((action, answer),) = item.items()
+    status = int(answer.get("status", 500))
+    error = answer.get("error")
+    if status < 300:
+        return PutOutcome.INDEXED if action == "index" else DeleteOutcome.DELETED
+    if status == 409:
+        return PutOutcome.STALE if action == "index" else DeleteOutcome.STALE
+    if status == 404 and action == "delete" and not error:
+        return DeleteOutcome.ABSENT
+    if status == 400:
+        return DocumentRefused(f"OpenSearch refused the document (400): {_explain(error)}")
+    raise BulkItemFailed(
+        f"OpenSearch could not {action} {write.pid!r} ({status}): {_explain(error)}"
+    )
+
+
+def _explain(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    text = f"{error.get('type')}: {error.get('reason')}"
+    cause = error.get("caused_by")
+    while isinstance(cause, dict):
+        text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+        cause = cause.get("caused_by")
+    return text

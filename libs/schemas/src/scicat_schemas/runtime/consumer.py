@@ -10,18 +10,24 @@ Kafka delivers at least once; this loop turns that into "every message has exact
 
 Offsets are committed explicitly (FastStream `AckPolicy.MANUAL`, no auto-commit), one message at a
 time, so a commit never covers a message that has not had its outcome.
+
+`subscribe_batch` applies the same rules to a batch (for stores with a bulk API): the handler
+returns one outcome per record, rejected records are dead-lettered one by one, and the offsets are
+committed only once every record of the batch has its outcome. A transient failure rewinds every
+partition of the batch to its earliest record (a batch can span partitions), so the whole batch
+is read again; the handler must therefore be idempotent per record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage as InjectedKafkaMessage
@@ -36,6 +42,14 @@ from scicat_schemas.topics import dead_letter_topic
 log = structlog.get_logger("scicat.consumer")
 
 Handler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
+
+BatchHandler = Callable[
+    [Sequence[ConsumerRecord[Any, Any]]], Awaitable[Sequence["Rejected | None"]]
+]
+"""Takes a batch, returns one outcome per record in order: `None` (done) or `Rejected`.
+
+Raising means "nothing of this batch is known to be durable": the whole batch is retried.
+"""
 
 
 class Rejected(Exception):
@@ -142,6 +156,87 @@ class ReliableConsumer:
         )
         return subscriber(on_message)
 
+    def subscribe_batch(
+        self,
+        *topics: str,
+        handler: BatchHandler,
+        group_id: str | None = None,
+        max_records: int = 500,
+        batch_timeout_ms: int = 200,
+    ) -> Any:
+        """Register a batch `handler` for `topics`: up to `max_records` records per call."""
+        subscriber = self.broker.subscriber(
+            *topics,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms,
+            group_id=group_id or self.service,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=self.kafka.max_poll_interval_ms,
+            session_timeout_ms=self.kafka.session_timeout_ms,
+            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
+            rebalance_timeout_ms=self.kafka.rebalance_timeout_ms,
+        )
+
+        async def on_batch(message: InjectedKafkaMessage) -> None:
+            await self.process_batch(message, handler)
+
+        on_batch.__name__ = f"{self.service}_{getattr(handler, '__name__', type(handler).__name__)}"
+        return subscriber(on_batch)
+
+    async def process_batch(self, message: KafkaMessage, handler: BatchHandler) -> None:
+        raw = message.raw_message
+        records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
+        if not records:
+            return
+        first = records[0]
+        where = (first.topic, first.partition, first.offset)
+        with structlog.contextvars.bound_contextvars(
+            topic=first.topic, partition=first.partition, offset=first.offset, batch=len(records)
+        ):
+            try:
+                with self.metrics.duration.labels(first.topic).time():
+                    outcomes = list(await handler(records))
+                if len(outcomes) != len(records):
+                    raise RuntimeError(
+                        f"batch handler gave {len(outcomes)} outcomes for {len(records)} records"
+                    )
+                for record, outcome in zip(records, outcomes, strict=True):
+                    if outcome is not None:
+                        await self.dead_letter(record, outcome.reason, outcome.error_type)
+            except Exception as error:
+                await self._retry_batch(message, records, where, error)
+                return
+            self._attempts.pop(where, None)
+            for record, outcome in zip(records, outcomes, strict=True):
+                self.metrics.processed.labels(
+                    record.topic, "ok" if outcome is None else "dead-lettered"
+                ).inc()
+            await message.ack()
+
+    async def _retry_batch(
+        self,
+        message: KafkaMessage,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        where: tuple[str, int, int],
+        error: Exception,
+    ) -> None:
+        attempt = self._attempts.get(where, 0) + 1
+        self._attempts[where] = attempt
+        self.metrics.transient_failures.labels(where[0]).inc()
+        delay = self.backoff(attempt)
+        log.warning(
+            "transient failure, will retry the whole batch",
+            error=repr(error),
+            attempt=attempt,
+            retry_in_seconds=round(delay, 3),
+        )
+        await asyncio.sleep(delay)
+        for partition, offset in earliest_offsets(records).items():
+            message.consumer.seek(partition, offset)
+        await message.nack()
+
     async def process(self, message: KafkaMessage, handler: Handler) -> None:
         record: ConsumerRecord[Any, Any] = message.raw_message
         where = (record.topic, record.partition, record.offset)
@@ -206,3 +301,12 @@ class ReliableConsumer:
         log.warning(
             "dead-lettered", reason=reason, error_type=error_type, dlq=self.dead_letter_topic
         )
+
+
+def earliest_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
+    """The first offset of each partition in a batch: where to rewind so none is skipped."""
+    earliest: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
+    return earliest

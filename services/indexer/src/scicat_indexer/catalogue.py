@@ -1,0 +1,115 @@
+"""What the indexer reads from the catalogue (MongoDB): file lists, proposals, whole datasets.
+
+The ingestor owns these collections; the indexer only reads them. A dataset event carries the
+dataset but not its files or its proposal, so the handler looks both up for each batch (two
+queries per batch, not per dataset) before indexing. `reindex` also reads every dataset from here.
+
+Proposal documents are read at indexing time (a choice, documented in the service README): a
+search by proposal title, beamtime or PI finds datasets indexed after the proposal was stored;
+`scicat-pipeline reindex` refreshes datasets indexed before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from scicat_indexer.domain import CatalogueContext
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    ORIG_DATABLOCK_COLLECTION,
+    PROPOSAL_COLLECTION,
+    Dataset,
+)
+from scicat_schemas.runtime.settings import MongoSettings
+
+
+class Catalogue(Protocol):
+    async def contexts(self, datasets: Sequence[Dataset]) -> dict[str, CatalogueContext]: ...
+
+    async def ping(self) -> bool: ...
+
+
+class MongoCatalogue:
+    """`Catalogue` on the SciCat MongoDB database; `connected()` opens and closes the client."""
+
+    def __init__(self, settings: MongoSettings, *, appname: str = "scicat-indexer") -> None:
+        self._settings = settings
+        self._appname = appname
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[MongoCatalogue]:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            self._settings.uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=self._settings.timeout_ms,
+            appname=self._appname,
+        )
+        self._client = client
+        try:
+            yield self
+        finally:
+            self._client = None
+            await client.close()
+
+    @property
+    def _db(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._client is None:
+            raise RuntimeError("the MongoDB client is not open; use `async with connected()`")
+        return self._client[self._settings.database]
+
+    async def ping(self) -> bool:
+        await self._db.command("ping")
+        return True
+
+    async def contexts(self, datasets: Sequence[Dataset]) -> dict[str, CatalogueContext]:
+        """Files and proposals (with their parents) of each dataset, by pid."""
+        pids = [d.pid for d in datasets]
+        files: dict[str, list[str]] = {}
+        cursor = self._db[ORIG_DATABLOCK_COLLECTION].find(
+            {"datasetId": {"$in": pids}}, {"datasetId": 1, "dataFileList.path": 1}
+        )
+        async for block in cursor:
+            paths = [f.get("path") for f in block.get("dataFileList", []) if f.get("path")]
+            files.setdefault(block["datasetId"], []).extend(paths)
+        proposals = await self._proposals({i for d in datasets for i in d.proposalIds})
+        parents = await self._proposals(
+            {p["parentProposalId"] for p in proposals.values() if p.get("parentProposalId")}
+            - proposals.keys()
+        )
+        known = proposals | parents
+        result: dict[str, CatalogueContext] = {}
+        for dataset in datasets:
+            own = [known[i] for i in dataset.proposalIds if i in known]
+            parents = [p.get("parentProposalId") for p in own]
+            linked = [known[parent] for parent in parents if parent in known]
+            unique = {p["proposalId"]: p for p in own + linked}
+            result[dataset.pid] = CatalogueContext(
+                files=tuple(files.get(dataset.pid, ())), proposals=tuple(unique.values())
+            )
+        return result
+
+    async def _proposals(self, ids: set[str]) -> dict[str, Mapping[str, Any]]:
+        if not ids:
+            return {}
+        cursor = self._db[PROPOSAL_COLLECTION].find({"proposalId": {"$in": sorted(ids)}})
+        return {doc["proposalId"]: doc async for doc in cursor}
+
+    async def count_datasets(self) -> int:
+        return await self._db[DATASET_COLLECTION].count_documents({})
+
+    async def dataset_documents(self, *, batch_size: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every stored dataset document (without `_id`), `batch_size` at a time (`reindex`)."""
+        batch: list[dict[str, Any]] = []
+        async for doc in self._db[DATASET_COLLECTION].find({}, batch_size=batch_size):
+            batch.append({k: v for k, v in doc.items() if k != "_id"})
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
