@@ -11,17 +11,27 @@ from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.datacite import (
     DC_NS,
     KERNEL_NS,
+    RESOURCE_TYPES_GENERAL,
+    contributor_to_datacite,
     creator_to_datacite,
     datacite_attributes,
     datacite_element,
     datacite_xml,
     dublin_core_element,
+    funding_to_datacite,
+    geo_location_to_datacite,
     oai_datacite_element,
+    related_to_datacite,
 )
-from scicat_schemas.documents import DatasetSummary, PublicationRecord, PublishedData
+from scicat_schemas.documents import (
+    DatasetSummary,
+    ProposalSummary,
+    PublicationRecord,
+    PublishedData,
+)
 
 
-def _record(**metadata: object) -> PublicationRecord:
+def _record(proposal: ProposalSummary | None = None, **metadata: object) -> PublicationRecord:
     meta: dict[str, object] = {
         "creators": [
             creator_to_datacite(
@@ -69,7 +79,64 @@ def _record(**metadata: object) -> PublicationRecord:
                 creationTime=datetime(2026, 3, 2, tzinfo=UTC),
             ),
         ],
+        proposal=proposal,
     )
+
+
+BEAMTIME = ProposalSummary(
+    proposalId="11012345",
+    type="Beamtime",
+    parentProposalId="I-20240123",
+    title="Thin-film strain",
+    startTime=datetime(2026, 2, 28, tzinfo=UTC),
+    endTime=datetime(2026, 3, 3, tzinfo=UTC),
+)
+
+EVERY_ELEMENT = {
+    "contributors": [
+        contributor_to_datacite(
+            contributor_type="DataCollector",
+            name="Smith, Ann",
+            given_name="Ann",
+            family_name="Smith",
+            orcid="0000-0001-5109-3700",
+            affiliation="Lund University",
+            affiliation_ror="https://ror.org/012a77v79",
+        ),
+        contributor_to_datacite(contributor_type="HostingInstitution", name="DESY"),
+    ],
+    "language": "de-DE",
+    "formats": ["application/x-hdf5", "NeXus"],
+    "geoLocations": [
+        geo_location_to_datacite(place="PETRA III, DESY, Hamburg"),
+        geo_location_to_datacite(latitude=53.5753, longitude=9.8797),
+        geo_location_to_datacite(box=(9.87, 9.89, 53.57, 53.58), place="Bahrenfeld campus"),
+    ],
+    "fundingReferences": [
+        funding_to_datacite(
+            funder_name="Deutsche Forschungsgemeinschaft",
+            funder_identifier="https://ror.org/018mejw64",
+            funder_identifier_type="ROR",
+            award_number="DFG-123",
+            award_title="Strain at interfaces",
+        ),
+        funding_to_datacite(funder_name="A private foundation"),
+    ],
+    "relatedIdentifiers": [
+        related_to_datacite(
+            identifier="10.1103/PhysRevB.1.1",
+            identifier_type="DOI",
+            relation_type="IsSupplementTo",
+            resource_type_general="JournalArticle",
+        ),
+        related_to_datacite(
+            identifier="https://github.com/desy/reduction",
+            identifier_type="URL",
+            relation_type="IsDerivedFrom",
+        ),
+    ],
+    "keywords": ["X-ray reflectivity", "thin films & <interfaces>"],
+}
 
 
 FIXTURES = {
@@ -90,6 +157,23 @@ FIXTURES = {
         contributors=[
             {"name": "Smith, Ann", "nameType": "Personal", "contributorType": "DataCurator"}
         ],
+    ),
+    "every-element": _record(**EVERY_ELEMENT),
+    "beamtime-doi": _record(
+        proposal=BEAMTIME,
+        resourceType={"resourceTypeGeneral": "Other", "resourceType": "Beamtime"},
+        relatedIdentifiers=[
+            related_to_datacite(
+                identifier="10.5072/pub-2-def456",
+                identifier_type="DOI",
+                relation_type="HasPart",
+                resource_type_general="Dataset",
+            )
+        ],
+    ),
+    "unicode": _record(
+        creators=[creator_to_datacite(name="Åström, Łukasz", given_name="Łukasz")],
+        keywords=["Röntgenbeugung", "回折"],
     ),
 }
 
@@ -169,3 +253,77 @@ def test_a_record_missing_mandatory_metadata_is_refused_by_name(
 ) -> None:
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
         datacite_attributes(_record(**metadata))
+
+
+def _xsd_values(kernel: str, vocabulary: str) -> set[str]:
+    from scicat_pipeline.testing.xsd import shared_schemas_dir
+
+    path = shared_schemas_dir() / "datacite" / kernel / "include" / f"datacite-{vocabulary}-v4.xsd"
+    tree = etree.parse(str(path))
+    return {str(v) for v in tree.xpath("//*[local-name()='enumeration']/@value")}
+
+
+def test_resource_type_vocabulary_is_the_kernel_4_7_enumeration() -> None:
+    assert _xsd_values("kernel-4", "resourceType") == RESOURCE_TYPES_GENERAL
+    assert RESOURCE_TYPES_GENERAL - _xsd_values("kernel-4.6", "resourceType") == {
+        "Poster",
+        "Presentation",
+    }
+
+
+@pytest.mark.parametrize(
+    ("literal", "vocabulary"),
+    [
+        ("ContributorType", "contributorType"),
+        ("FunderIdentifierType", "funderIdentifierType"),
+        ("RelatedIdentifierType", "relatedIdentifierType"),
+        ("RelationType", "relationType"),
+    ],
+)
+def test_every_vocabulary_is_the_kernel_4_7_enumeration(literal: str, vocabulary: str) -> None:
+    from typing import get_args
+
+    from scicat_schemas import datacite
+
+    assert set(get_args(getattr(datacite, literal))) == _xsd_values("kernel-4", vocabulary)
+
+
+def test_unknown_resource_type_general_is_refused_by_the_mapping() -> None:
+    with pytest.raises(ValueError, match=r"'DataSet' is not in the DataCite 4\.7 vocabulary"):
+        datacite_attributes(_record(resourceType={"resourceTypeGeneral": "DataSet"}))
+
+
+def test_every_element_fixture_renders_each_kernel_element() -> None:
+    resource = datacite_element(datacite_attributes(FIXTURES["every-element"]))
+    present = {el.tag.split("}")[1] for el in resource}
+    assert present >= {
+        "identifier", "creators", "titles", "publisher", "publicationYear", "resourceType",
+        "subjects", "contributors", "dates", "language", "alternateIdentifiers",
+        "relatedIdentifiers", "sizes", "formats", "rightsList", "descriptions", "geoLocations",
+        "fundingReferences",
+    }  # fmt: skip
+    ns = {"d": KERNEL_NS}
+    assert resource.xpath("d:contributors/d:contributor/@contributorType", namespaces=ns) == [
+        "DataCollector",
+        "HostingInstitution",
+    ]
+    assert resource.xpath(
+        "d:contributors/d:contributor/d:affiliation/@affiliationIdentifier", namespaces=ns
+    ) == ["https://ror.org/012a77v79"]
+    assert resource.xpath(
+        "d:geoLocations/d:geoLocation/d:geoLocationPoint/d:pointLatitude/text()", namespaces=ns
+    ) == ["53.5753"]
+    assert resource.xpath(
+        "d:fundingReferences/d:fundingReference/d:awardTitle/text()", namespaces=ns
+    ) == ["Strain at interfaces"]
+    assert resource.xpath("d:language/text()", namespaces=ns) == ["de-DE"]
+
+
+def test_proposal_record_names_the_proposal_and_its_time() -> None:
+    attributes = datacite_attributes(FIXTURES["beamtime-doi"])
+    assert attributes["alternateIdentifiers"][0] == {
+        "alternateIdentifier": "11012345",
+        "alternateIdentifierType": "Beamtime",
+    }
+    assert {"date": "2026-02-28/2026-03-03", "dateType": "Collected"} in attributes["dates"]
+    assert attributes["relatedIdentifiers"][0]["relationType"] == "HasPart"
