@@ -1,0 +1,353 @@
+"""No private dataset leaks through any endpoint of the search API, counts and facets included.
+
+The proof is differential: for a caller who must not see a dataset, every response of every
+endpoint is the same whether that dataset exists or not (then it cannot leak, whatever the response
+contains: hits, totals, facet counts, a 403 that would reveal its existence). The routes are taken
+from `app.routes`, so an endpoint added later fails this test until it has probes here.
+
+Runs on the embedded stack: real Kafka and OpenSearch, the indexer app in-process, tokens from the
+OIDC stand-in over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Route
+
+from scicat_indexer.app import create_app
+from scicat_indexer.settings import OidcSettings, Settings
+from scicat_pipeline.commands.token import fetch_token
+from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
+from scicat_pipeline.testing import wait_for
+from scicat_schemas.documents import Dataset
+from scicat_schemas.topics import CATALOGUE_DATASETS
+
+AUDIENCE = "scicat-search"
+
+INFRASTRUCTURE = {
+    "/healthz": "liveness, no data",
+    "/readyz": "dependency status, no data",
+    "/metrics": "message counters, no data",
+    "/openapi.json": "checked on its own: the schema, which must hold no data",
+    "/docs": "Swagger UI page",
+    "/docs/oauth2-redirect": "Swagger UI page",
+    "/redoc": "ReDoc page",
+}
+"""Routes that serve no dataset content, and why."""
+
+PUBLIC_PID = "local/11000001/public_run"
+ALPHA_PID = "local/11000002/alpha_run"
+BRAVO_PID = "local/11000003/bravo_run"
+LOOKUP = "/datasets/{pid:path}"
+
+
+FACETS = ["instrument", "beamtime", "proposal", "pi", "technique", "type", "creationTime"]
+
+
+def _probes(pids: list[str]) -> dict[str, list[Probe]]:
+    """Every request each data endpoint gets; a route without an entry fails the test."""
+    queries: list[dict[str, Any]] = [
+        {},
+        {"text": "run"},
+        {"text": "bravo"},
+        {"text": "alpha"},
+        {"text": "secret"},
+        {"limit": 1},
+        {"limit": 1, "skip": 1},
+        {"facet": FACETS},
+        {"facet": FACETS, "text": "film", "histogram_interval": "day"},
+        {"instrument": "P08", "facet": ["instrument", "proposal", "pi", "beamtime"]},
+        {"proposal": "bravo-proposal", "facet": ["proposal"]},
+        {"beamtime": "11000003"},
+        {"pi": "Bravo Investigator"},
+        {"condition": "bravo_energy"},
+        {"condition": "bravo_energy>1keV"},
+        {"condition": "alpha_energy>1keV"},
+        {"sort": "datasetName:asc"},
+    ]
+    bodies: list[dict[str, Any]] = [
+        {},
+        {"text": "bravo"},
+        {"facets": FACETS},
+        {"facets": FACETS, "filters": {"proposal": ["bravo-proposal"]}},
+        {"conditions": [{"key": "bravo_energy", "relation": "exists"}]},
+        {"conditions": [{"key": "bravo_energy", "relation": "gt", "value": 1, "unit": "keV"}]},
+        {"conditions": [{"key": "alpha_energy.value", "relation": "gte", "value": 7000}]},
+    ]
+    return {
+        "/datasets": [
+            *(Probe(params=query) for query in queries),
+            Probe(params={"limit": 1}, follow_next=True),
+        ],
+        "/datasets/search": [
+            *(Probe(method="POST", body=body) for body in bodies),
+            Probe(method="POST", body={"limit": 1}, follow_next=True),
+        ],
+        LOOKUP: [Probe(path={"pid": pid}) for pid in pids],
+    }
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request; `follow_next` also requests the page its `next` cursor points to."""
+
+    params: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+    path: dict[str, str] | None = None
+    method: str = "GET"
+    follow_next: bool = False
+
+    def url(self, template: str) -> str:
+        url = template
+        for name, value in (self.path or {}).items():
+            url = url.replace(f"{{{name}:path}}", value).replace(f"{{{name}}}", value)
+        return url
+
+    async def answers(self, http: httpx.AsyncClient, template: str, caller: Caller) -> list[Any]:
+        response = await self._send(http, template, caller, self.params, self.body)
+        answers = [_answer(response, template, self)]
+        cursor = response.json().get("next") if response.status_code == 200 else None
+        if self.follow_next and cursor:
+            params = (
+                (self.params or {}) | {"search_after": cursor} if self.method == "GET" else None
+            )
+            body = (self.body or {}) | {"search_after": cursor} if self.method == "POST" else None
+            answers.append(
+                _answer(await self._send(http, template, caller, params, body), template, self)
+            )
+        return answers
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        template: str,
+        caller: Caller,
+        params: dict[str, Any] | None,
+        body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        return await http.request(
+            self.method, self.url(template), params=params, json=body, headers=caller.headers
+        )
+
+
+def _answer(response: httpx.Response, template: str, probe: Probe) -> tuple[int, Any]:
+    assert response.status_code < 500, (template, probe, response.text)
+    if "json" in response.headers.get("content-type", ""):
+        return response.status_code, response.json()
+    return response.status_code, response.text
+
+
+Snapshot = dict[tuple[str, str, str], list[Any]]
+
+
+@dataclass
+class Caller:
+    name: str
+    token: str | None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+@pytest.fixture
+async def issuer() -> AsyncIterator[StandinIssuer]:
+    async with served_issuer(audience=AUDIENCE) as running:
+        yield running
+
+
+@pytest.fixture
+async def secured_app(indexer_settings: Settings, issuer: StandinIssuer) -> AsyncIterator[FastAPI]:
+    settings = indexer_settings.model_copy(
+        update={"oidc": OidcSettings(issuer=issuer.url, audience=AUDIENCE)}
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@dataclass(frozen=True)
+class ServedRoute:
+    path: str
+    methods: frozenset[str]
+
+
+def _served_routes(routes: list[BaseRoute]) -> list[ServedRoute]:
+    """Every route the app answers, with included routers flattened.
+
+    FastAPI 0.165 keeps an included router as one `_IncludedRouter` entry in `app.routes`; its
+    `effective_route_contexts()` lists the routes it serves under their full paths.
+    """
+    served: list[ServedRoute] = []
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for context in contexts():
+                methods = getattr(context.original_route, "methods", None) or {"GET"}
+                served.append(ServedRoute(context.path, frozenset(methods)))
+        elif isinstance(route, Route | APIRoute):
+            served.append(ServedRoute(route.path, frozenset(route.methods or {"GET"})))
+        else:
+            raise AssertionError(f"unknown kind of route, teach the leak test: {route!r}")
+    return served
+
+
+def _data_routes(app: FastAPI) -> list[ServedRoute]:
+    return [route for route in _served_routes(app.routes) if route.path not in INFRASTRUCTURE]
+
+
+async def _snapshot(http: httpx.AsyncClient, callers: list[Caller], app: FastAPI) -> Snapshot:
+    snapshot: Snapshot = {}
+    probes = _probes([PUBLIC_PID, ALPHA_PID, BRAVO_PID, "local/none/such"])
+    for route in _data_routes(app):
+        for probe in probes[route.path]:
+            for caller in callers:
+                answers = await probe.answers(http, route.path, caller)
+                snapshot[(caller.name, route.path, repr(probe))] = answers
+    return snapshot
+
+
+def _of(snapshot: Snapshot, caller: str) -> dict[tuple[str, str], list[Any]]:
+    return {(path, probe): value for (who, path, probe), value in snapshot.items() if who == caller}
+
+
+def _datasets(make_dataset: Callable[..., Dataset]) -> list[Dataset]:
+    common = {"instrumentIds": ["P08"], "creationLocation": "/DESY/P08", "type": "raw"}
+    return [
+        make_dataset(
+            "public_run",
+            beamtime="11000001",
+            ownerGroup="11000001-dmgt",
+            accessGroups=["11000001-part"],
+            isPublished=True,
+            description="a published film",
+            keywords=["film"],
+            **common,
+        ),
+        make_dataset(
+            "alpha_run",
+            beamtime="11000002",
+            hours=1,
+            ownerGroup="group-alpha",
+            accessGroups=["alpha-collaborators"],
+            description="alpha secret sample",
+            keywords=["alpha-keyword", "film"],
+            proposalIds=["alpha-proposal"],
+            principalInvestigators=["Alpha Investigator"],
+            scientificMetadata={"alpha_energy": {"value": 7.0, "unit": "keV"}},
+            **common,
+        ),
+        make_dataset(
+            "bravo_run",
+            beamtime="11000003",
+            hours=2,
+            ownerGroup="group-bravo",
+            accessGroups=["bravo-collaborators"],
+            description="bravo secret sample",
+            keywords=["bravo-keyword", "film"],
+            proposalIds=["bravo-proposal"],
+            principalInvestigators=["Bravo Investigator"],
+            scientificMetadata={"bravo_energy": {"value": 9.0, "unit": "keV"}},
+            **common,
+        ),
+    ]
+
+
+async def _produce(bootstrap_servers: str, *values: tuple[str, bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send_and_wait(CATALOGUE_DATASETS, value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def test_no_private_dataset_leaks_through_any_endpoint(
+    secured_app: FastAPI,
+    issuer: StandinIssuer,
+    indexer_settings: Settings,
+    make_dataset: Callable[..., Dataset],
+    stored_event: Callable[..., bytes],
+    deleted_event: Callable[..., bytes],
+) -> None:
+    probes = _probes([])
+    unexercised = [r.path for r in _data_routes(secured_app) if r.path not in probes]
+    assert not unexercised, (
+        f"data endpoints without leak probes, add them to _probes: {unexercised}"
+    )
+
+    anonymous = Caller("anonymous", None)
+    alpha_owner = Caller(
+        "alpha owner", await fetch_token(issuer.url, groups=["/group-alpha"], subject="ann")
+    )
+    alpha_reader = Caller(
+        "alpha reader", await fetch_token(issuer.url, groups=["alpha-collaborators"], subject="abe")
+    )
+    everyone = Caller(
+        "both groups",
+        await fetch_token(issuer.url, groups=["group-alpha", "bravo-collaborators"], subject="x"),
+    )
+    callers = [anonymous, alpha_owner, alpha_reader]
+    bootstrap = indexer_settings.kafka.bootstrap_servers
+    transport = httpx.ASGITransport(app=secured_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+
+        async def visible_to_everyone(total: int) -> bool:
+            response = await http.get("/datasets", headers=everyone.headers)
+            return response.status_code == 200 and response.json()["total"] == total
+
+        datasets = _datasets(make_dataset)
+        await _produce(bootstrap, *((d.pid, stored_event(d)) for d in datasets))
+        await wait_for(lambda: visible_to_everyone(3), timeout=30, what="3 indexed datasets")
+        with_all = await _snapshot(http, callers, secured_app)
+        for caller in (anonymous, everyone):
+            spec = (await http.get("/openapi.json", headers=caller.headers)).text.lower()
+            for marker in ("bravo", "alpha", "public_run", "11000001", "film"):
+                assert marker not in spec, f"/openapi.json holds dataset content: {marker}"
+
+        await _produce(bootstrap, (BRAVO_PID, deleted_event(BRAVO_PID, 2)))
+        await wait_for(lambda: visible_to_everyone(2), timeout=30, what="bravo deleted")
+        without_bravo = await _snapshot(http, callers, secured_app)
+
+        await _produce(bootstrap, (ALPHA_PID, deleted_event(ALPHA_PID, 2)))
+        await wait_for(lambda: visible_to_everyone(1), timeout=30, what="alpha deleted")
+        without_private = await _snapshot(http, callers, secured_app)
+
+    # What each caller sees at all: the differential check below is only meaningful if so.
+    assert with_all[("anonymous", "/datasets", repr(probes["/datasets"][0]))][0][1]["total"] == 1
+    for caller in (alpha_owner, alpha_reader):
+        page = with_all[(caller.name, "/datasets", repr(probes["/datasets"][0]))][0][1]
+        assert page["total"] == 2, caller.name
+        assert {item["pid"] for item in page["items"]} == {PUBLIC_PID, ALPHA_PID}
+    assert with_all[("alpha owner", LOOKUP, repr(Probe(path={"pid": ALPHA_PID})))][0][0] == 200
+    assert with_all[("anonymous", LOOKUP, repr(Probe(path={"pid": ALPHA_PID})))][0][0] == 404
+    assert with_all[("alpha owner", LOOKUP, repr(Probe(path={"pid": BRAVO_PID})))][0][0] == 404
+
+    # Invisible datasets change nothing, anywhere: not a count, not a facet, not a status.
+    for caller in callers:
+        assert _of(with_all, caller.name) == _of(without_bravo, caller.name), caller.name
+    assert _of(with_all, "anonymous") == _of(without_private, "anonymous")
+    for caller in (alpha_owner, alpha_reader):
+        assert _of(without_bravo, caller.name) != _of(without_private, caller.name), (
+            f"{caller.name} must see alpha"
+        )
+
+    # And no word of bravo (alpha, for the anonymous) in any body.
+    for (who, path, probe), answers in with_all.items():
+        text = json.dumps(answers).lower()
+        if path == LOOKUP:
+            # A 404 names the pid the caller asked for; that tells nothing the caller did not know.
+            text = text.replace(ALPHA_PID, "").replace(BRAVO_PID, "")
+        assert "bravo" not in text, (who, path, probe)
+        if who == "anonymous":
+            assert "alpha" not in text, (who, path, probe)
