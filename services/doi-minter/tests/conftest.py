@@ -66,6 +66,13 @@ class RunningStandin:
             response = await client.post("/_standin/faults", json=list(faults))
             response.raise_for_status()
 
+    async def start_outage(self, seconds: float, status: int = 503) -> None:
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            response = await client.post(
+                "/_standin/outage", json={"seconds": seconds, "status": status}
+            )
+            response.raise_for_status()
+
     async def received(self) -> list[dict[str, Any]]:
         async with httpx.AsyncClient(base_url=self.url) as client:
             response = await client.get("/_standin/requests")
@@ -84,11 +91,9 @@ def standin_port() -> int:
     return port
 
 
-@pytest.fixture
-async def standin(standin_port: int) -> AsyncIterator[RunningStandin]:
-    """A fresh stand-in per test, served for real so the production httpx client talks to it."""
+@asynccontextmanager
+async def serve_standin(port: int) -> AsyncIterator[RunningStandin]:
     app = create_app(username=USERNAME, password=PASSWORD, prefix=PREFIX)
-    port = standin_port
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
@@ -101,6 +106,21 @@ async def standin(standin_port: int) -> AsyncIterator[RunningStandin]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def standin(standin_port: int) -> AsyncIterator[RunningStandin]:
+    """A fresh stand-in per test, served for real so the production httpx client talks to it."""
+    async with serve_standin(standin_port) as running:
+        yield running
+
+
+@pytest.fixture
+def start_standin(
+    standin_port: int,
+) -> Callable[[], AbstractAsyncContextManager[RunningStandin]]:
+    """The stand-in started when the test says so: DataCite down until then (connection refused)."""
+    return lambda: serve_standin(standin_port)
 
 
 @pytest.fixture

@@ -153,3 +153,40 @@ async def test_publication_not_yet_registered_is_not_shown(
     doi = await save(store, make_request("pub-2", "d"), [make_dataset("d")], registered=False)
     assert (await client.get(f"/doi/{doi}")).status_code == 404
     assert (await client.get(f"/doi/{doi}/datacite.json")).status_code == 404
+
+
+async def test_citation_styles_are_rendered_from_the_same_metadata_and_escaped(
+    client: httpx.AsyncClient, registered_doi: str
+) -> None:
+    page = (await client.get(f"/doi/{registered_doi}")).text
+
+    apa = re.search(r'<dd class="citation-apa">(.*?)</dd>', page, re.S)
+    assert apa is not None
+    assert apa.group(1).startswith("Doe, J., &amp; Roe, R. (2025). Strain relaxation in &lt;Ni&gt;")
+    assert f"https://doi.org/{registered_doi}" in apa.group(1)
+    for label in ("APA", "Harvard", "MLA", "Chicago", "IEEE"):
+        assert f"<dt>{label}</dt>" in page
+    assert "<Ni>" not in page  # the title never reaches the page unescaped
+
+
+async def test_withdrawn_doi_resolves_to_a_tombstone_with_410(
+    client: httpx.AsyncClient, store: MongoPublicationStore, registered_doi: str
+) -> None:
+    published = await store.get_published(registered_doi)
+    assert published is not None
+    withdrawn = published.model_copy(
+        update={"status": "withdrawn", "withdrawnTime": NOW, "withdrawalReason": "wrong sample"}
+    )
+    await store.save_withdrawn(withdrawn)
+
+    page = await client.get(f"/doi/{registered_doi}")
+    xml = await client.get(f"/doi/{registered_doi}/datacite.xml")
+
+    assert page.status_code == 410
+    assert "This publication was withdrawn on 2025-06-01" in page.text
+    assert "Reason: wrong sample" in page.text
+    assert "Strain relaxation in &lt;Ni&gt; &amp; Fe thin films" in page.text
+    assert '<meta name="robots" content="noindex">' in page.text
+    assert "application/ld+json" not in page.text
+    assert "datacite.xml" not in page.text
+    assert xml.status_code == 410

@@ -244,3 +244,39 @@ async def test_refused_update_leaves_a_findable_doi_as_it_was(api: httpx.AsyncCl
     assert (kept["url"], kept["titles"]) == (COMPLETE["url"], COMPLETE["titles"])
     log = (await api.get("/_standin/requests")).json()
     assert (log[1]["status"], log[1]["state"]) == (422, "findable")
+
+
+async def test_throttling_says_when_to_come_back(api: httpx.AsyncClient) -> None:
+    await api.post("/_standin/faults", json=[{"status": 429}])
+    throttled = await api.put("/dois/10.5072/a", json=body(**COMPLETE, event="publish"))
+    assert throttled.status_code == 429
+    assert float(throttled.headers["retry-after"]) > 0
+    assert throttled.json()["errors"][0]["title"] == "Too many requests."
+
+
+async def test_outage_refuses_every_request_until_it_ends(api: httpx.AsyncClient) -> None:
+    await api.post("/_standin/outage", json={"seconds": 60, "status": 503})
+    during = [await api.put("/dois/10.5072/a", json=body(**COMPLETE)) for _ in range(3)]
+    await api.post("/_standin/outage", json={"seconds": 0})
+    after = await api.put("/dois/10.5072/a", json=body(**COMPLETE, event="publish"))
+
+    assert [r.status_code for r in during] == [503, 503, 503]
+    assert after.status_code == 201
+
+
+async def test_hide_moves_findable_to_registered_and_is_ignored_on_a_draft(
+    api: httpx.AsyncClient,
+) -> None:
+    await api.put("/dois/10.5072/draft", json=body())
+    await api.put("/dois/10.5072/a", json=body(**COMPLETE, event="publish"))
+
+    hidden_draft = await api.put("/dois/10.5072/draft", json=body(event="hide"))
+    hidden = await api.put("/dois/10.5072/a", json=body(event="hide"))
+    hidden_again = await api.put("/dois/10.5072/a", json=body(event="hide"))
+    deleted = await api.delete("/dois/10.5072/a")
+
+    assert hidden_draft.json()["data"]["attributes"]["state"] == "draft"
+    assert hidden.json()["data"]["attributes"]["state"] == "registered"
+    assert hidden_again.json()["data"]["attributes"]["state"] == "registered"
+    assert hidden.json()["data"]["attributes"]["titles"] == COMPLETE["titles"]  # metadata kept
+    assert deleted.status_code == 405  # a registered DOI is permanent

@@ -9,7 +9,11 @@ Test hooks, outside DataCite's API:
 - `POST /_standin/faults` takes a JSON list such as `[{"status": 429}, {"delay_seconds": 2}]`;
   each subsequent `/dois` request consumes one entry: it waits `delay_seconds`, then answers with
   `status` (and `errors`/`headers` when given) instead of handling the request.
+- `POST /_standin/outage` takes `{"seconds": 2, "status": 503}`: for that long every `/dois` request
+  is refused with `status` (DataCite down or rate-limiting everyone); 0 seconds ends it.
 - `GET /_standin/requests` lists what was received (method, path, event, resulting state, status).
+
+A 429 carries `Retry-After` (seconds), as from DataCite's rate limiter, unless the fault sets one.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ from scicat_pipeline.standins.datacite_rules import (
 
 JSON_API = "application/vnd.api+json"
 BAD_CREDENTIALS = [{"status": "401", "title": "Bad credentials."}]
+
+
+class Outage(BaseModel):
+    """DataCite refusing every request for a while."""
+
+    seconds: float = Field(ge=0, le=600)
+    status: int = Field(default=503, ge=400, le=599)
+
+
+RETRY_AFTER_SECONDS = "1"
 
 
 class Fault(BaseModel):
@@ -92,7 +106,21 @@ class DataCiteStandin:
         self.schema = schema
         self.dois: dict[str, DoiRecord] = {}
         self.faults: deque[Fault] = deque()
+        self.outage: tuple[float, int] | None = None  # (monotonic end, status)
         self.requests: list[ReceivedRequest] = []
+
+    def start_outage(self, outage: Outage) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        self.outage = (loop_time + outage.seconds, outage.status) if outage.seconds else None
+
+    def _outage_fault(self) -> Fault | None:
+        if self.outage is None:
+            return None
+        until, status = self.outage
+        if asyncio.get_running_loop().time() >= until:
+            self.outage = None
+            return None
+        return Fault(status=status)
 
     async def serve(
         self,
@@ -105,7 +133,7 @@ class DataCiteStandin:
 
         The request log names the state of the DOI afterwards (`doi`: the one in the path).
         """
-        fault = self.faults.popleft() if self.faults else None
+        fault = self._outage_fault() or (self.faults.popleft() if self.faults else None)
         raw = await request.body()
         event = _event_of(raw)
         if fault is not None and fault.delay_seconds:
@@ -115,7 +143,9 @@ class DataCiteStandin:
             outcome = Outcome(
                 fault.status, {"errors": fault.errors or _default_errors(fault)}, None
             )
-            headers = fault.headers
+            headers = dict(fault.headers)
+            if fault.status == 429:
+                headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
         elif not self._authorised(request):
             outcome = Outcome(401, {"errors": BAD_CREDENTIALS}, None)
         else:
@@ -305,6 +335,10 @@ def create_app(
     @app.post("/_standin/faults", status_code=204)
     async def add_faults(faults: list[Fault]) -> None:
         standin.faults.extend(faults)
+
+    @app.post("/_standin/outage", status_code=204)
+    async def start_outage(outage: Outage) -> None:
+        standin.start_outage(outage)
 
     @app.get("/_standin/requests")
     async def received() -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 All three come from one `datacite_metadata(record)` call, so they cannot disagree with each other
 or with what DataCite holds. Only registered publications are shown: a DOI that DataCite has not
-accepted does not resolve, so a page for it would be a page nobody should cite.
+accepted does not resolve, so a page for it would be a page nobody should cite. A withdrawn DOI
+still resolves (DOIs are permanent), to a tombstone with HTTP 410 Gone: it names what was
+withdrawn, when and why, and offers no metadata downloads, so crawlers drop it.
 """
 
 from __future__ import annotations
@@ -31,18 +33,26 @@ _templates = Environment(
 def landing_router(*, store: PublicationStore, settings: Settings) -> APIRouter:
     router = APIRouter(tags=["landing pages"])
 
-    async def registered(doi: str) -> PublicationRecord | None:
-        return await store.get_registered_record(doi.strip().lower())
-
-    def not_found(doi: str) -> HTMLResponse:
-        html = _templates.get_template("not_found.html").render(doi=doi)
-        return HTMLResponse(html, status_code=404)
+    async def shown(doi: str) -> PublicationRecord | HTMLResponse:
+        """The registered record, or the page to answer instead (404, or the 410 tombstone)."""
+        record = await store.get_record(doi.strip().lower())
+        if record is None:
+            html = _templates.get_template("not_found.html").render(doi=doi)
+            return HTMLResponse(html, status_code=404)
+        if record.publication.status == "withdrawn":
+            doi = record.publication.doi
+            metadata = datacite_metadata(record, landing_page=settings.landing_page(doi))
+            html = _templates.get_template("tombstone.html").render(
+                view=landing_view(record, metadata)
+            )
+            return HTMLResponse(html, status_code=410)
+        return record
 
     @router.get("/doi/{doi:path}/datacite.xml", summary="DataCite kernel-4 XML of a DOI.")
     async def doi_xml(doi: str) -> Response:
-        record = await registered(doi)
-        if record is None:
-            return not_found(doi)
+        record = await shown(doi)
+        if isinstance(record, HTMLResponse):
+            return record
         metadata = datacite_metadata(
             record, landing_page=settings.landing_page(record.publication.doi)
         )
@@ -50,9 +60,9 @@ def landing_router(*, store: PublicationStore, settings: Settings) -> APIRouter:
 
     @router.get("/doi/{doi:path}/datacite.json", summary="DataCite JSON:API attributes of a DOI.")
     async def doi_json(doi: str) -> Response:
-        record = await registered(doi)
-        if record is None:
-            return not_found(doi)
+        record = await shown(doi)
+        if isinstance(record, HTMLResponse):
+            return record
         doi = record.publication.doi
         metadata = datacite_metadata(record, landing_page=settings.landing_page(doi))
         body = {"data": {"id": doi, "type": "dois", "attributes": metadata}}
@@ -60,9 +70,9 @@ def landing_router(*, store: PublicationStore, settings: Settings) -> APIRouter:
 
     @router.get("/doi/{doi:path}", response_class=HTMLResponse, summary="Landing page of a DOI.")
     async def landing_page(doi: str) -> HTMLResponse:
-        record = await registered(doi)
-        if record is None:
-            return not_found(doi)
+        record = await shown(doi)
+        if isinstance(record, HTMLResponse):
+            return record
         doi = record.publication.doi
         metadata = datacite_metadata(record, landing_page=settings.landing_page(doi))
         html = _templates.get_template("landing.html").render(

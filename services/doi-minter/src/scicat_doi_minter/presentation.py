@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from scicat_doi_minter.citations import StyledCitation, citations
 from scicat_schemas.documents import PublicationRecord
 
 DOI_RESOLVER = "https://doi.org/"
@@ -47,7 +48,13 @@ class LandingView:
     datasets: list[DatasetView]
     total_size: str
     citation: str
+    citations: list[StyledCitation]
     json_ld: str
+    status: str
+    withdrawn_at: str | None
+    withdrawal_reason: str | None
+    resource_type: str
+    proposal: str | None
 
 
 def human_size(size: int) -> str:
@@ -164,5 +171,19 @@ def landing_view(record: PublicationRecord, attributes: dict[str, Any]) -> Landi
         ],
         total_size=human_size(sum(d.size for d in record.datasets) or publication.sizeOfArchive),
         citation=citation(attributes),
+        citations=citations(attributes),
         json_ld=script_json(schema_org(record, attributes)),
+        status=publication.status,
+        withdrawn_at=(
+            publication.withdrawnTime.date().isoformat() if publication.withdrawnTime else None
+        ),
+        withdrawal_reason=publication.withdrawalReason,
+        resource_type=attributes["types"].get("resourceType")
+        or attributes["types"]["resourceTypeGeneral"],
+        proposal=(
+            f"{record.proposal.type} {record.proposal.proposalId}"
+            + (f": {record.proposal.title}" if record.proposal.title else "")
+            if record.proposal
+            else None
+        ),
     )
