@@ -15,7 +15,7 @@ from opensearchpy.exceptions import TransportError
 from prometheus_client import CollectorRegistry
 
 from scicat_indexer import api
-from scicat_indexer.auth import TokenVerifier
+from scicat_indexer.auth import BEARER_RESPONSES, TokenVerifier
 from scicat_indexer.catalogue import MongoCatalogue
 from scicat_indexer.handlers import dataset_batch_handler
 from scicat_indexer.settings import SERVICE, Settings
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.dataset_index = index
     app.state.token_verifier = TokenVerifier(settings.oidc)
-    app.include_router(api.router)
+    app.include_router(api.router, responses=BEARER_RESPONSES)
     app.add_exception_handler(TransportError, api.index_failure)
     return app
 

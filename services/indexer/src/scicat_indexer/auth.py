@@ -27,6 +27,7 @@ import jwt
 import structlog
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
 from scicat_indexer.settings import OidcSettings
 
@@ -82,6 +83,32 @@ def visibility_filter(principal: Principal) -> dict[str, Any]:
             "minimum_should_match": 1,
         }
     }
+
+
+class AuthProblem(BaseModel):
+    detail: str = Field(description="Why the request was refused, in words a person can act on.")
+
+
+BEARER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    401: {
+        "model": AuthProblem,
+        "description": "The bearer token is invalid, expired or not for this service; "
+        "send none to see published datasets only.",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'Bearer error="invalid_token" (or "invalid_request") with a '
+                "description.",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    503: {
+        "model": AuthProblem,
+        "description": "A dependency is unavailable (the search index, or the issuer's keys "
+        "needed to check a token); retry later.",
+    },
+}
+"""Answers `CurrentPrincipal` adds to a route: pass as `responses=` when including a router."""
 
 
 class InvalidToken(Exception):
