@@ -111,7 +111,11 @@ class EventProducer:
         )
 
     async def __aenter__(self) -> EventProducer:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(
