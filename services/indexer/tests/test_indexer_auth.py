@@ -22,7 +22,6 @@ from scicat_indexer.auth import (
     Principal,
     TokenVerifier,
     current_principal,
-    visibility_filter,
 )
 from scicat_indexer.settings import OidcSettings, Settings
 from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
@@ -327,15 +326,3 @@ def test_oidc_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert oidc.audience == "scicat"
     assert oidc.groups_claim == "realm_access.roles"
     assert oidc.jwks_url is None
-
-
-def test_anonymous_sees_only_published_datasets() -> None:
-    assert visibility_filter(Principal.anonymous()) == {"term": {"isPublished": True}}
-
-
-def test_groups_see_published_owned_and_shared_datasets() -> None:
-    principal = Principal(subject="alice", groups=frozenset({"b", "a"}))
-    should = visibility_filter(principal)["bool"]["should"]
-    assert {"terms": {"ownerGroup": ["a", "b"]}} in should
-    assert {"terms": {"accessGroups": ["a", "b"]}} in should
-    assert {"term": {"isPublished": True}} in should

@@ -6,7 +6,7 @@ never blocking the event loop, cached, refreshed when a token names a key id the
 know, as after a key rotation), then `iss`, `exp`/`nbf` and, when configured, `aud`. The groups
 claim (Keycloak's group mapper writes `/group` paths when "full group path" is on; the leading
 `/` is dropped) decides which private datasets the caller sees through `ownerGroup` and
-`accessGroups`.
+`accessGroups` (`query.visibility_filter` turns a principal into the filter of every query).
 
 A token that fails any check is a 401 with `WWW-Authenticate: Bearer error="invalid_token"`, never
 a silent downgrade to anonymous: a client with a broken token must learn it, not wonder why its
@@ -62,27 +62,6 @@ class Principal:
     @classmethod
     def anonymous(cls) -> Principal:
         return cls(subject=None, groups=frozenset())
-
-
-def visibility_filter(principal: Principal) -> dict[str, Any]:
-    """The OpenSearch filter of what `principal` may see: published, or shared with its groups.
-
-    Every query that touches datasets (hits, totals, aggregations, lookups) must include it.
-    """
-    published: dict[str, Any] = {"term": {"isPublished": True}}
-    if not principal.groups:
-        return published
-    groups = sorted(principal.groups)
-    return {
-        "bool": {
-            "should": [
-                published,
-                {"terms": {"ownerGroup": groups}},
-                {"terms": {"accessGroups": groups}},
-            ],
-            "minimum_should_match": 1,
-        }
-    }
 
 
 class AuthProblem(BaseModel):
