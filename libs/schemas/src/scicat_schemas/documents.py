@@ -81,6 +81,15 @@ class Dataset(Document):
         ge=0,
         description="Incremented on every change; consumers use it to ignore stale copies.",
     )
+    pipelineVersion: int = Field(
+        default=1,
+        ge=1,
+        description="Version of the run's dataset (ingestor `update_strategy: version`); "
+        "version n > 1 has pid `<pid of version 1>/<n>`.",
+    )
+    pipelineBasePid: str | None = Field(
+        default=None, description="Pid of version 1, on versions after the first."
+    )
 
 
 class DataFile(Document):

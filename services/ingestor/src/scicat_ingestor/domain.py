@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.file_paths import (
@@ -55,6 +55,8 @@ STATUS_TIMEOUT = "timeout"
 STATUS_REASON_FIELD = "datasetStatusReason"
 """Why a run ended that way (`run.stopped` `reason`); SciCat has no field for it."""
 
+UpdateStrategy = Literal["patch", "version"]
+
 GROUP_TEMPLATE_FIELDS = frozenset({"beamtime_id", "beamline", "instrument", "facility"})
 """Placeholders a group template may use; `beamline` is the instrument lower-cased."""
 
@@ -71,6 +73,7 @@ class IngestPolicy:
     facility: str
     owner_group_template: str
     access_group_templates: tuple[str, ...]
+    update_strategy: UpdateStrategy = "patch"
 
     def dataset_pid(self, ref: AcquisitionRef) -> str:
         return f"{self.pid_prefix}/{ref.beamtime_id}/{ref.run_id}"
@@ -147,6 +150,9 @@ def apply_event(
             proposed = with_beamtime(proposed, beamtime, policy)
     except (InvalidPath, UnstorableMetadata) as error:
         raise InvalidAcquisition(str(error)) from error
+    if policy.update_strategy == "version" and _is_new_version(proposed, current):
+        assert current is not None
+        return _stamped(_next_version(proposed, current), now=catalogue_time(now), created=True)
     return _decided(proposed, current, now)
 
 
@@ -209,6 +215,45 @@ def with_beamtime(
         }
     )
     datablock = None if entry.datablock is None else entry.datablock.model_copy(update=groups)
+    return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
+def _is_new_version(proposed: CatalogueEntry, current: CatalogueEntry | None) -> bool:
+    """With `update_strategy: version`: a closed run whose files or scientific metadata change.
+
+    While a run is open everything patches it (it is still being written); once it is closed
+    (`success`, `abort`, `fail`, `timeout`), a changed or added file, or changed scientific
+    metadata, makes a new version. Status, end time, beamtime completion and groups patch.
+    """
+    if current is None or current.dataset.datasetStatus in (None, STATUS_OPEN):
+        return False
+    return proposed.dataset.scientificMetadata != current.dataset.scientificMetadata or _dump(
+        proposed.datablock
+    ) != _dump(current.datablock)
+
+
+def _next_version(proposed: CatalogueEntry, current: CatalogueEntry) -> CatalogueEntry:
+    """A new dataset `<pid of version 1>/<n>` holding `proposed`, linked to the version before."""
+    previous = current.dataset
+    base = previous.pipelineBasePid or previous.pid
+    version = previous.pipelineVersion + 1
+    pid = f"{base}/{version}"
+    dataset = proposed.dataset.model_copy(
+        update={
+            "pid": pid,
+            "pipelineBasePid": base,
+            "pipelineVersion": version,
+            "pipelineRevision": 0,
+            "isPublished": False,
+            "relationships": [{"pid": previous.pid, "relationship": "isNewVersionOf"}],
+        }
+    )
+    datablock = None
+    if proposed.datablock is not None:
+        datablock = OrigDatablock.model_validate(
+            proposed.datablock.model_dump(by_alias=True)
+            | {"_id": OrigDatablock.id_for(pid), "datasetId": pid}
+        )
     return CatalogueEntry(dataset=dataset, datablock=datablock)
 
 

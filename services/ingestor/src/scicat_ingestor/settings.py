@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy
+from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy, UpdateStrategy
 from scicat_ingestor.native import NativeTopics
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         gt=0,
         description="An open run with no event for this long is closed with status `timeout`.",
     )
+    update_strategy: UpdateStrategy = Field(
+        default="patch",
+        description="A changed file or metadata after a run closed: `patch` the dataset, or "
+        "create a new `version` with pid `<pid>/<n>` (DESY scingestor's `create`).",
+    )
     run_scan_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often open runs are checked for their quiet period."
     )
@@ -105,6 +110,7 @@ class Settings(BaseSettings):
             facility=self.facility,
             owner_group_template=self.owner_group_template,
             access_group_templates=tuple(self.access_group_templates),
+            update_strategy=self.update_strategy,
         )
 
 

@@ -144,20 +144,31 @@ class MongoCatalogueStore:
         await self._db[ORIG_DATABLOCK_COLLECTION].create_index("datasetId")
         await self._db[APPLIED_EVENT_COLLECTION].create_index("pid")
         await self._db[DATASET_COLLECTION].create_index("proposalIds")
+        await self._db[DATASET_COLLECTION].create_index("pipelineBasePid", sparse=True)
         await self._db[DATASET_COLLECTION].create_index([("datasetStatus", 1), ("updatedAt", 1)])
 
     async def ping(self) -> None:
         await self._db.command("ping")
 
     async def load(
-        self, pid: str, *, session: AsyncClientSession | None = None
+        self, pid: str, *, session: AsyncClientSession | None = None, latest: bool = True
     ) -> CatalogueEntry | None:
-        """The stored dataset and its datablock, or None if there is no such dataset."""
-        dataset_doc = await self._db[DATASET_COLLECTION].find_one({"pid": pid}, session=session)
+        """The latest version of the dataset and its datablock, or None if there is none.
+
+        Versions after the first (`update_strategy: version`) name the first in
+        `pipelineBasePid`; events always address the first, and apply to the latest.
+        `latest=False` loads exactly `pid`.
+        """
+        versions = [{"pid": pid}, {"pipelineBasePid": pid}] if latest else [{"pid": pid}]
+        dataset_doc = await self._db[DATASET_COLLECTION].find_one(
+            {"$or": versions},
+            sort=[("pipelineVersion", -1)],
+            session=session,
+        )
         if dataset_doc is None:
             return None
         block_doc = await self._db[ORIG_DATABLOCK_COLLECTION].find_one(
-            {"_id": OrigDatablock.id_for(pid)}, session=session
+            {"_id": OrigDatablock.id_for(dataset_doc["pid"])}, session=session
         )
         return CatalogueEntry(
             dataset=_dataset_from(dataset_doc),
@@ -179,7 +190,8 @@ class MongoCatalogueStore:
                     if proposed is None:
                         unchanged = None if current is None else current.dataset
                         return StoreOutcome(unchanged, changed=False, already_applied=False)
-                    stored = await self._write(current, proposed, session)
+                    same_dataset = current is not None and current.pid == proposed.pid
+                    stored = await self._write(current if same_dataset else None, proposed, session)
             except _AlreadyApplied:
                 entry = await self.load(event.pid)
                 dataset = None if entry is None else entry.dataset
@@ -209,7 +221,7 @@ class MongoCatalogueStore:
                     datasets: list[Dataset] = []
                     changed = False
                     for pid in await self._pids_of_beamtime(child.proposalId, session):
-                        current = await self.load(pid, session=session)
+                        current = await self.load(pid, session=session, latest=False)
                         if current is None:
                             continue
                         completed = complete(current)
@@ -220,7 +232,7 @@ class MongoCatalogueStore:
                             changed = True
             except _AlreadyApplied:
                 pids = await self._pids_of_beamtime(child.proposalId, None)
-                entries = [await self.load(pid) for pid in pids]
+                entries = [await self.load(pid, latest=False) for pid in pids]
                 stored = [entry.dataset for entry in entries if entry is not None]
                 return BeamtimeOutcome(stored, changed=False, already_applied=True)
         return BeamtimeOutcome(datasets, changed=changed, already_applied=False)
