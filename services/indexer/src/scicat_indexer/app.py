@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources=stores,
         checks={"opensearch": index.ready, "mongodb": catalogue.ping},
         description="Keeps the OpenSearch dataset index in step with `catalogue.datasets` "
-        "and serves substring search over it (internal API, no access control yet).",
+        "and serves search over it. Without a bearer token only published datasets are "
+        "visible; an OIDC token adds the datasets of its groups.",
     )
     app.state.dataset_index = index
     app.state.token_verifier = TokenVerifier(settings.oidc)
