@@ -10,7 +10,6 @@ from scicat_indexer.domain import (
     MAX_METADATA_DEPTH,
     flatten_scientific_metadata,
     indexed_dataset,
-    search_body,
     text_query,
 )
 from scicat_indexer.mapping import (
@@ -230,12 +229,6 @@ def test_wildcard_characters_in_the_fragment_are_literal() -> None:
 def test_fragment_is_trimmed_before_choosing_the_path() -> None:
     [first, *_] = _clauses(text_query("  ab  "))
     assert first["wildcard"]["datasetName.lower"]["value"] == "*ab*"
-
-
-def test_search_is_sorted_newest_first_then_by_pid_and_pages() -> None:
-    body = search_body(text=None, limit=5, skip=10)
-    assert body["sort"] == [{"creationTime": {"order": "desc"}}, {"pid": {"order": "asc"}}]
-    assert (body["from"], body["size"], body["track_total_hits"]) == (10, 5, True)
 
 
 # --- the mapping ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ caller may not see.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -119,8 +120,8 @@ async def search_datasets(
     pi: Annotated[list[str], Query(description="Principal investigators (OR).")] = [],  # noqa: B006
     technique: Annotated[list[str], Query(description="Technique names (OR).")] = [],  # noqa: B006
     type: Annotated[list[str], Query(description="`raw`, `derived` (OR).")] = [],  # noqa: B006
-    created_from: Annotated[str | None, Query(description="creationTime ≥, ISO 8601.")] = None,
-    created_to: Annotated[str | None, Query(description="creationTime <, ISO 8601.")] = None,
+    created_from: Annotated[datetime | None, Query(description="creationTime ≥, ISO 8601.")] = None,
+    created_to: Annotated[datetime | None, Query(description="creationTime <, ISO 8601.")] = None,
     facet: Annotated[list[FacetName], Query(description="Facets to count.")] = [],  # noqa: B006
     histogram_interval: Annotated[
         str, Query(description="day, week, month, quarter or year.")

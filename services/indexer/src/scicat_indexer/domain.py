@@ -26,8 +26,6 @@ MAX_METADATA_DEPTH: Final = 32
 QUANTITY_KEYS: Final = frozenset({"value", "unit", "valueSI", "unitSI"})
 """Keys of a SciCat quantity leaf `{value, unit, valueSI, unitSI}`."""
 
-SORT: Final = [{"creationTime": {"order": "desc"}}, {"pid": {"order": "asc"}}]
-
 MAX_INDEXED_FILES: Final = 1000
 """File paths indexed per dataset for free text; each path costs hundreds of grams."""
 
@@ -125,13 +123,21 @@ def _si(quantity: Mapping[str, Any]) -> tuple[list[float], str] | None:
     """
     stored, stored_unit = quantity.get("valueSI"), quantity.get("unitSI")
     if stored is not None and isinstance(stored_unit, str):
-        numbers = [n for n in (_finite_number(v) for v in _as_list(stored)) if n is not None]
-        return (numbers, stored_unit) if numbers else None
+        # Spelled as our conversion spells it (SciCat's mathjs writes `J` where pint writes
+        # `kg*m**2/s**2`), so one query unit matches both.
+        canonical = _to_si(_as_list(stored), stored_unit)
+        if canonical is not None:
+            return canonical
     unit = quantity.get("unit")
     if not isinstance(unit, str) or not unit.strip():
         return None
-    numbers, si_unit = [], None
-    for item in _as_list(quantity["value"]):
+    return _to_si(_as_list(quantity["value"]), unit)
+
+
+def _to_si(values: list[Any], unit: str) -> tuple[list[float], str] | None:
+    numbers: list[float] = []
+    si_unit = None
+    for item in values:
         if _finite_number(item) is None:
             continue
         try:
@@ -302,14 +308,3 @@ def text_query(text: str | None) -> dict[str, Any]:
             for name in SUBSTRING_FIELDS
         ]
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
-
-
-def search_body(*, text: str | None, limit: int, skip: int) -> dict[str, Any]:
-    """A page of datasets matching `text`, newest first, ties broken by pid for stable paging."""
-    return {
-        "query": text_query(text),
-        "sort": SORT,
-        "from": skip,
-        "size": limit,
-        "track_total_hits": True,
-    }

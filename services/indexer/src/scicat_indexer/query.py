@@ -18,6 +18,7 @@ import binascii
 import json
 import math
 import re
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 
@@ -114,8 +115,12 @@ class SearchRequest(BaseModel):
     filters: dict[FilterName, list[str]] = Field(
         default_factory=dict, description="Facet values to keep (OR within a facet, AND across)."
     )
-    created_from: str | None = Field(default=None, description="creationTime ≥ (ISO 8601).")
-    created_to: str | None = Field(default=None, description="creationTime < (ISO 8601).")
+    created_from: datetime | None = Field(
+        default=None, description="creationTime ≥ (ISO 8601; UTC when no offset is given)."
+    )
+    created_to: datetime | None = Field(
+        default=None, description="creationTime < (ISO 8601; UTC when no offset is given)."
+    )
     facets: list[FacetName] = Field(default_factory=list, description="Counts to return.")
     facet_size: int = Field(default=20, ge=1, le=500, description="Buckets per terms facet.")
     histogram_interval: Literal["day", "week", "month", "quarter", "year"] = Field(
@@ -349,7 +354,7 @@ def search_body(request: SearchRequest, visible: dict[str, Any]) -> dict[str, An
     ]
     if request.created_from or request.created_to:
         span = {"gte": request.created_from, "lt": request.created_to}
-        filters.append({"range": {"creationTime": {k: v for k, v in span.items() if v}}})
+        filters.append({"range": {"creationTime": {k: _utc_iso(v) for k, v in span.items() if v}}})
     text = (request.text or "").strip()
     query: dict[str, Any] = {"bool": {"filter": filters}}
     if text:
@@ -369,6 +374,11 @@ def search_body(request: SearchRequest, visible: dict[str, Any]) -> dict[str, An
     if aggs:
         body["aggs"] = aggs
     return body
+
+
+def _utc_iso(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
 
 
 def sort_clause(sort: list[str]) -> list[dict[str, Any]]:
