@@ -87,3 +87,29 @@ def test_json_ld_cannot_close_its_script_element() -> None:
     text = presentation.script_json({"name": "</script><script>alert(1)</script> & more"})
     assert "</script>" not in text and "<" not in text and "&" not in text
     assert json.loads(text)["name"] == "</script><script>alert(1)</script> & more"
+
+
+def test_citation_styles_name_people_by_family_name_and_organisations_literally() -> None:
+    from scicat_doi_minter.citations import citations, csl_item
+
+    attributes = {
+        "doi": "10.5072/x-1",
+        "titles": [{"title": "Powder diffraction of LaB6"}],
+        "creators": [
+            {"name": "Doe, Jane", "nameType": "Personal"},
+            {"name": "P08 beamline team"},
+        ],
+        "publicationYear": 2026,
+        "publisher": {"name": "DESY"},
+        "types": {"resourceTypeGeneral": "Dataset", "resourceType": "Dataset"},
+    }
+    assert csl_item(attributes)["author"] == [
+        {"family": "Doe", "given": "Jane"},
+        {"literal": "P08 beamline team"},
+    ]
+    styled = {c.label: c.text for c in citations(attributes)}
+    assert styled["APA"] == (
+        "Doe, J., & P08 beamline team. (2026). Powder diffraction of LaB6 [Dataset]. DESY. "
+        "https://doi.org/10.5072/x-1"
+    )
+    assert styled["IEEE"].startswith("J. Doe and P08 beamline team")

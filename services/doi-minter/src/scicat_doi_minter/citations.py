@@ -8,6 +8,7 @@ does not escape the title, so it would let a title inject markup).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -32,6 +33,8 @@ CITATION_STYLES = {
 """CSL style id → the label people know it by; the styles DataCite's formatter lists first."""
 
 DOI_RESOLVER = "https://doi.org/"
+_NUMBER_LABEL = re.compile(r"^\[1\]\s*")
+"""Numeric styles (IEEE) label the one entry `[1]`; alone on a page the label means nothing."""
 
 
 @dataclass(frozen=True)
@@ -82,5 +85,6 @@ def citations(attributes: dict[str, Any]) -> list[StyledCitation]:
             _style(style), CiteProcJSON([item]), formatter.plain
         )
         bibliography.register(Citation([CitationItem(item["id"])]))
-        rendered.append(StyledCitation(style, label, str(bibliography.bibliography()[0])))
+        text = str(bibliography.bibliography()[0])
+        rendered.append(StyledCitation(style, label, _NUMBER_LABEL.sub("", text)))
     return rendered
