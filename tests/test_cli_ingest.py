@@ -1,0 +1,104 @@
+"""`scicat-pipeline ingest`: back-filling files through the ingestor's own code, resumably."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from pymongo import AsyncMongoClient
+from typer.testing import CliRunner
+
+from scicat_pipeline.cli import app
+from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+
+BEAMTIME = ["--beamtime", "11012345", "--instrument", "P08"]
+
+
+@pytest.fixture
+def beamtime_tree(tmp_path):
+    """raw/scan_001 (2 files), raw/scan_002 (1 file), raw/notes.txt, and a hidden file."""
+    raw = tmp_path / "11012345" / "raw"
+    for name, size in [("scan_001/a.cbf", 100), ("scan_001/b.cbf", 200), ("scan_002/c.cbf", 50)]:
+        path = raw / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\1" * size)
+        os.utime(path, (1772359200, 1772359200))
+    (raw / "notes.txt").write_text("beam was unstable")
+    (raw / "scan_001" / ".lock").write_text("")
+    return raw
+
+
+@pytest.fixture
+async def catalogue(mongo_uri, database_name):
+    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        yield client[database_name]
+    finally:
+        await client.close()
+
+
+async def ingest(mongo_uri: str, database: str, *args: str):
+    return await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["ingest", *args, *BEAMTIME, "--mongodb", mongo_uri, "--database", database],
+        env={"INGESTOR_PID_PREFIX": "test", "COLUMNS": "250"},
+    )
+
+
+async def datasets(catalogue) -> dict[str, dict]:
+    return {d["pid"]: d async for d in catalogue[DATASET_COLLECTION].find({})}
+
+
+async def test_a_beamtime_folder_becomes_one_closed_dataset_per_run_directory(
+    beamtime_tree, catalogue, mongo_uri, database_name
+) -> None:
+    result = await ingest(mongo_uri, database_name, str(beamtime_tree))
+
+    assert result.exit_code == 0, result.output
+    stored = await datasets(catalogue)
+    assert set(stored) == {"test/11012345/scan_001", "test/11012345/scan_002", "test/11012345/raw"}
+    scan = stored["test/11012345/scan_001"]
+    assert (scan["numberOfFiles"], scan["size"], scan["datasetStatus"]) == (2, 300, "success")
+    assert scan["sourceFolder"] == (beamtime_tree / "scan_001").as_posix()
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": scan["pid"]})
+    assert [f["path"] for f in block["dataFileList"]] == ["a.cbf", "b.cbf"]
+    assert stored["test/11012345/raw"]["numberOfFiles"] == 1
+
+
+async def test_running_again_changes_nothing_and_a_new_file_is_added(
+    beamtime_tree, catalogue, mongo_uri, database_name
+) -> None:
+    await ingest(mongo_uri, database_name, str(beamtime_tree))
+    before = await datasets(catalogue)
+
+    again = await ingest(mongo_uri, database_name, str(beamtime_tree))
+    unchanged = await datasets(catalogue)
+    (beamtime_tree / "scan_002" / "d.cbf").write_bytes(b"\2" * 25)
+    resumed = await ingest(mongo_uri, database_name, str(beamtime_tree / "scan_002"))
+    after = await datasets(catalogue)
+
+    assert again.exit_code == resumed.exit_code == 0
+    revisions = {pid: d["pipelineRevision"] for pid, d in before.items()}
+    assert {pid: d["pipelineRevision"] for pid, d in unchanged.items()} == revisions
+    scan_2 = after["test/11012345/scan_002"]
+    assert (scan_2["numberOfFiles"], scan_2["size"]) == (2, 75)
+
+
+async def test_dry_run_lists_the_datasets_and_writes_nothing(
+    beamtime_tree, catalogue, mongo_uri, database_name
+) -> None:
+    result = await ingest(mongo_uri, database_name, str(beamtime_tree), "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "3 run(s), 4 file(s)" in result.output
+    assert "test/11012345/scan_001" in result.output
+    assert await catalogue[DATASET_COLLECTION].count_documents({}) == 0
+
+
+async def test_missing_path_exits_2(mongo_uri, database_name) -> None:
+    result = await ingest(mongo_uri, database_name, "/no/such/beamtime")
+
+    assert result.exit_code == 2
+    assert "no such file or directory" in result.output
