@@ -287,6 +287,20 @@ async def test_unreachable_issuer_is_503_not_401(claims: Callable[..., dict[str,
     assert "try again later" in response.json()["detail"]
 
 
+async def test_cached_keys_outlive_an_issuer_outage() -> None:
+    async with served_issuer(audience=AUDIENCE) as gone:
+        settings = OidcSettings(
+            issuer=gone.url,
+            audience=AUDIENCE,
+            jwks_cache_seconds=0.001,
+            jwks_min_refresh_seconds=0,
+        )
+        verifier = TokenVerifier(settings)
+        await verifier.principal(gone.issue(subject="alice", groups=[]))
+    principal = await verifier.principal(gone.issue(subject="bob", groups=["g"]))
+    assert principal.subject == "bob"
+
+
 async def test_discovery_naming_another_issuer_is_refused(issuer: StandinIssuer) -> None:
     settings = OidcSettings(issuer=f"{issuer.url}/", audience=AUDIENCE)
     with pytest.raises(IssuerUnavailable, match="names issuer"):

@@ -105,6 +105,8 @@ class TokenVerifier:
         self._settings = settings
         self._keys: dict[str, _SigningKey] = {}
         self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._last_failure: IssuerUnavailable | None = None
         self._jwks_url: str | None = settings.jwks_url
         self._lock = asyncio.Lock()
 
@@ -168,13 +170,17 @@ class TokenVerifier:
         async with self._lock:
             key = self._cached(kid)
             if (key is None or self._stale()) and self._may_refresh():
+                self._attempted_at = time.monotonic()
                 try:
                     await self._refresh()
-                except IssuerUnavailable:
+                except IssuerUnavailable as failure:
+                    self._last_failure = failure
                     if not self._keys:
                         raise
-                    log.warning("oidc.jwks_refresh_failed_using_cache", url=self._jwks_url)
+                    log.warning("oidc.jwks_refresh_failed_using_cache", reason=str(failure))
                 key = self._cached(kid)
+        if key is None and not self._keys:
+            raise self._last_failure or IssuerUnavailable("the issuer's keys are not known yet")
         if key is None:
             raise InvalidToken(f"no key with id {kid!r} in the issuer's JWKS")
         return key
@@ -191,10 +197,13 @@ class TokenVerifier:
         )
 
     def _may_refresh(self) -> bool:
-        """Refresh at most every `jwks_min_refresh_seconds`: random kids cannot flood the issuer."""
+        """Fetch at most every `jwks_min_refresh_seconds`, failed attempts included.
+
+        So neither forged key ids nor an issuer outage make every request hit the issuer.
+        """
         return (
-            self._fetched_at is None
-            or time.monotonic() - self._fetched_at >= self._settings.jwks_min_refresh_seconds
+            self._attempted_at is None
+            or time.monotonic() - self._attempted_at >= self._settings.jwks_min_refresh_seconds
         )
 
     async def _refresh(self) -> None:
