@@ -113,3 +113,17 @@ class MongoCatalogue:
                 batch = []
         if batch:
             yield batch
+
+    async def dataset_revisions(self) -> dict[str, int]:
+        """`pid → pipelineRevision` of every stored dataset (a projection scan, for catch-up)."""
+        cursor = self._db[DATASET_COLLECTION].find({}, {"_id": 0, "pid": 1, "pipelineRevision": 1})
+        return {
+            str(doc.get("pid")): revision
+            if isinstance(revision := doc.get("pipelineRevision"), int)
+            else 0
+            async for doc in cursor
+        }
+
+    async def dataset_documents_by_pid(self, pids: list[str]) -> list[dict[str, Any]]:
+        cursor = self._db[DATASET_COLLECTION].find({"pid": {"$in": pids}})
+        return [{k: v for k, v in doc.items() if k != "_id"} async for doc in cursor]

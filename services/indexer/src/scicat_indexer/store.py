@@ -116,7 +116,7 @@ class OpenSearchDatasetIndex:
 
     @asynccontextmanager
     async def connected(self) -> AsyncIterator[OpenSearchDatasetIndex]:
-        self._client = AsyncOpenSearch(**self._client_options())
+        self._client = AsyncOpenSearch(**self.client_options())
         try:
             await self.ensure_index()
             yield self
@@ -124,7 +124,7 @@ class OpenSearchDatasetIndex:
             client, self._client = self._client, None
             await client.close()
 
-    def _client_options(self) -> dict[str, Any]:
+    def client_options(self) -> dict[str, Any]:
         settings = self._settings
         options: dict[str, Any] = {
             "hosts": [settings.url],
@@ -184,18 +184,7 @@ class OpenSearchDatasetIndex:
         Raises `BulkItemFailed` when an item failed for a reason that may pass, so the caller
         retries the whole batch (every item is idempotent under external versioning).
         """
-        if not writes:
-            return []
-        try:
-            answer = await self.client.bulk(body=bulk_body(self.alias, writes))
-        except RequestError as error:
-            # OpenSearch refuses a whole request for one invalid action (an id over 512 bytes):
-            # halve it until the invalid write is alone, so only that one is refused.
-            if len(writes) == 1:
-                return [DocumentRefused(describe(error))]
-            middle = len(writes) // 2
-            return [*await self.bulk(writes[:middle]), *await self.bulk(writes[middle:])]
-        return [item_result(item, w) for item, w in zip(answer["items"], writes, strict=True)]
+        return await bulk_into(self.client, self.alias, writes)
 
     async def delete(self, *, pid: str, revision: int) -> DeleteOutcome:
         try:
@@ -250,6 +239,25 @@ def describe(error: RequestError) -> str:
         text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
         cause = cause.get("caused_by")
     return f"OpenSearch refused the document (400): {text}"
+
+
+async def bulk_into(
+    client: AsyncOpenSearch, index: str, writes: Sequence[BulkWrite]
+) -> list[BulkResult]:
+    """`writes` as one `_bulk` request into `index` (an alias or a concrete index)."""
+    if not writes:
+        return []
+    try:
+        answer = await client.bulk(body=bulk_body(index, writes))
+    except RequestError as error:
+        # OpenSearch refuses a whole request for one invalid action (an id over 512 bytes):
+        # halve it until the invalid write is alone, so only that one is refused.
+        if len(writes) == 1:
+            return [DocumentRefused(describe(error))]
+        middle = len(writes) // 2
+        head = await bulk_into(client, index, writes[:middle])
+        return [*head, *await bulk_into(client, index, writes[middle:])]
+    return [item_result(item, w) for item, w in zip(answer["items"], writes, strict=True)]
 
 
 def bulk_body(alias: str, writes: Sequence[BulkWrite]) -> str:
