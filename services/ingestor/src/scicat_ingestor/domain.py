@@ -390,9 +390,10 @@ def _closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> 
 
 
 def _absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
-    """The stored files keyed by absolute path, in stored order, paths made absolute.
+    """The stored files keyed by absolute path, in stored order, records as stored.
 
-    A stored entry written by someone else may be inconsistent (a relative `sourceFolder`);
+    Records keep their stored (relative) path: `_with_files` copies only those whose relative
+    path changes, so a file event costs one new record, not a copy of the whole list. A stored entry written by someone else may be inconsistent (a relative `sourceFolder`);
     that is refused with a reason rather than retried forever.
     """
     if entry.datablock is None:
@@ -406,7 +407,7 @@ def _absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
                 f"{entry.dataset.sourceFolder!r}, which is not an absolute path; repair the "
                 "stored dataset, then replay the event"
             )
-        files[path] = stored.model_copy(update={"path": path})
+        files[path] = stored
     return files
 
 
@@ -418,10 +419,7 @@ def _with_files(
 ) -> CatalogueEntry:
     """Place `files` under the folder that holds them all; sizes follow from the file list."""
     folder = folder_holding(requested_folder, files)
-    file_list = [
-        record.model_copy(update={"path": relative_to(folder, path)})
-        for path, record in files.items()
-    ]
+    file_list = [_placed(record, relative_to(folder, path)) for path, record in files.items()]
     size = sum(record.size for record in file_list)
     if size > INT64_MAX:
         raise InvalidAcquisition(
@@ -447,6 +445,12 @@ def _with_files(
     else:
         datablock = datablock.model_copy(update=block_fields)
     return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
+def _placed(record: DataFile, relative_path: str) -> DataFile:
+    if record.path == relative_path:
+        return record
+    return record.model_copy(update={"path": relative_path})
 
 
 def _common_algorithm(files: list[DataFile]) -> str | None:

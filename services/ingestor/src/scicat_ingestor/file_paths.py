@@ -45,6 +45,12 @@ def folder_holding(requested: str, file_paths: Iterable[str]) -> str:
     With no `requested` folder (`UNKNOWN_FOLDER`) it is the common folder of the files, and it
     stays unknown while there are no files.
     """
+    if requested != UNKNOWN_FOLDER:
+        prefix = requested.rstrip("/") + "/"
+        paths = list(file_paths)
+        if all(path.startswith(prefix) for path in paths):
+            return requested
+        file_paths = paths
     folders = [posixpath.dirname(path) for path in file_paths]
     if requested != UNKNOWN_FOLDER:
         folders.append(requested)

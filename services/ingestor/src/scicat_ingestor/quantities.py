@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from scicat_schemas.units import UnitError, to_si
+from scicat_schemas.units import SIQuantity, UnitError, to_si
 
 SI_KEYS = ("valueSI", "unitSI")
 UNIT_SOURCE = "units"
@@ -99,10 +100,38 @@ def _annotated_quantity(
     if unit.strip() == "":
         return plain
     try:
-        si = to_si(number, unit)
+        si = _cached_si(_hashable(number), unit)
     except UnitError as error:
         issues.append(
             MetadataIssue(path, UNIT_SOURCE, f"no SI value: {error}; the quantity is kept as sent")
         )
         return plain
     return plain | {"valueSI": si.value, "unitSI": si.unit}
+
+
+@lru_cache(maxsize=4096)
+def _cached_si(number: Any, unit: str) -> SIQuantity:
+    """`to_si`, remembered: a run repeats the same few quantities in every event, and the whole
+    metadata is re-annotated on each change, so most conversions are repeats (pint is ~100 µs)."""
+    return to_si(_plain(number), unit)
+
+
+def _hashable(number: Any) -> Any:
+    """A cache key that keeps `True`, `1` and `1.0` apart (they hash alike)."""
+    if isinstance(number, list):
+        return tuple(_hashable(item) for item in number)
+    if isinstance(number, bool | int | float | str) or number is None:
+        return _Keyed(type(number).__name__, number)
+    raise UnitError(f"{number!r} is not a number")
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    kind: str
+    value: Any
+
+
+def _plain(number: Any) -> Any:
+    if isinstance(number, tuple):
+        return [_plain(item) for item in number]
+    return number.value if isinstance(number, _Keyed) else number
