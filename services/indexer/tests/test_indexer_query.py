@@ -6,16 +6,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from scicat_indexer.query import (
+from scicat_indexer.conditions import (
     Condition,
     QueryError,
     Relation,
-    SearchRequest,
     check_units,
     condition_clause,
+    parse_condition,
+)
+from scicat_indexer.query import (
+    SearchRequest,
     decode_cursor,
     encode_cursor,
-    parse_condition,
     search_body,
     visibility_filter,
 )

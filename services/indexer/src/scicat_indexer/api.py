@@ -18,16 +18,18 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from pydantic import BaseModel, Field, ValidationError
 
 from scicat_indexer.auth import CurrentPrincipal
+from scicat_indexer.conditions import (
+    QueryError,
+    check_units,
+    parse_condition,
+    stored_units_body,
+)
 from scicat_indexer.query import (
     FacetName,
-    QueryError,
     SearchRequest,
-    check_units,
     encode_cursor,
     facet_counts,
-    parse_condition,
     search_body,
-    stored_units_body,
     unit_conditions,
     visibility_filter,
 )
