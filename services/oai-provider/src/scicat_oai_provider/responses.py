@@ -1,12 +1,13 @@
 """OAI-PMH 2.0 response documents, built with lxml. Pure: data in, bytes out.
 
 Element order follows the XSD types (`OAI-PMHtype`, `IdentifyType`, `headerType`...), because
-harvesters validate and some parse positionally. Stored metadata is parsed and embedded as an
-element, never spliced in as text.
+harvesters validate and some parse positionally. Stored metadata (XML this service rendered with
+lxml) goes into numbered slots after serialization, see `_serialize_with_metadata`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +24,6 @@ OAI_IDENTIFIER_NS = "http://www.openarchives.org/OAI/2.0/oai-identifier"
 OAI_IDENTIFIER_SCHEMA = "http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_LOCATION = f"{{{XSI_NS}}}schemaLocation"
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
 
 
 @dataclass(frozen=True)
@@ -165,19 +164,41 @@ def _header(parent: etree._Element, record: OaiRecord) -> None:
         _sub(header, "setSpec", spec)
 
 
-def _record(parent: etree._Element, record: OaiRecord, prefix: str) -> None:
+_SLOT = "oai-metadata"
+_SLOT_PATTERN = re.compile(rb"<\?" + _SLOT.encode() + rb" (\d+)\?>")
+
+
+def _record(parent: etree._Element, record: OaiRecord, prefix: str, slots: list[str]) -> None:
+    """A record whose metadata is a numbered slot, filled by `_serialize_with_metadata`."""
     node = _sub(parent, "record")
     _header(node, record)
     if not record.deleted:
         metadata = _sub(node, "metadata")
-        metadata.append(etree.fromstring(record.metadata[prefix].encode(), _PARSER))
+        metadata.append(etree.ProcessingInstruction(_SLOT, str(len(slots))))
+        slots.append(record.metadata[prefix])
+
+
+def _serialize_with_metadata(root: etree._Element, slots: list[str]) -> bytes:
+    """Serialize, then put each stored rendering where its slot is.
+
+    The stored metadata is XML that this service serialized with lxml from the shared mapping
+    (each root declares its own namespaces), so it is inserted as bytes: re-parsing every record
+    on every page would double the cost of a harvest. A slot is a processing instruction, which
+    no text or attribute can produce, so only real slots are replaced.
+    """
+    document = serialize(root)
+    if not slots:
+        return document
+    encoded = [slot.encode() for slot in slots]
+    return _SLOT_PATTERN.sub(lambda match: encoded[int(match.group(1))], document)
 
 
 def record_document(envelope: Envelope, record: OaiRecord, prefix: str) -> bytes:
     """GetRecord: a deleted record is a header with `status="deleted"` and no metadata."""
     root = _document(envelope)
-    _record(_sub(root, "GetRecord"), record, prefix)
-    return serialize(root)
+    slots: list[str] = []
+    _record(_sub(root, "GetRecord"), record, prefix, slots)
+    return _serialize_with_metadata(root, slots)
 
 
 def list_document(
@@ -191,15 +212,16 @@ def list_document(
     """ListIdentifiers (headers) or ListRecords (records), then the resumptionToken if any."""
     root = _document(envelope)
     listing = _sub(root, verb)
+    slots: list[str] = []
     for record in records:
         if verb == "ListIdentifiers":
             _header(listing, record)
         else:
-            _record(listing, record, prefix)
+            _record(listing, record, prefix, slots)
     if token is not None:
         element = _sub(listing, "resumptionToken", token.value or None)
         if token.expires is not None:
             element.set("expirationDate", format_datestamp(token.expires))
         element.set("completeListSize", str(token.complete_list_size))
         element.set("cursor", str(token.cursor))
-    return serialize(root)
+    return _serialize_with_metadata(root, slots)

@@ -14,8 +14,9 @@ cannot lose an update: the loser raises `ConcurrentUpdate` and its message is re
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, AsyncMongoClient
@@ -59,9 +60,19 @@ class OaiRecordStore(Protocol):
         ...
 
     async def page(
-        self, query: ListQuery, *, after: RecordKey | None, limit: int, with_metadata: bool
-    ) -> list[OaiRecord]:
-        """Up to `limit` records of `query` strictly after `after`, in `(datestamp, id)` order."""
+        self,
+        query: ListQuery,
+        *,
+        after: RecordKey | None,
+        limit: int,
+        with_metadata: bool,
+        span_seconds: int = 0,
+    ) -> Page:
+        """Up to `limit` records of `query` strictly after `after`, in `(datestamp, id)` order.
+
+        `span_seconds` is the time window the previous page needed (0: unknown); the answer
+        says what this page needed, for the next one.
+        """
         ...
 
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int: ...
@@ -73,32 +84,45 @@ class ProposalDirectory(Protocol):
         ...
 
 
-def _filter(query: ListQuery, after: RecordKey | None) -> dict[str, Any]:
-    window: dict[str, Any] = {"$lte": query.until}
-    if query.from_ is not None:
-        window["$gte"] = query.from_
-    clauses: list[dict[str, Any]] = [
-        {"formats": query.metadata_prefix},
-        {"datestamp": window},
-    ]
-    if query.set_spec is not None:
-        clauses.append({"setPaths": query.set_spec})
+@dataclass(frozen=True)
+class Page:
+    records: list[OaiRecord]
+    span_seconds: int
+
+
+def harvest_key(datestamp: datetime, identifier: str) -> str:
+    """The harvest order `(datestamp, identifier)` as one string that sorts the same way.
+
+    The datestamp part has a fixed width, so string order is tuple order, and a bare datestamp
+    prefix is a bound: every key of an earlier second sorts below it, every key of that second
+    or later above.
+    """
+    return f"{_second(datestamp)} {identifier}"
+
+
+def _second(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _filter(query: ListQuery, after: RecordKey | None, *, below: datetime | None = None) -> Any:
+    """One range on `harvestKey` (+ set equality): `(from | after, min(until, below))`."""
+    upper = query.until + timedelta(seconds=1)
+    key: dict[str, str] = {"$lt": _second(min(upper, below) if below else upper)}
     if after is not None:
-        clauses.append(
-            {
-                "$or": [
-                    {"datestamp": {"$gt": after.datestamp}},
-                    {"datestamp": after.datestamp, "_id": {"$gt": after.identifier}},
-                ]
-            }
-        )
-    return {"$and": clauses}
+        key["$gt"] = harvest_key(after.datestamp, after.identifier)
+    elif query.from_ is not None:
+        key["$gte"] = _second(query.from_)
+    selector: dict[str, Any] = {"harvestKey": key, "formats": query.metadata_prefix}
+    if query.set_spec is not None:
+        selector["setPaths"] = query.set_spec
+    return selector
 
 
 def _to_document(record: OaiRecord) -> dict[str, Any]:
     paths = sorted({path for entry in record.sets for path in set_ancestors(entry.spec)})
     return {
         "_id": record.identifier,
+        "harvestKey": harvest_key(record.datestamp, record.identifier),
         "doi": record.doi,
         "publicationId": record.publication_id,
         "datestamp": record.datestamp,
@@ -136,6 +160,7 @@ class MongoOaiRecordStore:
 
     def __init__(self, settings: MongoSettings) -> None:
         self._settings = settings
+        self._earliest: datetime | None = None
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._collection: AsyncCollection[dict[str, Any]] | None = None
 
@@ -148,13 +173,18 @@ class MongoOaiRecordStore:
             serverSelectionTimeoutMS=self._settings.timeout_ms,
         )
         self._collection = self._client[self._settings.database][OAI_RECORD_COLLECTION]
+        await self._collection.create_index([("harvestKey", ASCENDING)], name="harvest_key")
         await self._collection.create_index(
-            [("datestamp", ASCENDING), ("_id", ASCENDING)], name="harvest_order"
+            [("setPaths", ASCENDING), ("harvestKey", ASCENDING)], name="harvest_key_by_set"
         )
-        await self._collection.create_index(
-            [("setPaths", ASCENDING), ("datestamp", ASCENDING), ("_id", ASCENDING)],
-            name="harvest_order_by_set",
-        )
+        await self._collection.create_index([("datestamp", ASCENDING)], name="datestamp")
+        async for document in self._collection.find(
+            {"harvestKey": {"$exists": False}}, projection={"datestamp": 1}
+        ):
+            await self._collection.update_one(
+                {"_id": document["_id"]},
+                {"$set": {"harvestKey": harvest_key(document["datestamp"], document["_id"])}},
+            )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -179,6 +209,7 @@ class MongoOaiRecordStore:
 
     async def save(self, record: OaiRecord, *, expected_version: int | None) -> None:
         document = _to_document(record)
+        self._note_datestamp(record.datestamp)
         if expected_version is None:
             try:
                 await self.collection.insert_one(document)
@@ -193,11 +224,38 @@ class MongoOaiRecordStore:
                 f"{record.identifier} changed since version {expected_version} was read"
             )
 
+    async def insert_many(self, records: Iterable[OaiRecord]) -> int:
+        """Bulk-load new pre-rendered records (seeding, benchmarks); returns how many.
+
+        Not for the event path: it skips the optimistic concurrency `save` gives, and an
+        identifier that exists already fails the whole call with `BulkWriteError`.
+        """
+        documents = [_to_document(record) for record in records]
+        for document in documents:
+            self._note_datestamp(document["datestamp"])
+        if documents:
+            await self.collection.insert_many(documents, ordered=False)
+        return len(documents)
+
     async def earliest_datestamp(self) -> datetime | None:
-        document = await self.collection.find_one(
-            {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING), ("_id", ASCENDING)]
-        )
-        return document["datestamp"].astimezone(UTC) if document else None
+        """A lower bound of every datestamp (the smallest, unless that record was re-dated since).
+
+        Looked up once, then kept: records are stamped "now", never before it, so the bound only
+        loosens when the earliest record is re-dated, and a lower bound is all Identify and the
+        first list page need.
+        """
+        if self._earliest is None:
+            document = await self.collection.find_one(
+                {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING)]
+            )
+            if document is not None:
+                self._earliest = document["datestamp"].astimezone(UTC)
+        return self._earliest
+
+    def _note_datestamp(self, datestamp: datetime) -> None:
+        """Keep the bound true after a write; unknown stays unknown (looked up when needed)."""
+        if self._earliest is not None and datestamp < self._earliest:
+            self._earliest = datestamp
 
     async def has_sets(self) -> bool:
         document = await self.collection.find_one(
@@ -216,9 +274,23 @@ class MongoOaiRecordStore:
         return [SetEntry(document["_id"], document["name"]) async for document in cursor]
 
     async def page(
-        self, query: ListQuery, *, after: RecordKey | None, limit: int, with_metadata: bool
-    ) -> list[OaiRecord]:
-        projection: dict[str, Any] = {"appliedEvents": 0, "setPaths": 0}
+        self,
+        query: ListQuery,
+        *,
+        after: RecordKey | None,
+        limit: int,
+        with_metadata: bool,
+        span_seconds: int = 0,
+    ) -> Page:
+        """Walks the harvest order in time windows of adaptive width, each one indexed range.
+
+        A plain `range + sort + limit` is ideal on MongoDB, but engines without sort-by-index
+        (the embedded SecantusDB) read the whole rest of the list for every page, which makes a
+        full harvest quadratic. Bounding each query to a window sized from the previous page's
+        span keeps every query near one page on any engine; an empty or thin window makes the
+        next one four times wider, so sparse years are crossed in a few queries.
+        """
+        projection: dict[str, Any] = {"appliedEvents": 0, "setPaths": 0, "harvestKey": 0}
         if with_metadata:
             projection |= {
                 f"metadata.{prefix}": 0
@@ -227,14 +299,38 @@ class MongoOaiRecordStore:
             }
         else:
             projection["metadata"] = 0
-        cursor = (
-            self.collection.find(_filter(query, after), projection=projection)
-            .sort([("datestamp", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
-        return [_from_document(document) async for document in cursor]
+        start = after.datestamp if after else query.from_ or await self.earliest_datestamp()
+        if start is None or start > query.until:
+            return Page([], span_seconds)
+        span = timedelta(seconds=max(span_seconds, 1))
+        window_start, position = start, after
+        records: list[OaiRecord] = []
+        while len(records) < limit and window_start <= query.until:
+            below = window_start + span
+            cursor = (
+                self.collection.find(_filter(query, position, below=below), projection=projection)
+                .sort("harvestKey", ASCENDING)
+                .limit(limit - len(records))
+            )
+            found = [_from_document(document) async for document in cursor]
+            records += found
+            if found:
+                position = found[-1].key
+            if len(records) < limit:
+                window_start, span = below, span * 4
+        used = records[-1].datestamp - start if records else span
+        return Page(records, max(int(used.total_seconds()), 1))
 
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int:
+        """Exact for selective lists; for a whole-repository list, the collection's size.
+
+        Counting means reading every matching key; for the full list that is the whole
+        collection, once per harvest. OAI-PMH allows `completeListSize` to be an estimate, and
+        the collection's size overestimates only by the tombstones without formats and the
+        records of the current second.
+        """
+        if after is None and query.from_ is None and query.set_spec is None:
+            return await self.collection.estimated_document_count()
         return await self.collection.count_documents(_filter(query, after))
 
     async def proposal_parents(self, proposal_ids: Collection[str]) -> dict[str, str]:

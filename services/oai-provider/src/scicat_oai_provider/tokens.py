@@ -48,6 +48,8 @@ class HarvestPosition:
     after: RecordKey
     cursor: int
     complete_list_size: int
+    span_seconds: int = 0
+    """How much time the last page spanned; sizes the next page's query window (see store)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class TokenCodec:
             "after": [_timestamp(position.after.datestamp), position.after.identifier],
             "cursor": position.cursor,
             "size": position.complete_list_size,
+            "span": position.span_seconds,
             "expires": _timestamp(expires),
         }
         return IssuedToken(str(self._serializer.dumps(payload)), expires)
@@ -99,6 +102,7 @@ class TokenCodec:
                 after=RecordKey(_moment(payload["after"][0]), str(payload["after"][1])),
                 cursor=int(payload["cursor"]),
                 complete_list_size=int(payload["size"]),
+                span_seconds=int(payload["span"]),
             )
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise InvalidToken(

@@ -222,15 +222,17 @@ async def _list(
     position = await _harvest_position(request, repository, store, envelope)
     if isinstance(position, HarvestPosition):
         query, after, cursor = position.query, position.after, position.cursor
-        size = position.complete_list_size
+        size, span = position.complete_list_size, position.span_seconds
     else:
-        query, after, cursor, size = position, None, 0, 0
-    records = await store.page(
+        query, after, cursor, size, span = position, None, 0, 0, 0
+    found = await store.page(
         query,
         after=after,
         limit=repository.page_size + 1,
         with_metadata=request.verb == "ListRecords",
+        span_seconds=span,
     )
+    records = found.records
     if not records:
         rest = "the rest of this list (its records changed meanwhile)" if after else "the request"
         raise OaiProtocolError.of(ErrorCode.NO_RECORDS_MATCH, f"No record matches {rest}.")
@@ -241,7 +243,9 @@ async def _list(
         # leave the frozen list, so later pages' figure can be an overestimate, as §3.5 allows.
         size = size or await store.count(query, after=None)
         issued = repository.tokens.issue(
-            HarvestPosition(request.verb, query, page[-1].key, cursor + len(page), size),
+            HarvestPosition(
+                request.verb, query, page[-1].key, cursor + len(page), size, found.span_seconds
+            ),
             now=envelope.response_date,
         )
         lower_bound = cursor + len(records)
