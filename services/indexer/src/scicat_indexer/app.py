@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from opensearchpy.exceptions import TransportError
 from prometheus_client import CollectorRegistry
 
-from scicat_indexer import api
+from scicat_indexer import api, panosc_api
 from scicat_indexer.auth import BEARER_RESPONSES, TokenVerifier
 from scicat_indexer.catalogue import MongoCatalogue
 from scicat_indexer.handlers import dataset_batch_handler
@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.dataset_index = index
     app.state.token_verifier = TokenVerifier(settings.oidc)
+    app.state.catalogue = catalogue
     app.include_router(api.router, responses=BEARER_RESPONSES)
+    app.include_router(panosc_api.router)
     app.add_exception_handler(TransportError, api.index_failure)
     return app
 

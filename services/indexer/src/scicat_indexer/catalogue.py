@@ -94,6 +94,10 @@ class MongoCatalogue:
             )
         return result
 
+    async def proposals(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
+        """Proposal documents by proposalId (PaNOSC Documents)."""
+        return await self._proposals(set(ids))
+
     async def _proposals(self, ids: set[str]) -> dict[str, Mapping[str, Any]]:
         if not ids:
             return {}

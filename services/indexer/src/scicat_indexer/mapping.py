@@ -144,6 +144,7 @@ MAPPINGS: Final[dict[str, Any]] = {
         "accessGroups": _keyword(),
         "proposalIds": _keyword(),
         "instrumentIds": _keyword(),
+        "creationLocation": _keyword(),
         "principalInvestigators": _keyword(ignore_above=KEYWORD_MAX_CHARS),
         "techniques": {"type": "object", "properties": {"name": _keyword(), "pid": _keyword()}},
         "isPublished": {"type": "boolean"},
