@@ -1,0 +1,369 @@
+"""Search speed: the indexer's bulk indexing rate next to raw `_bulk`, and query latency.
+
+Prints one table; nothing is asserted. In one run on one machine, on the embedded stack (tansu
+Kafka, SecantusDB MongoDB, osmem OpenSearch):
+
+1. **Raw `_bulk`** — the indexed form of `--datasets` synthetic datasets sent straight to a
+   scratch index with the same mapping, `--batch` per request: the store's own rate.
+2. **Indexer** — the same datasets as `dataset.stored` events on `catalogue.datasets` (3
+   partitions), consumed by the indexer running as its own process (`python -m scicat_indexer`,
+   environment variables, as in production): decode, read files and proposals from MongoDB,
+   flatten metadata with SI values, `_bulk` per batch, commit. Timed from the first produce to
+   the last dataset searchable. Target: ≥ 0.8 × raw `_bulk`.
+3. **Query latency** over HTTP against that indexer (anonymous caller, so the visibility filter is
+   in every query), `--queries` of each kind, p50/p95: free text fragments, unit-aware conditions
+   (`energy>5keV` etc. over values stored in eV and keV), and faceted searches (six terms facets
+   and the creation-time histogram). Target: p95 ≤ 100 ms.
+
+    uv run --frozen python bench/search_benchmark.py
+    uv run --frozen python bench/search_benchmark.py --datasets 10000 --queries 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from opensearchpy import AsyncOpenSearch
+from pymongo import AsyncMongoClient
+from rich.console import Console
+from rich.table import Table
+
+from scicat_indexer.domain import CatalogueContext, indexed_dataset
+from scicat_indexer.mapping import index_body
+from scicat_indexer.store import BulkWrite, bulk_into
+from scicat_pipeline.embedded import (
+    EmbeddedKafka,
+    EmbeddedMongo,
+    EmbeddedOpenSearch,
+    create_topics,
+    free_port,
+)
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    ORIG_DATABLOCK_COLLECTION,
+    PROPOSAL_COLLECTION,
+    Dataset,
+    OrigDatablock,
+)
+from scicat_schemas.events import DatasetStored, DatasetStoredData, encode
+from scicat_schemas.topics import ALL_TOPICS, CATALOGUE_DATASETS
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+INSTRUMENTS = ["P02.1", "P03", "P08", "P10", "P11", "P21.2", "P23", "P64", "P65", "P66"]
+SAMPLES = ["LaB6", "Si", "GaAs", "AgBeh", "CeO2", "lysozyme", "Fe3O4", "graphene", "ZnO", "TiO2"]
+TECHNIQUES = ["SAXS", "WAXS", "XRD", "XAS", "XRF", "tomography"]
+WORDS = ["thin", "film", "heating", "ramp", "nematic", "crystal", "strain", "in situ", "battery"]
+DATABASE = "bench_search"
+console = Console()
+
+
+def synthetic(count: int, seed: int = 4) -> tuple[list[Dataset], dict[str, CatalogueContext]]:
+    """`count` datasets over 200 beamtimes and 10 instruments; metadata in mixed units."""
+    rng = random.Random(seed)
+    datasets, contexts = [], {}
+    for n in range(count):
+        beamtime = f"110{n % 200:05d}"
+        instrument = INSTRUMENTS[n % len(INSTRUMENTS)]
+        run = f"scan_{n:06d}"
+        energy_kev = rng.uniform(3, 30)
+        energy = (
+            {"value": round(energy_kev * 1000, 1), "unit": "eV"}
+            if n % 2
+            else {"value": round(energy_kev, 4), "unit": "keV"}
+        )
+        dataset = Dataset.model_validate(
+            {
+                "pid": f"bench/{beamtime}/{run}",
+                "datasetName": f"{rng.choice(WORDS)} {rng.choice(SAMPLES)} {run}",
+                "description": " ".join(rng.choice(WORDS) for _ in range(8)),
+                "sourceFolder": f"/asap3/petra3/gpfs/{instrument.lower()}/2024/data/"
+                f"{beamtime}/raw/{run}",
+                "creationTime": START + timedelta(minutes=7 * n),
+                "creationLocation": f"/DESY/{instrument}",
+                "ownerGroup": f"{beamtime}-dmgt",
+                "accessGroups": [f"{beamtime}-clbt", f"{instrument.lower()}staff"],
+                "proposalIds": [beamtime, f"DOOR-{n % 200 // 2}"],
+                "instrumentIds": [instrument],
+                "principalInvestigators": [f"pi{n % 50}@example.org"],
+                "techniques": [{"pid": f"PaNET{n % 6}", "name": TECHNIQUES[n % 6]}],
+                "keywords": ["scan", rng.choice(WORDS)],
+                "isPublished": n % 3 == 0,
+                "type": "raw" if n % 10 else "derived",
+                "pipelineRevision": 1,
+                "size": rng.randint(10**6, 10**10),
+                "numberOfFiles": 5,
+                "scientificMetadata": {
+                    "energy": energy,
+                    "exposure_time": {"value": rng.choice([0.1, 0.5, 1.0]), "unit": "s"},
+                    "sample": {
+                        "name": rng.choice(SAMPLES),
+                        "temperature": {"value": round(rng.uniform(4, 400), 2), "unit": "K"},
+                    },
+                    "detector": {"name": "Pilatus 1M", "distance": {"value": 1.2, "unit": "m"}},
+                    "operators": ["John Smith", "Jane Roe"],
+                },
+            }
+        )
+        datasets.append(dataset)
+        contexts[dataset.pid] = CatalogueContext(
+            files=tuple(f"img_{f:05d}.cbf" for f in range(5)),
+            proposals=(
+                {
+                    "proposalId": beamtime,
+                    "type": "Beamtime",
+                    "parentProposalId": f"DOOR-{n % 200 // 2}",
+                },
+            ),
+        )
+    return datasets, contexts
+
+
+async def raw_bulk_rate(url: str, writes: list[BulkWrite], batch: int) -> float:
+    client = AsyncOpenSearch(hosts=[url], timeout=120)
+    try:
+        await client.indices.create(index="bench-raw", body=index_body(None))
+        began = time.perf_counter()
+        for offset in range(0, len(writes), batch):
+            await bulk_into(client, "bench-raw", writes[offset : offset + batch])
+        elapsed = time.perf_counter() - began
+        await client.indices.delete(index="bench-raw")
+    finally:
+        await client.close()
+    return len(writes) / elapsed
+
+
+async def store_catalogue(uri: str, datasets: list[Dataset]) -> None:
+    """Datasets, datablocks and proposals in MongoDB, as the ingestor leaves them."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    db = client[DATABASE]
+    for offset in range(0, len(datasets), 1000):
+        chunk = datasets[offset : offset + 1000]
+        await db[DATASET_COLLECTION].insert_many(
+            [{"_id": d.pid, **d.model_dump(mode="python")} for d in chunk]
+        )
+        await db[ORIG_DATABLOCK_COLLECTION].insert_many(
+            [
+                {
+                    "_id": OrigDatablock.id_for(d.pid),
+                    "datasetId": d.pid,
+                    "size": d.size,
+                    "ownerGroup": d.ownerGroup,
+                    "dataFileList": [
+                        {"path": f"img_{f:05d}.cbf", "size": 1, "time": d.creationTime}
+                        for f in range(5)
+                    ],
+                }
+                for d in chunk
+            ]
+        )
+    await db[PROPOSAL_COLLECTION].insert_many(
+        [
+            {
+                "proposalId": f"110{b:05d}",
+                "type": "Beamtime",
+                "parentProposalId": f"DOOR-{b // 2}",
+                "ownerGroup": "x",
+            }
+            for b in range(200)
+        ]
+        + [
+            {
+                "proposalId": f"DOOR-{p}",
+                "type": "DOOR Proposal",
+                "title": f"{WORDS[p % 9]} study {p}",
+                "pi_firstname": "Ada",
+                "pi_lastname": f"Lovelace{p}",
+                "ownerGroup": "x",
+            }
+            for p in range(100)
+        ]
+    )
+    await client.close()
+
+
+async def indexer_rate(
+    kafka: EmbeddedKafka, mongo: EmbeddedMongo, url: str, datasets: list[Dataset], logs: Path
+) -> tuple[float, asyncio.subprocess.Process, str]:
+    """Datasets per second through Kafka and the indexer process into OpenSearch."""
+    port = free_port()
+    env = os.environ | {
+        "INDEXER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "INDEXER_KAFKA__SESSION_TIMEOUT_MS": "1000",
+        "INDEXER_KAFKA__HEARTBEAT_INTERVAL_MS": "300",
+        "INDEXER_KAFKA__REBALANCE_TIMEOUT_MS": "1000",
+        "INDEXER_MONGO__URI": mongo.uri,
+        "INDEXER_MONGO__DATABASE": DATABASE,
+        "INDEXER_OPENSEARCH__URL": url,
+        "INDEXER_OPENSEARCH__TIMEOUT_SECONDS": "120",
+        "INDEXER_HTTP__HOST": "127.0.0.1",
+        "INDEXER_HTTP__PORT": str(port),
+        "INDEXER_LOG_LEVEL": "WARNING",
+    }
+    with (logs / "indexer.log").open("wb") as log:
+        service = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "scicat_indexer", env=env, stdout=log, stderr=log
+        )
+    client = AsyncOpenSearch(hosts=[url], timeout=120)
+
+    async def indexed(count: int) -> None:
+        while True:
+            if service.returncode is not None:
+                raise RuntimeError(f"the indexer exited; see {logs / 'indexer.log'}")
+            if await client.indices.exists_alias(name="datasets"):
+                if (await client.count(index="datasets"))["count"] >= count:
+                    return
+            await asyncio.sleep(0.1)
+
+    events = [
+        (d.pid.encode(), encode(DatasetStored(source="/bench", data=DatasetStoredData(dataset=d))))
+        for d in datasets
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        warm_up, *timed = events
+        await producer.send_and_wait(CATALOGUE_DATASETS, warm_up[1], key=warm_up[0])
+        await indexed(1)
+        began = time.perf_counter()
+        sends = [await producer.send(CATALOGUE_DATASETS, value, key=key) for key, value in timed]
+        await asyncio.gather(*sends)
+        await indexed(len(events))
+        elapsed = time.perf_counter() - began
+    finally:
+        await producer.stop()
+        await client.close()
+    return len(timed) / elapsed, service, f"http://127.0.0.1:{port}"
+
+
+QUERIES: dict[str, list[dict[str, Any]]] = {
+    "free text": [
+        {"text": t}
+        for t in ("lab6", "nematic", "img_0000", "scan_00", "110000", "Lovelace", "ilm", "p08/2024")
+    ],
+    "unit-aware": [
+        {"condition": c}
+        for c in (
+            "energy>5keV",
+            "energy<=12000eV",
+            "energy=8..9 keV",
+            "sample.temperature>300K",
+            "detector.distance<2000mm",
+            "energy>1.5e-15J",
+        )
+    ],
+    "faceted": [
+        {
+            "facet": [
+                "instrument",
+                "beamtime",
+                "proposal",
+                "pi",
+                "technique",
+                "type",
+                "creationTime",
+            ],
+            **extra,
+        }
+        for extra in ({}, {"text": "film"}, {"instrument": "P08"}, {"condition": "energy>10keV"})
+    ],
+}
+
+
+async def latencies(base_url: str, queries: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        for kind, variants in QUERIES.items():
+            timings = []
+            for n in range(queries):
+                params = variants[n % len(variants)]
+                began = time.perf_counter()
+                response = await http.get("/datasets", params=params)
+                timings.append(time.perf_counter() - began)
+                response.raise_for_status()
+            results[kind] = timings
+    return results
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    console.print(f"generating {arguments.datasets} datasets …")
+    datasets, contexts = synthetic(arguments.datasets)
+    writes = []
+    for d in datasets:
+        indexed = indexed_dataset(d, contexts[d.pid])
+        writes.append(BulkWrite(pid=indexed.pid, revision=indexed.revision, source=indexed.source))
+    with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
+        kafka, mongo, opensearch = (
+            EmbeddedKafka().start(),
+            EmbeddedMongo().start(),
+            EmbeddedOpenSearch().start(),
+        )
+        service = None
+        try:
+            await create_topics(kafka.bootstrap_servers, list(ALL_TOPICS))
+            console.print("raw _bulk …")
+            raw = await raw_bulk_rate(opensearch.url, writes, arguments.batch)
+            console.print("catalogue in MongoDB …")
+            await store_catalogue(mongo.uri, datasets)
+            console.print("indexer …")
+            rate, service, base_url = await indexer_rate(
+                kafka, mongo, opensearch.url, datasets, Path(folder)
+            )
+            console.print("queries …")
+            timings = await latencies(base_url, arguments.queries)
+        finally:
+            if service is not None:
+                service.terminate()
+                await service.wait()
+            for server in (opensearch, mongo, kafka):
+                server.stop()
+    table = Table(title=f"search: {arguments.datasets} datasets, anonymous caller")
+    for column in ("measure", "value", "target", "met"):
+        table.add_column(column)
+    table.add_row("raw _bulk (docs/s)", f"{raw:,.0f}", "", "")
+    table.add_row(
+        "indexer, Kafka → _bulk (docs/s)",
+        f"{rate:,.0f}",
+        f"≥ {0.8 * raw:,.0f}",
+        _met(rate >= 0.8 * raw),
+    )
+    for kind, values in timings.items():
+        p50, p95 = _percentile(values, 0.5) * 1000, _percentile(values, 0.95) * 1000
+        table.add_row(
+            f"{kind} p50 / p95 (ms)", f"{p50:.1f} / {p95:.1f}", "p95 ≤ 100", _met(p95 <= 100)
+        )
+    console.print(table)
+    console.print(
+        f"queries per kind: {arguments.queries}; mean of all: "
+        f"{statistics.mean(v for vs in timings.values() for v in vs) * 1000:.1f} ms"
+    )
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", type=int, default=100_000, help="synthetic datasets")
+    parser.add_argument("--batch", type=int, default=500, help="documents per raw _bulk request")
+    parser.add_argument("--queries", type=int, default=200, help="queries of each kind")
+    asyncio.run(main(parser.parse_args()))
