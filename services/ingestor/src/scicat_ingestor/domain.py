@@ -17,27 +17,39 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from scicat_ingestor.beamtimes import BeamtimeFacts
+from scicat_ingestor.catalogue_entry import (
+    CatalogueEntry as CatalogueEntry,
+)
+from scicat_ingestor.catalogue_entry import (
+    InvalidAcquisition as InvalidAcquisition,
+)
+from scicat_ingestor.catalogue_entry import (
+    absolute_files,
+    closed_file,
+    stored_folder,
+    with_files,
+)
+from scicat_ingestor.catalogue_entry import (
+    catalogue_time as catalogue_time,
+)
 from scicat_ingestor.file_paths import (
     UNKNOWN_FOLDER,
     InvalidPath,
-    absolute_in,
-    folder_holding,
     normalise_absolute,
     normalise_file_path,
-    relative_to,
 )
+from scicat_ingestor.measurements import MeasurementView, aggregated_metadata
 from scicat_ingestor.quantities import UNIT_SOURCE, MetadataIssue, with_si_units
 from scicat_ingestor.scientific_metadata import (
-    INT64_MAX,
     UnstorableMetadata,
     check_storable,
     merge_scientific_metadata,
 )
-from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
+from scicat_schemas.documents import Dataset, OrigDatablock
 from scicat_schemas.events import (
     AcquisitionRef,
     DatasetStored,
@@ -61,10 +73,6 @@ GROUP_TEMPLATE_FIELDS = frozenset({"beamtime_id", "beamline", "instrument", "fac
 """Placeholders a group template may use; `beamline` is the instrument lower-cased."""
 
 
-class InvalidAcquisition(ValueError):
-    """An event that can never be applied; the message says what to fix at the producer."""
-
-
 @dataclass(frozen=True)
 class IngestPolicy:
     """Facility conventions: how pids, locations and access groups are made."""
@@ -74,9 +82,11 @@ class IngestPolicy:
     owner_group_template: str
     access_group_templates: tuple[str, ...]
     update_strategy: UpdateStrategy = "patch"
+    measurement_key: str | None = None
 
-    def dataset_pid(self, ref: AcquisitionRef) -> str:
-        return f"{self.pid_prefix}/{ref.beamtime_id}/{ref.run_id}"
+    def dataset_pid(self, ref: AcquisitionRef, measurement: str | None = None) -> str:
+        """`<prefix>/<beamtime>/<run>`, or `<prefix>/<beamtime>/<measurement>` for a grouped run."""
+        return f"{self.pid_prefix}/{ref.beamtime_id}/{measurement or ref.run_id}"
 
     def creation_location(self, ref: AcquisitionRef) -> str:
         return f"/{self.facility}/{ref.instrument}"
@@ -99,35 +109,6 @@ class IngestPolicy:
         }
 
 
-@dataclass(frozen=True)
-class CatalogueEntry:
-    """What the catalogue holds for one dataset: the Dataset and, once it has files, its datablock.
-
-    `datablock.dataFileList` paths are relative to `dataset.sourceFolder`, as SciCat stores them.
-    """
-
-    dataset: Dataset
-    datablock: OrigDatablock | None = None
-
-    @property
-    def pid(self) -> str:
-        return self.dataset.pid
-
-    @property
-    def revision(self) -> int:
-        return self.dataset.pipelineRevision
-
-
-def catalogue_time(moment: datetime) -> datetime:
-    """`moment` as the catalogue stores it: UTC, millisecond precision (BSON dates).
-
-    Normalising here means a state read back from MongoDB compares equal to the state computed
-    from the event, so a repeated event is recognised as "no change".
-    """
-    utc = moment.astimezone(UTC)
-    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
-
-
 def apply_event(
     data: AcquisitionData,
     current: CatalogueEntry | None,
@@ -136,16 +117,19 @@ def apply_event(
     now: datetime,
     beamtime: BeamtimeFacts | None = None,
     issues: Sequence[MetadataIssue] = (),
+    measurement: MeasurementView | None = None,
 ) -> CatalogueEntry | None:
     """The state after `data`, with the revision bumped; `None` if `data` changes nothing.
 
     `beamtime` is the stored beamtime of the run, when known; `issues` are problems found while
-    reading the file's metadata (NeXus), recorded on the dataset. Raises `InvalidAcquisition`
-    for input no retry can fix (relative paths, unstorable metadata).
+    reading the file's metadata (NeXus), recorded on the dataset; `measurement` is the stored
+    measurement of a grouped run (`measurements`), its runs including this event. Raises
+    `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata).
     """
     try:
         check_storable(data.metadata)
-        proposed = _update(data, current or _new_entry(data, policy), issues)
+        entry = current or _new_entry(data, policy, measurement)
+        proposed = _update(data, entry, issues, measurement)
         if beamtime is not None:
             proposed = with_beamtime(proposed, beamtime, policy)
     except (InvalidPath, UnstorableMetadata) as error:
@@ -280,7 +264,9 @@ def dataset_stored_event(dataset: Dataset, *, source: str) -> DatasetStored:
     )
 
 
-def _new_entry(data: AcquisitionData, policy: IngestPolicy) -> CatalogueEntry:
+def _new_entry(
+    data: AcquisitionData, policy: IngestPolicy, measurement: MeasurementView | None
+) -> CatalogueEntry:
     """A dataset as the first event of its run creates it, before the event itself is applied."""
     if isinstance(data, RunStartedData):
         created, folder = data.started_at, UNKNOWN_FOLDER
@@ -289,10 +275,10 @@ def _new_entry(data: AcquisitionData, policy: IngestPolicy) -> CatalogueEntry:
     else:
         created, folder = data.stopped_at, UNKNOWN_FOLDER
     dataset = Dataset(
-        pid=policy.dataset_pid(data),
+        pid=policy.dataset_pid(data, measurement.measurement_id if measurement else None),
         type="raw",
-        datasetName=data.run_id,
-        runNumber=data.run_id,
+        datasetName=measurement.measurement_id if measurement else data.run_id,
+        runNumber=None if measurement else data.run_id,
         sourceFolder=folder,
         creationTime=catalogue_time(created),
         creationLocation=policy.creation_location(data),
@@ -306,33 +292,40 @@ def _new_entry(data: AcquisitionData, policy: IngestPolicy) -> CatalogueEntry:
 
 
 def _update(
-    data: AcquisitionData, entry: CatalogueEntry, issues: Sequence[MetadataIssue]
+    data: AcquisitionData,
+    entry: CatalogueEntry,
+    issues: Sequence[MetadataIssue],
+    measurement: MeasurementView | None,
 ) -> CatalogueEntry:
     """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
-    files = _absolute_files(entry)
-    folder = _stored_folder(dataset)
-    metadata, unit_issues = with_si_units(
-        merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
-    )
+    files = absolute_files(entry)
+    folder = stored_folder(dataset)
+    if measurement is None:
+        metadata, unit_issues = with_si_units(
+            merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
+        )
+    else:
+        metadata = aggregated_metadata(measurement)
+        unit_issues = [i for run in measurement.runs for i in with_si_units(run.metadata)[1]]
     changes: dict[str, Any] = {
         "scientificMetadata": metadata,
         "scientificMetadataIssues": _issues(dataset, unit_issues, issues),
     }
     if isinstance(data, RunStartedData):
-        changes |= _run_started_fields(data, dataset)
+        changes |= _run_started_fields(data, dataset, grouped=measurement is not None)
         if data.source_folder is not None:
             folder = normalise_absolute(data.source_folder, what="source_folder")
     elif isinstance(data, FileClosedData):
         path = normalise_file_path(data.path)
-        files[path] = _closed_file(files.get(path), path, data)
+        files[path] = closed_file(files.get(path), path, data)
     else:
         changes |= {
             "endTime": catalogue_time(data.stopped_at),
             "datasetStatus": data.status,
             STATUS_REASON_FIELD: data.reason,
         }
-    return _with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
+    return with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
 
 
 def _issues(
@@ -348,115 +341,26 @@ def _issues(
     return [issue.as_document() for issue in unique]
 
 
-def _run_started_fields(data: RunStartedData, dataset: Dataset) -> dict[str, Any]:
-    """A field the start does not name keeps its value; a start never re-opens a stopped run."""
+def _run_started_fields(data: RunStartedData, dataset: Dataset, *, grouped: bool) -> dict[str, Any]:
+    """A field the start does not name keeps its value; a start never re-opens a stopped run.
+
+    In a measurement (`grouped`), the start of a run it did not hold yet re-opens it, the
+    measurement starts with its first run and keeps its name.
+    """
     started = catalogue_time(data.started_at)
     reopenable = dataset.datasetStatus in (None, STATUS_OPEN)
+    if grouped:
+        known_runs = dataset.scientificMetadata.get("runs") or []
+        reopenable = reopenable or data.run_id not in known_runs
+        if dataset.startTime is not None:
+            started = min(started, dataset.startTime)
     return {
         "startTime": started,
         "creationTime": started,
-        "datasetName": data.dataset_name or dataset.datasetName,
+        "datasetName": dataset.datasetName if grouped else data.dataset_name or dataset.datasetName,
         "description": dataset.description if data.description is None else data.description,
         "datasetStatus": STATUS_OPEN if reopenable else dataset.datasetStatus,
     }
-
-
-def _stored_folder(dataset: Dataset) -> str:
-    if dataset.sourceFolder == UNKNOWN_FOLDER:
-        return UNKNOWN_FOLDER
-    return normalise_absolute(dataset.sourceFolder, what=f"stored sourceFolder of {dataset.pid!r}")
-
-
-def _closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> DataFile:
-    """The file as now known; an unchanged file keeps its first record (and a known checksum)."""
-    if data.size > INT64_MAX:
-        raise InvalidAcquisition(
-            f"file {path!r} has size {data.size}, more than the catalogue can store"
-        )
-    checksum = data.checksum
-    if previous is not None and previous.size == data.size:
-        if checksum is None or (previous.chk, previous.chkAlg) == (
-            checksum.value,
-            checksum.algorithm,
-        ):
-            return previous
-    return DataFile(
-        path=path,
-        size=data.size,
-        time=catalogue_time(data.closed_at),
-        chk=checksum.value if checksum else None,
-        chkAlg=checksum.algorithm if checksum else None,
-    )
-
-
-def _absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
-    """The stored files keyed by absolute path, in stored order, records as stored.
-
-    Records keep their stored (relative) path: `_with_files` copies only those whose relative
-    path changes, so a file event costs one new record, not a copy of the whole list. A stored entry written by someone else may be inconsistent (a relative `sourceFolder`);
-    that is refused with a reason rather than retried forever.
-    """
-    if entry.datablock is None:
-        return {}
-    files: dict[str, DataFile] = {}
-    for stored in entry.datablock.dataFileList:
-        path = absolute_in(entry.dataset.sourceFolder, stored.path)
-        if not path.startswith("/"):
-            raise InvalidAcquisition(
-                f"stored dataset {entry.pid!r} lists file {stored.path!r} under sourceFolder "
-                f"{entry.dataset.sourceFolder!r}, which is not an absolute path; repair the "
-                "stored dataset, then replay the event"
-            )
-        files[path] = stored
-    return files
-
-
-def _with_files(
-    dataset: Dataset,
-    datablock: OrigDatablock | None,
-    files: dict[str, DataFile],
-    requested_folder: str,
-) -> CatalogueEntry:
-    """Place `files` under the folder that holds them all; sizes follow from the file list."""
-    folder = folder_holding(requested_folder, files)
-    file_list = [_placed(record, relative_to(folder, path)) for path, record in files.items()]
-    size = sum(record.size for record in file_list)
-    if size > INT64_MAX:
-        raise InvalidAcquisition(
-            f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
-        )
-    dataset = dataset.model_copy(
-        update={"sourceFolder": folder, "size": size, "numberOfFiles": len(file_list)}
-    )
-    if not file_list and datablock is None:
-        return CatalogueEntry(dataset=dataset)
-    block_fields: dict[str, Any] = {
-        "datasetId": dataset.pid,
-        "size": size,
-        "chkAlg": _common_algorithm(file_list),
-        "dataFileList": file_list,
-        "ownerGroup": dataset.ownerGroup,
-        "accessGroups": dataset.accessGroups,
-    }
-    if datablock is None:
-        datablock = OrigDatablock.model_validate(
-            {"_id": OrigDatablock.id_for(dataset.pid), **block_fields}
-        )
-    else:
-        datablock = datablock.model_copy(update=block_fields)
-    return CatalogueEntry(dataset=dataset, datablock=datablock)
-
-
-def _placed(record: DataFile, relative_path: str) -> DataFile:
-    if record.path == relative_path:
-        return record
-    return record.model_copy(update={"path": relative_path})
-
-
-def _common_algorithm(files: list[DataFile]) -> str | None:
-    """The checksum algorithm of the datablock: the one all checksummed files share, if any."""
-    algorithms = {record.chkAlg for record in files if record.chkAlg}
-    return algorithms.pop() if len(algorithms) == 1 else None
 
 
 def _same(proposed: CatalogueEntry, current: CatalogueEntry) -> bool:

@@ -19,21 +19,24 @@ from pydantic import ValidationError
 
 from scicat_ingestor.beamtimes import BeamtimeFacts, beamtime_proposals
 from scicat_ingestor.domain import (
+    AcquisitionData,
     IngestPolicy,
     InvalidAcquisition,
     apply_event,
     complete_with_beamtime,
 )
 from scicat_ingestor.file_reading import FileReader
+from scicat_ingestor.measurements import measurement_of
 from scicat_ingestor.publisher import DatasetEvents
 from scicat_ingestor.quantities import MetadataIssue
-from scicat_ingestor.store import AppliedEvent, CatalogueStore, CorruptStoredDocument
+from scicat_ingestor.store import AppliedEvent, CatalogueStore, CorruptStoredDocument, GroupedRun
 from scicat_schemas.events import (
     ACQUISITION_EVENT,
     AcquisitionRef,
     BeamtimeUpdated,
     FileClosed,
     RunStarted,
+    RunStartedData,
     RunStopped,
 )
 from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
@@ -118,8 +121,18 @@ class AcquisitionHandler:
         if isinstance(event, FileClosed):
             reading = await self.files.read(event.data)
             data, issues = reading.data, reading.issues
-        pid = self.policy.dataset_pid(data)
+        measurement = await self._measurement(data)
+        pid = self.policy.dataset_pid(data, measurement)
         now = self.clock()
+        grouped = None
+        if measurement is not None:
+            grouped = GroupedRun(
+                beamtime_id=data.beamtime_id,
+                run_id=data.run_id,
+                measurement=measurement,
+                metadata=data.metadata,
+                started_at=data.started_at if isinstance(data, RunStartedData) else None,
+            )
         with structlog.contextvars.bound_contextvars(
             event_id=event.id, event_source=event.source, event_type=event.type, pid=pid
         ):
@@ -131,14 +144,16 @@ class AcquisitionHandler:
                         pid=pid,
                         applied_at=now,
                         beamtime_id=data.beamtime_id,
+                        run=grouped,
                     ),
-                    lambda current, beamtime: apply_event(
+                    lambda current, context: apply_event(
                         data,
                         current,
                         policy=self.policy,
                         now=now,
-                        beamtime=beamtime,
+                        beamtime=context.beamtime if context else None,
                         issues=issues,
+                        measurement=context.measurement if context else None,
                     ),
                 )
             except InvalidAcquisition as error:
@@ -161,6 +176,17 @@ class AcquisitionHandler:
                 already_applied=outcome.already_applied,
                 revision=None if outcome.dataset is None else outcome.dataset.pipelineRevision,
             )
+
+    async def _measurement(self, data: AcquisitionData) -> str | None:
+        """The measurement a run belongs to when grouping is on: named by its start, recorded."""
+        key = self.policy.measurement_key
+        if key is None:
+            return None
+        if isinstance(data, RunStartedData):
+            return measurement_of(data, key) or await self.store.measurement_of(
+                data.beamtime_id, data.run_id
+            )
+        return await self.store.measurement_of(data.beamtime_id, data.run_id)
 
     async def _beamtime_updated(self, event: BeamtimeUpdated) -> None:
         data = event.data

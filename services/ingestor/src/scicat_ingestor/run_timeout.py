@@ -52,7 +52,7 @@ class QuietRunCloser:
                     pid=pid,
                     applied_at=now,
                 ),
-                lambda current, _beamtime: close_quiet_run(
+                lambda current, _context: close_quiet_run(
                     current, quiet_since=quiet_since, now=now
                 ),
             )

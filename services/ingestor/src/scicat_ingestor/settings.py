@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="A changed file or metadata after a run closed: `patch` the dataset, or "
         "create a new `version` with pid `<pid>/<n>` (DESY scingestor's `create`).",
     )
+    measurement_key: str | None = Field(
+        default=None,
+        description="Group runs into measurement datasets: a `run.started` whose metadata has a "
+        "string at this key (e.g. `measurement`) joins that measurement (DESY, SciCat #984).",
+    )
     run_scan_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often open runs are checked for their quiet period."
     )
@@ -111,6 +116,7 @@ class Settings(BaseSettings):
             owner_group_template=self.owner_group_template,
             access_group_templates=tuple(self.access_group_templates),
             update_strategy=self.update_strategy,
+            measurement_key=self.measurement_key,
         )
 
 

@@ -27,6 +27,8 @@ from pymongo.errors import DuplicateKeyError
 
 from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
+from scicat_ingestor.measurements import MeasurementView, RunSample
+from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
@@ -39,10 +41,22 @@ from scicat_schemas.documents import (
 from scicat_schemas.runtime.settings import MongoSettings
 
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
+RUN_COLLECTION = "PipelineRun"
+"""Runs grouped into measurements: the measurement of each run and the run's own metadata."""
 
-Decide = Callable[[CatalogueEntry | None, BeamtimeFacts | None], CatalogueEntry | None]
-"""The domain step run inside the transaction: current state and the dataset's beamtime (when
-known) → new state, or `None` (no change)."""
+
+@dataclass(frozen=True)
+class StoredContext:
+    """What else the domain needs, read in the same transaction: the dataset's beamtime (when
+    known) and, for a run grouped into a measurement, the measurement's runs."""
+
+    beamtime: BeamtimeFacts | None = None
+    measurement: MeasurementView | None = None
+
+
+Decide = Callable[[CatalogueEntry | None, StoredContext], CatalogueEntry | None]
+"""The domain step run inside the transaction: current state and context → new state, or `None`
+(no change)."""
 
 Complete = Callable[[CatalogueEntry], CatalogueEntry | None]
 """A dataset of a beamtime that just changed → its completed state, or `None` (no change)."""
@@ -57,6 +71,18 @@ class AppliedEvent:
     pid: str
     applied_at: datetime
     beamtime_id: str | None = None
+    run: GroupedRun | None = None
+
+
+@dataclass(frozen=True)
+class GroupedRun:
+    """A run's event in a measurement: recorded with the run before the domain decides."""
+
+    beamtime_id: str
+    run_id: str
+    measurement: str
+    metadata: dict[str, Any]
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,10 @@ class CatalogueStore(Protocol):
 
     async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
         """`(pid, revision)` of open datasets with no change since `quiet_since`."""
+        ...
+
+    async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
+        """The measurement a run was grouped into at its start, if any."""
         ...
 
     async def ping(self) -> None:
@@ -144,6 +174,7 @@ class MongoCatalogueStore:
         await self._db[ORIG_DATABLOCK_COLLECTION].create_index("datasetId")
         await self._db[APPLIED_EVENT_COLLECTION].create_index("pid")
         await self._db[DATASET_COLLECTION].create_index("proposalIds")
+        await self._db[RUN_COLLECTION].create_index([("beamtimeId", 1), ("measurement", 1)])
         await self._db[DATASET_COLLECTION].create_index("pipelineBasePid", sparse=True)
         await self._db[DATASET_COLLECTION].create_index([("datasetStatus", 1), ("updatedAt", 1)])
 
@@ -185,8 +216,13 @@ class MongoCatalogueStore:
                 ):
                     await self._record_applied(event, session)
                     current = await self.load(event.pid, session=session)
-                    beamtime = await self._beamtime(event.beamtime_id, session)
-                    proposed = decide(current, beamtime)
+                    context = StoredContext(
+                        beamtime=await self._beamtime(event.beamtime_id, session),
+                        measurement=None
+                        if event.run is None
+                        else await self._record_run(event.run, session),
+                    )
+                    proposed = decide(current, context)
                     if proposed is None:
                         unchanged = None if current is None else current.dataset
                         return StoreOutcome(unchanged, changed=False, already_applied=False)
@@ -236,6 +272,39 @@ class MongoCatalogueStore:
                 stored = [entry.dataset for entry in entries if entry is not None]
                 return BeamtimeOutcome(stored, changed=False, already_applied=True)
         return BeamtimeOutcome(datasets, changed=changed, already_applied=False)
+
+    async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
+        doc = await self._db[RUN_COLLECTION].find_one({"_id": _run_key(beamtime_id, run_id)})
+        return None if doc is None else str(doc["measurement"])
+
+    async def _record_run(self, run: GroupedRun, session: AsyncClientSession) -> MeasurementView:
+        """Merge the event's metadata into its run; the measurement's runs, in start order."""
+        runs = self._db[RUN_COLLECTION]
+        key = _run_key(run.beamtime_id, run.run_id)
+        stored = await runs.find_one({"_id": key}, session=session) or {}
+        doc = {
+            "beamtimeId": run.beamtime_id,
+            "runId": run.run_id,
+            "measurement": stored.get("measurement", run.measurement),
+            "metadata": merge_scientific_metadata(stored.get("metadata", {}), run.metadata),
+            "startedAt": stored.get("startedAt") or run.started_at,
+        }
+        await runs.replace_one({"_id": key}, doc, upsert=True, session=session)
+        cursor = runs.find(
+            {"beamtimeId": run.beamtime_id, "measurement": doc["measurement"]}, session=session
+        )
+        members = sorted(
+            [member async for member in cursor],
+            key=lambda member: (
+                member.get("startedAt") is None,
+                member.get("startedAt"),
+                member["runId"],
+            ),
+        )
+        return MeasurementView(
+            measurement_id=doc["measurement"],
+            runs=[RunSample(member["runId"], member.get("metadata", {})) for member in members],
+        )
 
     async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
         cursor = self._db[DATASET_COLLECTION].find(
@@ -329,6 +398,10 @@ class MongoCatalogueStore:
                 {"_id": block_doc["_id"]}, block_doc, upsert=True, session=session
             )
         return stored
+
+
+def _run_key(beamtime_id: str, run_id: str) -> str:
+    return f"{beamtime_id}\x1f{run_id}"
 
 
 def _revision_match(revision: int) -> Any:

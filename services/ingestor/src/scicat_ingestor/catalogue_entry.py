@@ -1,0 +1,154 @@
+"""A dataset and its file list as the catalogue holds them, and the file-list rules. Pure.
+
+The file list changes for its own reasons (paths relative to `sourceFolder`, a folder that widens
+to hold every file, sizes that always follow the list), apart from the event rules in `domain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scicat_ingestor.file_paths import (
+    UNKNOWN_FOLDER,
+    absolute_in,
+    folder_holding,
+    normalise_absolute,
+    relative_to,
+)
+from scicat_ingestor.scientific_metadata import INT64_MAX
+from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
+from scicat_schemas.events import FileClosedData
+
+
+class InvalidAcquisition(ValueError):
+    """An event that can never be applied; the message says what to fix at the producer."""
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """What the catalogue holds for one dataset: the Dataset and, once it has files, its datablock.
+
+    `datablock.dataFileList` paths are relative to `dataset.sourceFolder`, as SciCat stores them.
+    """
+
+    dataset: Dataset
+    datablock: OrigDatablock | None = None
+
+    @property
+    def pid(self) -> str:
+        return self.dataset.pid
+
+    @property
+    def revision(self) -> int:
+        return self.dataset.pipelineRevision
+
+
+def catalogue_time(moment: datetime) -> datetime:
+    """`moment` as the catalogue stores it: UTC, millisecond precision (BSON dates).
+
+    Normalising here means a state read back from MongoDB compares equal to the state computed
+    from the event, so a repeated event is recognised as "no change".
+    """
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def stored_folder(dataset: Dataset) -> str:
+    if dataset.sourceFolder == UNKNOWN_FOLDER:
+        return UNKNOWN_FOLDER
+    return normalise_absolute(dataset.sourceFolder, what=f"stored sourceFolder of {dataset.pid!r}")
+
+
+def closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> DataFile:
+    """The file as now known; an unchanged file keeps its first record (and a known checksum)."""
+    if data.size > INT64_MAX:
+        raise InvalidAcquisition(
+            f"file {path!r} has size {data.size}, more than the catalogue can store"
+        )
+    checksum = data.checksum
+    if previous is not None and previous.size == data.size:
+        if checksum is None or (previous.chk, previous.chkAlg) == (
+            checksum.value,
+            checksum.algorithm,
+        ):
+            return previous
+    return DataFile(
+        path=path,
+        size=data.size,
+        time=catalogue_time(data.closed_at),
+        chk=checksum.value if checksum else None,
+        chkAlg=checksum.algorithm if checksum else None,
+    )
+
+
+def absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
+    """The stored files keyed by absolute path, in stored order, records as stored.
+
+    Records keep their stored (relative) path: `with_files` copies only those whose relative
+    path changes, so a file event costs one new record, not a copy of the whole list. A stored
+    entry written by someone else may be inconsistent (a relative `sourceFolder`); that is
+    refused with a reason rather than retried forever.
+    """
+    if entry.datablock is None:
+        return {}
+    files: dict[str, DataFile] = {}
+    for stored in entry.datablock.dataFileList:
+        path = absolute_in(entry.dataset.sourceFolder, stored.path)
+        if not path.startswith("/"):
+            raise InvalidAcquisition(
+                f"stored dataset {entry.pid!r} lists file {stored.path!r} under sourceFolder "
+                f"{entry.dataset.sourceFolder!r}, which is not an absolute path; repair the "
+                "stored dataset, then replay the event"
+            )
+        files[path] = stored
+    return files
+
+
+def with_files(
+    dataset: Dataset,
+    datablock: OrigDatablock | None,
+    files: dict[str, DataFile],
+    requested_folder: str,
+) -> CatalogueEntry:
+    """Place `files` under the folder that holds them all; sizes follow from the file list."""
+    folder = folder_holding(requested_folder, files)
+    file_list = [_placed(record, relative_to(folder, path)) for path, record in files.items()]
+    size = sum(record.size for record in file_list)
+    if size > INT64_MAX:
+        raise InvalidAcquisition(
+            f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
+        )
+    dataset = dataset.model_copy(
+        update={"sourceFolder": folder, "size": size, "numberOfFiles": len(file_list)}
+    )
+    if not file_list and datablock is None:
+        return CatalogueEntry(dataset=dataset)
+    block_fields: dict[str, Any] = {
+        "datasetId": dataset.pid,
+        "size": size,
+        "chkAlg": _common_algorithm(file_list),
+        "dataFileList": file_list,
+        "ownerGroup": dataset.ownerGroup,
+        "accessGroups": dataset.accessGroups,
+    }
+    if datablock is None:
+        datablock = OrigDatablock.model_validate(
+            {"_id": OrigDatablock.id_for(dataset.pid), **block_fields}
+        )
+    else:
+        datablock = datablock.model_copy(update=block_fields)
+    return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
+def _placed(record: DataFile, relative_path: str) -> DataFile:
+    if record.path == relative_path:
+        return record
+    return record.model_copy(update={"path": relative_path})
+
+
+def _common_algorithm(files: list[DataFile]) -> str | None:
+    """The checksum algorithm of the datablock: the one all checksummed files share, if any."""
+    algorithms = {record.chkAlg for record in files if record.chkAlg}
+    return algorithms.pop() if len(algorithms) == 1 else None

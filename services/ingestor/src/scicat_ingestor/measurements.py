@@ -1,0 +1,109 @@
+"""Measurement grouping (DESY, SciCat #984): several runs, one dataset with aggregated statistics.
+
+One dataset per scan costs a catalogue too much when a beamline takes thousands of short scans.
+With `INGESTOR_MEASUREMENT_KEY` set (e.g. `measurement`), a `run.started` whose metadata has a
+string at that key puts the run in that measurement: every event of the run then goes to the
+dataset `<prefix>/<beamtime_id>/<measurement>`, which holds the files of all its runs.
+
+Its `scientificMetadata` is not any one run's metadata but, per key over the runs (one sample per
+run: the run's own metadata, all its events merged), pure:
+- numbers → `{"count", "min", "max", "mean"}`;
+- quantities → the same statistics of `value` and the `unit`, when all runs use one unit, else of
+  the SI values (`valueSI`) with `unitSI`;
+- anything else → the value if every run that has it agrees, else `{"values": [distinct ...]}`;
+- plus `runs`: the run ids, in the order they started.
+
+The statistics are recomputed from every run's stored metadata on each change, so a redelivered
+or repeated event cannot count twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scicat_ingestor.quantities import quantity_parts, with_si_units
+from scicat_schemas.events import RunStartedData
+
+RUNS_KEY = "runs"
+
+
+@dataclass(frozen=True)
+class RunSample:
+    """One run of a measurement and its own merged metadata."""
+
+    run_id: str
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class MeasurementView:
+    """A measurement as stored: its id and its runs, in start order (the current run included)."""
+
+    measurement_id: str
+    runs: Sequence[RunSample]
+
+    def run_ids(self) -> list[str]:
+        return [run.run_id for run in self.runs]
+
+
+def measurement_of(data: RunStartedData, key: str) -> str | None:
+    """The measurement a starting run names in its metadata under `key`, if any."""
+    value = data.metadata.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def aggregated_metadata(view: MeasurementView) -> dict[str, Any]:
+    """The measurement's scientific metadata: statistics per key over its runs (see above)."""
+    samples = [with_si_units(run.metadata)[0] for run in view.runs]
+    aggregated = _aggregate_mappings(samples)
+    aggregated[RUNS_KEY] = view.run_ids()
+    return aggregated
+
+
+def _aggregate_mappings(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    keys = list(dict.fromkeys(key for sample in samples for key in sample))
+    return {key: _aggregate([s[key] for s in samples if key in s]) for key in keys}
+
+
+def _aggregate(values: list[Any]) -> Any:
+    if all(_is_number(v) for v in values):
+        return _statistics([float(v) for v in values])
+    quantities = [quantity_parts(v) for v in values]
+    if all(parts is not None and _is_number(parts[0]) for parts in quantities):
+        return _quantity_statistics(values, quantities)  # type: ignore[arg-type]
+    if all(isinstance(v, Mapping) and quantity_parts(v) is None for v in values):
+        return _aggregate_mappings(values)
+    distinct = list({_key(v): v for v in values}.values())
+    return distinct[0] if len(distinct) == 1 else {"values": distinct}
+
+
+def _quantity_statistics(
+    values: list[Mapping[str, Any]], parts: list[tuple[Any, Any]]
+) -> dict[str, Any]:
+    units = {unit for _, unit in parts}
+    if len(units) == 1:
+        return _statistics([float(number) for number, _ in parts]) | {"unit": units.pop()}
+    si_units = {v.get("unitSI") for v in values}
+    if len(si_units) == 1 and None not in si_units:
+        return _statistics([float(v["valueSI"]) for v in values]) | {"unit": si_units.pop()}
+    distinct = list({_key(v): v for v in values}.values())
+    return {"values": distinct}
+
+
+def _statistics(numbers: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(numbers),
+        "min": min(numbers),
+        "max": max(numbers),
+        "mean": sum(numbers) / len(numbers),
+    }
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _key(value: Any) -> str:
+    return repr(value)
