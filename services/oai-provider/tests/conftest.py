@@ -6,15 +6,18 @@ directory (it is on `pythonpath`), so this module registers itself under its own
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from lxml import etree
@@ -31,6 +34,8 @@ from scicat_oai_provider.settings import Settings
 from scicat_oai_provider.store import MongoOaiRecordStore
 from scicat_oai_provider.tokens import TokenCodec
 from scicat_oai_provider.verbs import Repository, respond
+from scicat_pipeline.embedded import free_port
+from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.xsd import assert_valid
 from scicat_schemas.documents import DatasetSummary, PublicationRecord, PublishedData
 from scicat_schemas.events import (
@@ -321,3 +326,58 @@ async def oai_get(client: httpx.AsyncClient, **params: str) -> etree._Element:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/xml; charset=utf-8"
     return oai_xml(response.content)
+
+
+def clone_record(template: OaiRecord, doi: str, datestamp: datetime) -> OaiRecord:
+    """`template` re-addressed to `doi`: volume for harvest tests without rendering each one."""
+    return replace(
+        template,
+        identifier=identifier(doi),
+        doi=doi,
+        publication_id=doi.rsplit("/", 1)[-1],
+        datestamp=datestamp,
+        metadata={k: v.replace(template.doi, doi) for k, v in template.metadata.items()},
+        applied=(),
+    )
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """The whole service on uvicorn on a free loopback port; yields its OAI-PMH base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=int(settings.public_url.rsplit(":", 1)[1]),
+            log_config=None,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        if task.done():
+            task.result()
+        return server.started
+
+    try:
+        await wait_for(started, what="uvicorn")
+        yield settings.base_url
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def oai_base_url(
+    kafka_settings: KafkaSettings, mongo_uri: str, database_name: str
+) -> AsyncIterator[str]:
+    """The service over real HTTP, 100 records per page, on the test's database."""
+    settings = service_settings(
+        kafka_settings,
+        mongo_uri,
+        database_name,
+        page_size=100,
+        public_url=f"http://127.0.0.1:{free_port()}",
+    )
+    async with serving(settings) as base_url:
+        yield base_url
