@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from pymongo import AsyncMongoClient
 from starlette.routing import BaseRoute, Route
 
 from scicat_indexer.app import create_app
@@ -28,7 +29,7 @@ from scicat_indexer.settings import OidcSettings, Settings
 from scicat_pipeline.commands.token import fetch_token
 from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
 from scicat_pipeline.testing import wait_for
-from scicat_schemas.documents import Dataset
+from scicat_schemas.documents import PROPOSAL_COLLECTION, Dataset
 from scicat_schemas.topics import CATALOGUE_DATASETS
 
 AUDIENCE = "scicat-search"
@@ -66,19 +67,24 @@ def _probes(pids: list[str]) -> dict[str, list[Probe]]:
         {"facet": FACETS},
         {"facet": FACETS, "text": "film", "histogram_interval": "day"},
         {"instrument": "P08", "facet": ["instrument", "proposal", "pi", "beamtime"]},
-        {"proposal": "bravo-proposal", "facet": ["proposal"]},
+        {"proposal": "DOOR-BRAVO", "facet": ["proposal", "pi"]},
+        {"text": "bravoson"},
         {"beamtime": "11000003"},
         {"pi": "Bravo Investigator"},
+        {"pi": "Bea Bravoson"},
         {"condition": "bravo_energy"},
         {"condition": "bravo_energy>1keV"},
         {"condition": "alpha_energy>1keV"},
+        {"instrument": "BRAVO-LINE", "facet": ["instrument"]},
+        {"technique": "bravo scattering"},
+        {"type": "derived", "facet": ["type", "technique"]},
         {"sort": "datasetName:asc"},
     ]
     bodies: list[dict[str, Any]] = [
         {},
         {"text": "bravo"},
         {"facets": FACETS},
-        {"facets": FACETS, "filters": {"proposal": ["bravo-proposal"]}},
+        {"facets": FACETS, "filters": {"proposal": ["DOOR-BRAVO"]}},
         {"conditions": [{"key": "bravo_energy", "relation": "exists"}]},
         {"conditions": [{"key": "bravo_energy", "relation": "gt", "value": 1, "unit": "keV"}]},
         {"conditions": [{"key": "alpha_energy.value", "relation": "gte", "value": 7000}]},
@@ -93,6 +99,45 @@ def _probes(pids: list[str]) -> dict[str, list[Probe]]:
             Probe(method="POST", body={"limit": 1}, follow_next=True),
         ],
         LOOKUP: [Probe(path={"pid": pid}) for pid in pids],
+        **_panosc_probes(pids),
+    }
+
+
+def _panosc_probes(pids: list[str]) -> dict[str, list[Probe]]:
+    """PaNOSC shows published datasets only, to everyone: nothing private may change it."""
+
+    def loopback(value: dict[str, Any]) -> dict[str, str]:
+        return {"filter": json.dumps(value)}
+
+    relations = ["parameters", "techniques", "instrument", "documents"]
+    bravo_energy = {"and": [{"name": "bravo_energy"}, {"value": {"gt": 1}}, {"unit": "keV"}]}
+    return {
+        "/panosc/Datasets": [
+            Probe(),
+            Probe(params=loopback({"include": [{"relation": r} for r in relations]})),
+            Probe(
+                params=loopback(
+                    {"include": [{"relation": "parameters", "scope": {"where": bravo_energy}}]}
+                )
+            ),
+            Probe(params=loopback({"where": {"pid": BRAVO_PID}})),
+            Probe(params=loopback({"limit": 1, "skip": 1})),
+        ],
+        "/panosc/Datasets/count": [
+            Probe(),
+            Probe(params={"where": json.dumps({"pid": BRAVO_PID})}),
+            Probe(params={"where": json.dumps({"title": {"ilike": "%bravo%"}})}),
+        ],
+        "/panosc/Datasets/{pid:path}": [Probe(path={"pid": pid}) for pid in pids],
+        "/panosc/Documents": [
+            Probe(),
+            Probe(params=loopback({"include": [{"relation": "datasets"}]})),
+            Probe(params=loopback({"where": {"pid": "DOOR-BRAVO"}})),
+        ],
+        "/panosc/Instruments": [
+            Probe(),
+            Probe(params=loopback({"include": [{"relation": "datasets"}]})),
+        ],
     }
 
 
@@ -115,8 +160,10 @@ class Probe:
     async def answers(self, http: httpx.AsyncClient, template: str, caller: Caller) -> list[Any]:
         response = await self._send(http, template, caller, self.params, self.body)
         answers = [_answer(response, template, self)]
-        cursor = response.json().get("next") if response.status_code == 200 else None
-        if self.follow_next and cursor:
+        if not self.follow_next:
+            return answers
+        cursor = response.json()["next"]
+        if cursor:
             params = (
                 (self.params or {}) | {"search_after": cursor} if self.method == "GET" else None
             )
@@ -241,7 +288,6 @@ def _datasets(make_dataset: Callable[..., Dataset]) -> list[Dataset]:
             accessGroups=["alpha-collaborators"],
             description="alpha secret sample",
             keywords=["alpha-keyword", "film"],
-            proposalIds=["alpha-proposal"],
             principalInvestigators=["Alpha Investigator"],
             scientificMetadata={"alpha_energy": {"value": 7.0, "unit": "keV"}},
             **common,
@@ -254,12 +300,49 @@ def _datasets(make_dataset: Callable[..., Dataset]) -> list[Dataset]:
             accessGroups=["bravo-collaborators"],
             description="bravo secret sample",
             keywords=["bravo-keyword", "film"],
-            proposalIds=["bravo-proposal"],
             principalInvestigators=["Bravo Investigator"],
             scientificMetadata={"bravo_energy": {"value": 9.0, "unit": "keV"}},
-            **common,
+            techniques=[{"name": "bravo scattering", "pid": "bravo-technique"}],
+            type="derived",
+            instrumentIds=["P08", "BRAVO-LINE"],
+            creationLocation="/DESY/BRAVO-LINE",
         ),
     ]
+
+
+def _proposals() -> list[dict[str, Any]]:
+    """Each beamtime with its DOOR proposal: their titles and PIs are indexed with the dataset."""
+    proposals: list[dict[str, Any]] = []
+    for beamtime, name, group in (
+        ("11000001", "public", "11000001-dmgt"),
+        ("11000002", "alpha", "group-alpha"),
+        ("11000003", "bravo", "group-bravo"),
+    ):
+        door = f"DOOR-{name.upper()}"
+        common = {
+            "ownerGroup": group,
+            "pi_firstname": name[0].upper() + "ea",
+            "pi_lastname": f"{name.title()}son",
+        }
+        proposals += [
+            {"proposalId": door, "type": "DOOR Proposal", "title": f"{name} proposal", **common},
+            {
+                "proposalId": beamtime,
+                "type": "Beamtime",
+                "parentProposalId": door,
+                "title": f"{name} beamtime",
+                **common,
+            },
+        ]
+    return proposals
+
+
+async def _store_proposals(settings: Settings) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo.uri)
+    try:
+        await client[settings.mongo.database][PROPOSAL_COLLECTION].insert_many(_proposals())
+    finally:
+        await client.close()
 
 
 async def _produce(bootstrap_servers: str, *values: tuple[str, bytes]) -> None:
@@ -307,12 +390,13 @@ async def test_no_private_dataset_leaks_through_any_endpoint(
             return response.status_code == 200 and response.json()["total"] == total
 
         datasets = _datasets(make_dataset)
+        await _store_proposals(indexer_settings)
         await _produce(bootstrap, *((d.pid, stored_event(d)) for d in datasets))
         await wait_for(lambda: visible_to_everyone(3), timeout=30, what="3 indexed datasets")
         with_all = await _snapshot(http, callers, secured_app)
         for caller in (anonymous, everyone):
             spec = (await http.get("/openapi.json", headers=caller.headers)).text.lower()
-            for marker in ("bravo", "alpha", "public_run", "11000001", "film"):
+            for marker in ("bravo", "alpha", "public_run", "11000001", "publicson"):
                 assert marker not in spec, f"/openapi.json holds dataset content: {marker}"
 
         await _produce(bootstrap, (BRAVO_PID, deleted_event(BRAVO_PID, 2)))
@@ -345,7 +429,7 @@ async def test_no_private_dataset_leaks_through_any_endpoint(
     # And no word of bravo (alpha, for the anonymous) in any body.
     for (who, path, probe), answers in with_all.items():
         text = json.dumps(answers).lower()
-        if path == LOOKUP:
+        if path in (LOOKUP, "/panosc/Datasets/{pid:path}"):
             # A 404 names the pid the caller asked for; that tells nothing the caller did not know.
             text = text.replace(ALPHA_PID, "").replace(BRAVO_PID, "")
         assert "bravo" not in text, (who, path, probe)
