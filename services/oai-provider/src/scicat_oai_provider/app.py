@@ -90,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks={"mongodb": store.ping},
         description="OAI-PMH 2.0 for published data (oai_dc, oai_datacite, datacite).",
     )
-    app.add_middleware(GZipMiddleware, minimum_size=500)
+    # Level 6 rather than Starlette's 9: pages of XML compress almost as well, at half the CPU.
+    app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
 
     @app.exception_handler(PyMongoError)
     async def store_unavailable(request: Request, error: PyMongoError) -> Response:
