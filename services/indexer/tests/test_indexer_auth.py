@@ -234,6 +234,26 @@ async def test_garbage_token_is_401(http: httpx.AsyncClient, token: str) -> None
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize(
+    "header",
+    [{"kid": '€\n"\\'}, {"alg": "RS256€"}],
+    ids=["odd-kid", "odd-alg"],
+)
+async def test_refusal_header_stays_printable_ascii_whatever_the_token_says(
+    issuer: StandinIssuer,
+    http: httpx.AsyncClient,
+    claims: Callable[..., dict[str, Any]],
+    header: dict[str, str],
+) -> None:
+    segments = issuer.sign(claims()).split(".")
+    forged = ".".join([_segment({"alg": "RS256", "typ": "JWT"} | header), *segments[1:]])
+    response = await http.get("/whoami", headers=_bearer(forged))
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    description = challenge.split('error_description="', 1)[1].removesuffix('"')
+    assert all(" " <= c <= "~" and c not in '"\\' for c in description), challenge
+
+
 async def test_non_bearer_authorization_is_401_invalid_request(http: httpx.AsyncClient) -> None:
     response = await http.get("/whoami", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
     assert response.status_code == 401

@@ -290,7 +290,9 @@ _bearer = HTTPBearer(
 
 
 def _unauthorized(reason: str, error: str = "invalid_token") -> HTTPException:
-    detail = reason.replace('"', "'")
+    # RFC 6750 allows only printable ASCII but `"` and `\\` in error_description, and the reason
+    # may quote the token's own header (kid, alg): anything else becomes `?`.
+    detail = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason)[:300]
     return HTTPException(
         status_code=401,
         detail=f"invalid bearer token: {reason}",
