@@ -132,3 +132,17 @@ def test_token_command_without_an_issuer_says_where_to_find_it() -> None:
     assert result.exit_code == 2
     assert "scicat-pipeline up" in result.output
     assert "SCICAT_OIDC_ISSUER" in result.output
+
+
+async def test_rotation_hook_publishes_a_new_key_and_keeps_the_old_one(
+    issuer: StandinIssuer,
+) -> None:
+    old_kid = issuer.signing_key.kid
+    async with httpx.AsyncClient(base_url=issuer.url) as http:
+        rotated = (await http.post("/_standin/rotate")).json()["kid"]
+        kids = [key["kid"] for key in (await http.get("/jwks")).json()["keys"]]
+        dropped = (await http.post("/_standin/rotate", params={"drop_old": "true"})).json()["kid"]
+        after_drop = [key["kid"] for key in (await http.get("/jwks")).json()["keys"]]
+    assert kids == [old_kid, rotated]
+    assert after_drop == [dropped]
+    assert issuer.signing_key.kid == dropped
