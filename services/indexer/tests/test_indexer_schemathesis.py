@@ -153,4 +153,3 @@ async def test_authenticated_requests_conform_to_the_openapi_document(
     served: ServedIndexer,
 ) -> None:
     await asyncio.to_thread(_conforms, served, {"Authorization": f"Bearer {served.token}"})
-
