@@ -58,12 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan_interval=settings.run_scan_interval_seconds,
     )
     consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
-    consumer.subscribe(ACQUISITION_EVENTS, handler=handler.handle, group_id=SERVICE)
+    consumer.subscribe(
+        ACQUISITION_EVENTS,
+        PROPOSALS_EVENTS,
+        handler=handler.handle_contract_record,
+        group_id=SERVICE,
+    )
     bluesky_runs = MongoBlueskyRuns(settings.mongo)
     NativeHandlers(
         apply=handler.handle_event, runs=bluesky_runs, metrics=NativeMetrics(registry)
     ).subscribe(consumer, settings.native_topics)
-    consumer.subscribe(PROPOSALS_EVENTS, handler=handler.handle_beamtime, group_id=SERVICE)
 
     @asynccontextmanager
     async def resources() -> AsyncIterator[None]:

@@ -40,6 +40,7 @@ from scicat_schemas.events import (
     RunStopped,
 )
 from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
+from scicat_schemas.topics import PROPOSALS_EVENTS
 
 log = structlog.get_logger("scicat.ingestor")
 
@@ -104,6 +105,17 @@ class AcquisitionHandler:
 
     async def handle_beamtime(self, record: ConsumerRecord[Any, Any]) -> None:
         await self.handle_event(decode_beamtime_event(record.value))
+
+    async def handle_contract_record(self, record: ConsumerRecord[Any, Any]) -> None:
+        """A record of `acquisition.events` or `proposals.events`, by its topic.
+
+        One subscriber for both topics means one consumer in the group, not two: every member
+        joining makes the whole group rebalance.
+        """
+        if record.topic == PROPOSALS_EVENTS:
+            await self.handle_beamtime(record)
+        else:
+            await self.handle(record)
 
     async def handle_event(self, event: AcquisitionEvent | BeamtimeUpdated) -> None:
         """Apply an already-decoded event, end to end; returns once stored and published.
