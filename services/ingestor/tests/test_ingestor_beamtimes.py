@@ -8,7 +8,9 @@ import pytest
 
 from scicat_ingestor.beamtimes import BeamtimeFacts, beamtime_proposals, merged_parent
 from scicat_ingestor.domain import apply_event, complete_with_beamtime
+from scicat_ingestor.handlers import decode_beamtime_event
 from scicat_schemas.events import BeamtimeUpdatedData, Person
+from scicat_schemas.runtime.consumer import Rejected
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -140,3 +142,30 @@ def test_run_description_wins_over_the_beamtime_title(policy, acquisitions, desc
 
     assert entry is not None
     assert entry.dataset.description == (description or "Thin films under strain")
+
+
+@pytest.mark.parametrize(
+    ("value", "error_type", "words"),
+    [
+        (None, "invalid-json", "no value"),
+        (b"{not json", "invalid-json", "not valid"),
+        (
+            b'{"specversion": "1.0", "id": "1", "source": "/door", "type": "beamtime.updated", '
+            b'"data": {"beamtime_id": "1", "beamline": "p08"}}',
+            "invalid-event",
+            "data.proposal_id",
+        ),
+        (
+            b'{"specversion": "1.0", "id": "1", "source": "/door", "type": "beamtime.deleted", '
+            b'"data": {}}',
+            "unknown-type",
+            "beamtime.updated",
+        ),
+    ],
+)
+def test_bad_proposal_events_are_rejected_with_a_reason(value, error_type, words) -> None:
+    with pytest.raises(Rejected) as rejected:
+        decode_beamtime_event(value)
+
+    assert rejected.value.error_type == error_type
+    assert words in rejected.value.reason
