@@ -242,3 +242,42 @@ def test_proposal_type_setting_must_be_in_the_datacite_vocabulary(
         Settings.model_validate(
             {**minter_settings.model_dump(), "proposal_resource_type_general": "Proposal"}
         )
+
+
+async def test_draft_reserves_the_doi_privately_until_the_request_without_draft_publishes_it(
+    minter: Minter, seed_datasets: Seed, make_request: MakeRequest, mongo_db: Any, standin: Any
+) -> None:
+    await seed_datasets(*PIDS)
+    doi = doi_of("pub-1")
+
+    await minter.deliver(make_request("pub-1", *PIDS, draft=True))
+
+    assert standin.state.dois[doi].state.value == "draft"
+    assert (await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({}))["status"] == "private"
+    assert await flags(mongo_db) == {pid: (False, 3) for pid in PIDS}
+    assert minter.events.sent == []
+
+    await minter.deliver(make_request("pub-1", *PIDS))
+
+    assert standin.state.dois[doi].state.value == "findable"
+    assert (await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({}))["status"] == "registered"
+    assert await flags(mongo_db) == {pid: (True, 4) for pid in PIDS}
+    with pytest.raises(Rejected, match="cannot become a draft again"):
+        await minter.deliver(make_request("pub-1", *PIDS, draft=True))
+
+
+async def test_withdrawing_a_draft_releases_the_reserved_doi(
+    minter: Minter, seed_datasets: Seed, make_request: MakeRequest, mongo_db: Any, standin: Any
+) -> None:
+    await seed_datasets(*PIDS)
+    await minter.deliver(make_request("pub-1", *PIDS, draft=True))
+
+    await minter.deliver(withdrawal("pub-1"))
+    await minter.deliver(withdrawal("pub-1"))  # withdrawn already: nothing more to do
+
+    assert standin.state.dois == {}
+    assert [(r["method"], r["status"]) for r in await standin.received()] == [
+        ("PUT", 201),
+        ("DELETE", 204),
+    ]
+    assert (await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({}))["status"] == "withdrawn"

@@ -108,3 +108,18 @@ async def test_requests_carry_json_api_type_user_agent_and_basic_auth(
     assert request.headers["content-type"] == "application/vnd.api+json"
     assert request.headers["user-agent"] == "scicat-pipeline/test"
     assert request.headers["authorization"].startswith("Basic ")
+
+
+async def test_hide_keeps_the_metadata_and_deleting_a_draft_tolerates_its_absence(
+    standin: Any, datacite_settings: DataCiteSettings
+) -> None:
+    client = DataCiteClient(datacite_settings, user_agent="test")
+    async with client.opened():
+        await client.delete_draft("10.5072/never-reserved")  # 404: nothing to release
+        await client.publish(DOI, METADATA)
+        await client.hide(DOI)
+        with pytest.raises(RegistrationRefused, match=r"HTTP 405"):
+            await client.delete_draft(DOI)  # a registered DOI is permanent
+
+    assert standin.state.dois[DOI].state == "registered"
+    assert standin.state.dois[DOI].attributes["titles"] == METADATA["titles"]

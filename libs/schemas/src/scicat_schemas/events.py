@@ -289,6 +289,11 @@ class PublicationRequestedData(Payload):
     related_identifiers: list[RelatedIdentifier] = Field(
         default_factory=list, description="Papers, software, other DOIs related to it."
     )
+    draft: bool = Field(
+        default=False,
+        description="Only reserve the DOI (DataCite draft, SciCat `private`): nothing is published "
+        "and the DOI does not resolve; the same request without `draft` publishes it.",
+    )
 
     @model_validator(mode="after")
     def _names_something_to_publish(self) -> PublicationRequestedData:

@@ -98,6 +98,11 @@ def check_registrable(existing: PublishedData | None, request: PublicationReques
             f"publication {request.publication_id!r} (DOI {existing.doi}) was withdrawn; a "
             "withdrawn DOI is not made findable again automatically"
         )
+    if request.draft and existing.status in REGISTERED_STATUSES:
+        raise UnpublishableRequest(
+            f"publication {request.publication_id!r} (DOI {existing.doi}) is registered; a "
+            "registered DOI cannot become a draft again (amend or withdraw it instead)"
+        )
 
 
 def require_proposal(proposal_id: str, found: Proposal | None) -> Proposal:
@@ -229,14 +234,14 @@ def pending_publication(
     types: ResourceTypeDefaults | None = None,
     links: Iterable[dict[str, str]] = (),
 ) -> PublishedData:
-    """The PublishedData stored before DataCite is called: status `public`, not yet registered."""
+    """The PublishedData stored before DataCite is called: `public` (or `private` for a draft)."""
     return PublishedData(
         doi=doi,
         publicationId=request.publication_id,
         title=request.title,
         abstract=request.abstract,
         datasetPids=[d.pid for d in datasets],
-        status="public",
+        status="private" if request.draft else "public",
         numberOfFiles=sum(d.numberOfFiles for d in datasets),
         sizeOfArchive=sum(d.size for d in datasets),
         landingPage=landing_page,
@@ -284,22 +289,22 @@ def datacite_metadata(record: PublicationRecord, *, landing_page: str) -> dict[s
     return {**datacite_attributes(record), "url": landing_page}
 
 
-def registration_attributes(record: PublicationRecord, *, landing_page: str) -> dict[str, Any]:
+def registration_attributes(
+    record: PublicationRecord, *, landing_page: str, draft: bool = False
+) -> dict[str, Any]:
     """A complete `PUT /dois/{doi}` body: full metadata, `publish`, and the same metadata as XML.
 
     Complete, because DataCite replaces arrays wholesale; `publish`, because it moves a draft or
-    registered DOI to findable and is ignored on a findable one: a repeated PUT converges.
+    registered DOI to findable and is ignored on a findable one: a repeated PUT converges. A
+    draft sends no event: DataCite creates (or keeps) a draft, which reserves the DOI.
     Raises `UnpublishableRequest` when the shared mapping cannot render the record.
     """
     try:
         metadata = datacite_metadata(record, landing_page=landing_page)
     except ValueError as error:
         raise UnpublishableRequest(str(error)) from error
-    return {
-        **metadata,
-        "event": "publish",
-        "xml": base64.b64encode(datacite_xml(metadata)).decode(),
-    }
+    event = {} if draft else {"event": "publish"}
+    return {**metadata, **event, "xml": base64.b64encode(datacite_xml(metadata)).decode()}
 
 
 def dataset_stored(dataset: Dataset, *, source: str) -> DatasetStored:

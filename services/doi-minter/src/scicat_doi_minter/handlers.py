@@ -134,7 +134,9 @@ class PublicationHandler:
         record = domain.registered_record(
             pending, summaries, existing=existing, now=now, proposal=proposal, amended=amended
         )
-        attributes = domain.registration_attributes(record, landing_page=landing_page)
+        attributes = domain.registration_attributes(
+            record, landing_page=landing_page, draft=request.draft
+        )
         extra = {
             PROPOSAL_FIELD: proposal.model_dump() if proposal else None,
             REQUEST_FIELD: request.model_dump(mode="json"),
@@ -142,6 +144,9 @@ class PublicationHandler:
 
         await self.store.save_pending(pending, summaries, **extra)
         await self._at_datacite(doi, self.registrar.publish(doi, attributes))
+        if request.draft:
+            log.info("doi reserved as a draft", doi=doi)
+            return
         for dataset in await self.store.mark_datasets_published(pending.datasetPids, at=now):
             await self._announce_dataset(dataset)
         await self.store.save_registered(record.publication, summaries, **extra)
@@ -165,6 +170,8 @@ class PublicationHandler:
         now = datetime.now(UTC)
         withdrawn = lifecycle.withdrawn_publication(existing, reason=event.data.reason, now=now)
         if not lifecycle.was_at_datacite(existing):
+            if existing.status == "private":  # a reserved draft: release it
+                await self._at_datacite(doi, self.registrar.delete_draft(doi))
             await self.store.save_withdrawn(withdrawn)  # never registered: nothing to hide
             log.info("unregistered publication withdrawn", doi=doi)
             return

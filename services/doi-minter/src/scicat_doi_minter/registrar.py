@@ -52,10 +52,13 @@ class DataCiteUnavailable(Exception):
 
 class DoiRegistrar(Protocol):
     async def publish(self, doi: str, attributes: dict[str, Any]) -> None:
-        """Create or update `doi` with `attributes` (which carry `event: publish`); idempotent."""
+        """Create or update `doi` with `attributes` (`event: publish`, or none for a draft)."""
 
     async def hide(self, doi: str) -> None:
         """Make a findable `doi` registered-only (it resolves, but is not in DataCite search)."""
+
+    async def delete_draft(self, doi: str) -> None:
+        """Release a reserved (draft) DOI; one that does not exist is already released."""
 
 
 class DataCiteClient:
@@ -88,23 +91,33 @@ class DataCiteClient:
             await client.aclose()
 
     async def publish(self, doi: str, attributes: dict[str, Any]) -> None:
-        await self._put(doi, attributes, done="doi published at DataCite")
+        done = "doi published at DataCite" if attributes.get("event") else "draft doi at DataCite"
+        await self._put(doi, attributes, done=done)
 
     async def hide(self, doi: str) -> None:
         """`event: hide` alone: DataCite keeps the metadata; hiding a hidden DOI changes nothing."""
         await self._put(doi, {"event": "hide"}, done="doi hidden at DataCite")
 
+    async def delete_draft(self, doi: str) -> None:
+        """DataCite deletes only drafts (405 otherwise: refused); a 404 means nothing to release."""
+        await self._send("DELETE", doi, None, done="draft doi deleted at DataCite", absent_ok=True)
+
     async def _put(self, doi: str, attributes: dict[str, Any], *, done: str) -> None:
+        body = json.dumps({"data": {"type": "dois", "id": doi, "attributes": attributes}})
+        await self._send("PUT", doi, body, done=done)
+
+    async def _send(
+        self, method: str, doi: str, body: str | None, *, done: str, absent_ok: bool = False
+    ) -> None:
         if self._client is None:
             raise RuntimeError("DataCiteClient used outside `opened()`")
-        body = json.dumps({"data": {"type": "dois", "id": doi, "attributes": attributes}})
         path = f"/dois/{quote(doi, safe='/')}"
         problem = ""
         for attempt in range(1, self.settings.max_attempts + 1):
             retry_after: float | None = None
             try:
-                response = await self._client.put(
-                    path, content=body, headers={"Content-Type": JSON_API}
+                response = await self._client.request(
+                    method, path, content=body, headers={"Content-Type": JSON_API}
                 )
             except httpx.TimeoutException as error:
                 problem = (
@@ -113,7 +126,7 @@ class DataCiteClient:
             except httpx.TransportError as error:
                 problem = f"connection failed ({type(error).__name__}: {error})"
             else:
-                if response.is_success:
+                if response.is_success or (absent_ok and response.status_code == 404):
                     log.info(done, doi=doi, status=response.status_code)
                     return
                 if response.status_code == 401:

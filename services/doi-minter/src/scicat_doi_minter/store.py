@@ -208,7 +208,7 @@ class MongoPublicationStore:
         self, publication: PublishedData, datasets: list[DatasetSummary], **extra: Any
     ) -> None:
         fields = _document(publication, datasets) | extra
-        on_insert = {"status": fields.pop("status"), "createdAt": fields.pop("createdAt")}
+        on_insert = {"createdAt": fields.pop("createdAt")}
         for unset_when_pending in ("registeredTime", LAST_ERROR_FIELD):
             fields.pop(unset_when_pending, None)
         try:
