@@ -9,6 +9,7 @@ The order of effects is the point of this module:
 5. return, and only then is the message acknowledged.
 Every step is idempotent, so a crash anywhere followed by redelivery converges and re-announces.
 
+A draft request stops after step 2 (a DataCite draft, PublishedData `private`, nothing announced).
 An amendment takes the same path with the stored request merged with its changes (status
 `amended`). A withdrawal hides the DOI first, then unpublishes the datasets no other registered
 publication names, marks the PublishedData `withdrawn`, and announces `publication.withdrawn`.
