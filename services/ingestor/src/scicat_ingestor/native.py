@@ -15,13 +15,16 @@ Outcomes, each counted in `scicat_ingestor_native_messages_total{producer, outco
   job, file and the writer's message is logged;
 - a message of the right kind that is broken raises `Rejected` → `ingestor.dlq` with the reason.
 
-Each producer has its own consumer group (`ingestor-<producer>`), so a rebalance or a slow
-partition of one producer never stalls the others.
+All enabled native topics are read by one consumer in the group `ingestor-native`, subscribed
+by one regex (`NativeTopics.pattern`), and each record is routed by its topic. A bluesky topic
+created after start-up is picked up at the consumer's next metadata refresh (aiokafka
+`metadata_max_age_ms`, 5 minutes by default).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -57,6 +60,13 @@ class NativeTopics(BaseModel):
         description="Regex of bluesky-kafka topics (`<tla>.bluesky.runengine.documents`).",
     )
     asapo: str = Field(default="asapo.messages", description="ASAP::O message-metadata topic.")
+
+    def pattern(self) -> str | None:
+        """One regex matching every enabled native topic, or None when all are disabled."""
+        parts = [re.escape(t) for t in (self.filewriter, self.asapo) if t]
+        if self.bluesky_pattern:
+            parts.append(f"(?:{self.bluesky_pattern})")
+        return f"^(?:{'|'.join(parts)})$" if parts else None
 
 
 def file_size(path: str) -> int | None:
@@ -201,16 +211,33 @@ class NativeHandlers:
             await self._apply("asapo", [asapo.from_asapo(record.value)])
 
     def subscribe(self, consumer: ReliableConsumer, topics: NativeTopics) -> None:
-        """Subscribe the enabled native topics, each producer in a consumer group of its own."""
-        group = consumer.service
-        if topics.filewriter:
-            consumer.subscribe(topics.filewriter, handler=self.filewriter, group_id=f"{group}-wrdn")
-        if topics.bluesky_pattern:
+        """Subscribe every enabled native topic with ONE consumer (group `<service>-native`).
+
+        One pattern subscription instead of one per producer: each consumer costs a group join
+        at start-up, and a record is routed to its producer's handler by its topic anyway.
+        """
+        if topics.pattern() is not None:
             consumer.subscribe(
-                handler=self.bluesky, group_id=f"{group}-bluesky", pattern=topics.bluesky_pattern
+                handler=self.route(topics),
+                group_id=f"{consumer.service}-native",
+                pattern=topics.pattern(),
             )
-        if topics.asapo:
-            consumer.subscribe(topics.asapo, handler=self.asapo, group_id=f"{group}-asapo")
+
+    def route(self, topics: NativeTopics) -> Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]:
+        """The handler of the combined subscription: dispatches each record by its topic."""
+        bluesky_topic = re.compile(topics.bluesky_pattern) if topics.bluesky_pattern else None
+
+        async def native(record: ConsumerRecord[Any, Any]) -> None:
+            if topics.filewriter and record.topic == topics.filewriter:
+                await self.filewriter(record)
+            elif topics.asapo and record.topic == topics.asapo:
+                await self.asapo(record)
+            elif bluesky_topic is not None and bluesky_topic.fullmatch(record.topic):
+                await self.bluesky(record)
+            else:
+                self.metrics.messages.labels("unknown", "not-this-kind").inc()
+
+        return native
 
     async def _apply(self, producer: str, events: list[Any]) -> None:
         for event in events:
