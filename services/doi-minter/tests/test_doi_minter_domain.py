@@ -151,6 +151,18 @@ def test_registered_publication_keeps_its_first_registration_time_and_status(
     assert (record.publication.status, record.publication.registeredTime) == ("amended", first)
 
 
+@pytest.mark.parametrize(("change", "status"), [({}, "registered"), ({"title": "New"}, "amended")])
+def test_registered_publication_becomes_amended_only_when_its_metadata_changes(
+    make_request: MakeRequest, make_dataset: MakeDataset, change: dict[str, Any], status: str
+) -> None:
+    existing = pending(make_request(), [make_dataset("d")]).model_copy(
+        update={"status": "registered", "registeredTime": NOW}
+    )
+    again = pending(make_request(**change), [make_dataset("d")], existing)
+    record = domain.registered_record(again, [], existing=existing, now=NOW)
+    assert record.publication.status == status
+
+
 # --- what DataCite receives ---------------------------------------------------------------------
 
 

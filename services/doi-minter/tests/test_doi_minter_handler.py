@@ -54,13 +54,20 @@ async def test_redelivery_converges_without_moving_revisions_and_reannounces(
     minter: Minter, seed_datasets: Seed, make_request: MakeRequest, mongo_db: Any, standin: Any
 ) -> None:
     await seed_datasets(PID)
-    request = make_request("pub-1", PID)
+    request = make_request(
+        "pub-1",
+        PID,
+        geo_locations=[{"place": "Hamburg", "box": [9.8, 9.9, 53.5, 53.6]}],
+        funding_references=[{"funder_name": "DFG", "award_number": "1"}],
+    )
 
     await minter.deliver(request)
     await minter.deliver(request)
 
     assert await datasets_published(mongo_db) == [(True, 4)]
     assert await mongo_db[PUBLISHED_DATA_COLLECTION].count_documents({}) == 1
+    stored = await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({})
+    assert stored["status"] == "registered"  # the same metadata again is no amendment
     assert len(standin.state.dois) == 1
     first, second = minter.events.sent[:2], minter.events.sent[2:]
     assert [e.id for _, _, e in first] == [e.id for _, _, e in second]

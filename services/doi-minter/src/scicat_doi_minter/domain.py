@@ -263,18 +263,23 @@ def registered_record(
     proposal: ProposalSummary | None = None,
     amended: bool = False,
 ) -> PublicationRecord:
-    """The record as it will be once DataCite accepts it (`amended` after an amendment).
+    """The record as it will be once DataCite accepts it.
 
     DataCite receives the metadata of this record, registration date included, so the XML at
     DataCite, the landing page and OAI-PMH agree. A DOI registered before keeps its first
-    registration time.
+    registration time, and becomes `amended` when what it describes changed (by an amendment or
+    by a new request with other metadata); a redelivered request changes nothing, so it stays.
     """
     first_registered = (
         existing.registeredTime
         if existing and existing.status in REGISTERED_STATUSES and existing.registeredTime
         else now
     )
-    if amended:
+    if amended or (
+        existing is not None
+        and existing.status in REGISTERED_STATUSES
+        and _described(existing) != _described(pending)
+    ):
         status = "amended"
     elif existing and existing.status in REGISTERED_STATUSES:
         status = existing.status
@@ -282,6 +287,17 @@ def registered_record(
         status = "registered"
     publication = pending.model_copy(update={"status": status, "registeredTime": first_registered})
     return PublicationRecord(publication=publication, datasets=summaries, proposal=proposal)
+
+
+def _described(publication: PublishedData) -> tuple[Any, ...]:
+    """What a DOI's metadata says, without bookkeeping (times, status)."""
+    return (
+        publication.title,
+        publication.abstract,
+        publication.datasetPids,
+        publication.proposalId,
+        publication.metadata,
+    )
 
 
 def datacite_metadata(record: PublicationRecord, *, landing_page: str) -> dict[str, Any]:
