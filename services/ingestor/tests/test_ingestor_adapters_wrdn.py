@@ -29,10 +29,11 @@ def wrdn(**overrides) -> bytes:
     return serialise_wrdn(**fields)
 
 
-def test_finished_file_becomes_file_closed_of_the_job_in_its_proposal() -> None:
-    event = from_wrdn(wrdn(), received_at=RECEIVED)
+def test_finished_file_becomes_file_closed_and_the_end_of_its_job_run() -> None:
+    event, stopped = from_wrdn(wrdn(), received_at=RECEIVED)
 
-    assert event.type == "file.closed"
+    assert (event.type, stopped.type) == ("file.closed", "run.stopped")
+    assert (stopped.data.run_id, stopped.data.status) == ("4f1e0b1c-job", "success")
     data = event.data
     assert (data.run_id, data.beamtime_id, data.instrument) == ("4f1e0b1c-job", "999999", "CODA")
     assert (data.path, data.size, data.closed_at) == (FILE, 0, RECEIVED)
@@ -41,9 +42,9 @@ def test_finished_file_becomes_file_closed_of_the_job_in_its_proposal() -> None:
 
 
 def test_same_message_twice_has_the_same_event_id_and_another_file_another() -> None:
-    first = from_wrdn(wrdn(), received_at=RECEIVED)
-    again = from_wrdn(wrdn(), received_at=datetime(2026, 3, 2, tzinfo=UTC))
-    other = from_wrdn(wrdn(file_name=FILE + ".2"), received_at=RECEIVED)
+    [first, _] = from_wrdn(wrdn(), received_at=RECEIVED)
+    [again, _] = from_wrdn(wrdn(), received_at=datetime(2026, 3, 2, tzinfo=UTC))
+    [other, _] = from_wrdn(wrdn(file_name=FILE + ".2"), received_at=RECEIVED)
 
     assert (first.source, first.id) == (again.source, again.id)
     assert first.id != other.id

@@ -79,8 +79,9 @@ async def test_wrdn_file_gets_its_size_from_the_file_when_readable(native, appli
         record("filewriter.status", serialise_wrdn("fw", "job", False, str(data), metadata))
     )
 
-    [event] = applied
+    [event, stopped] = applied
     assert (event.data.path, event.data.size) == (str(data), 4096)
+    assert stopped.type == "run.stopped"
     assert count(native, "wrdn", "converted") == 1
 
 

@@ -89,7 +89,10 @@ async def test_wrdn_files_duplicates_failures_and_poison_on_the_filewriter_topic
         (0, wrdn("job-4", "/ess/data/coda_4.hdf")),
     )
 
-    await wait_for(dataset_where(catalogue, "test/999999/job-4"), what="the last job's dataset")
+    await wait_for(
+        dataset_where(catalogue, "test/999999/job-4", datasetStatus="success"),
+        what="the last job's dataset, closed",
+    )
     assert await files_of(catalogue, "test/999999/job-1") == [("coda_1.hdf", 2048)]
     assert await files_of(catalogue, "test/999999/job-4") == [("coda_4.hdf", 0)]
     assert await catalogue[DATASET_COLLECTION].count_documents({}) == 2

@@ -186,7 +186,7 @@ class NativeHandlers:
                     writer=outcome.service_id,
                 )
                 return
-            await self._apply("wrdn", [outcome])
+            await self._apply("wrdn", outcome)
 
     async def bluesky(self, record: ConsumerRecord[Any, Any]) -> None:
         with _refusals("bluesky", self.metrics):

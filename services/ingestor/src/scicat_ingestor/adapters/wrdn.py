@@ -1,13 +1,14 @@
-"""ESS file-writer "finished writing" (`wrdn` flatbuffers) → `file.closed`.
+"""ESS file-writer "finished writing" (`wrdn` flatbuffers) → `file.closed` + `run.stopped`.
 
 The file-writer (kafka-to-nexus) echoes the `metadata` JSON of the job's `pl72` run start; the
 experiment control puts the proposal there, so that is where the beamtime id comes from
 (`proposal_id`, `proposalId` or `proposal`) and the instrument (`instrument_name` or
 `instrument`). The rest of that JSON becomes the event's scientific metadata.
 
-One job writes one file, so the job id is the run id. wrdn carries no size, checksum or time: the
-adapter takes the Kafka record time as `closed_at` and leaves `size` at 0 for the native handler
-to fill from the file when it is readable.
+One job writes one file, so the job id is the run id, and "finished writing" also ends the run:
+each wrdn becomes `file.closed` then `run.stopped` (success). wrdn carries no size, checksum or
+time: the adapter takes the Kafka record time as `closed_at` and leaves `size` at 0 for the
+native handler to fill from the file when it is readable.
 
 A message with `error_encountered` is not ingested (the file may be incomplete): the adapter
 returns a `WriteFailed` that the native handler counts and logs.
@@ -24,7 +25,7 @@ from streaming_data_types import deserialise_wrdn
 from streaming_data_types.finished_writing_wrdn import FILE_IDENTIFIER
 
 from scicat_ingestor.adapters.common import BrokenMessage, NotThisKind, event_id
-from scicat_schemas.events import FileClosed, FileClosedData
+from scicat_schemas.events import FileClosed, FileClosedData, RunStopped, RunStoppedData
 
 PROPOSAL_KEYS = ("proposal_id", "proposalId", "proposal")
 INSTRUMENT_KEYS = ("instrument_name", "instrument")
@@ -44,7 +45,9 @@ def source_of(service_id: str) -> str:
     return f"/ess/file-writer/{service_id or 'unknown'}"
 
 
-def from_wrdn(buffer: bytes | None, *, received_at: datetime) -> FileClosed | WriteFailed:
+def from_wrdn(
+    buffer: bytes | None, *, received_at: datetime
+) -> list[FileClosed | RunStopped] | WriteFailed:
     """Decode one record value of the file-writer status topic.
 
     Raises `NotThisKind` for any other flatbuffer schema on that topic (`answ`, `x5f2` status,
@@ -71,21 +74,29 @@ def from_wrdn(buffer: bytes | None, *, received_at: datetime) -> FileClosed | Wr
     beamtime_id = _first(metadata, PROPOSAL_KEYS, what="proposal id", job_id=finished.job_id)
     instrument = _first(metadata, INSTRUMENT_KEYS, what="instrument", job_id=finished.job_id)
     scientific = {k: v for k, v in metadata.items() if k not in PROPOSAL_KEYS + INSTRUMENT_KEYS}
-    return FileClosed(
-        id=event_id("wrdn", finished.job_id, finished.file_name),
-        source=source_of(finished.service_id),
-        time=received_at,
-        subject=finished.file_name,
-        data=FileClosedData(
-            run_id=finished.job_id,
-            beamtime_id=beamtime_id,
-            instrument=instrument,
-            path=finished.file_name,
-            size=0,
-            closed_at=received_at,
-            metadata=scientific,
+    ref = {"run_id": finished.job_id, "beamtime_id": beamtime_id, "instrument": instrument}
+    source = source_of(finished.service_id)
+    return [
+        FileClosed(
+            id=event_id("wrdn", finished.job_id, finished.file_name),
+            source=source,
+            time=received_at,
+            subject=finished.file_name,
+            data=FileClosedData(
+                **ref,
+                path=finished.file_name,
+                size=0,
+                closed_at=received_at,
+                metadata=scientific,
+            ),
         ),
-    )
+        RunStopped(
+            id=event_id("wrdn", finished.job_id, "stopped"),
+            source=source,
+            time=received_at,
+            data=RunStoppedData(**ref, stopped_at=received_at, status="success"),
+        ),
+    ]
 
 
 def _metadata(text: str | None, *, job_id: str) -> dict[str, Any]:
