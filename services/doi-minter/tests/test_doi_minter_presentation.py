@@ -113,3 +113,18 @@ def test_citation_styles_name_people_by_family_name_and_organisations_literally(
         "https://doi.org/10.5072/x-1"
     )
     assert styled["IEEE"].startswith("J. Doe and P08 beamline team")
+
+
+@pytest.mark.parametrize(
+    ("general", "schema_type"),
+    [("Dataset", "Dataset"), ("Project", "ResearchProject"), ("Other", "CreativeWork")],
+)
+def test_json_ld_claims_dataset_only_for_datasets(
+    general: str,
+    schema_type: str,
+    make_request: Callable[..., PublicationRequested],
+    make_dataset: Callable[..., Dataset],
+) -> None:
+    request = make_request("pub", "d/1", resource_type_general=general)
+    record, metadata = record_and_metadata(request, [make_dataset("d/1")])
+    assert presentation.schema_org(record, metadata)["@type"] == schema_type

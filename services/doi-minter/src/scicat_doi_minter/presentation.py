@@ -14,6 +14,14 @@ from scicat_doi_minter.citations import StyledCitation, citations
 from scicat_schemas.documents import PublicationRecord
 
 DOI_RESOLVER = "https://doi.org/"
+SCHEMA_ORG_TYPES = {
+    "Dataset": "Dataset",
+    "Collection": "Collection",
+    "Project": "ResearchProject",
+    "Software": "SoftwareSourceCode",
+}
+"""DataCite `resourceTypeGeneral` → schema.org type, as DataCite's own schema.org export maps them;
+anything else (a proposal DOI's `Other`) is a `CreativeWork`, so it is not claimed as a dataset."""
 _UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
 
 
@@ -87,11 +95,11 @@ def citation(attributes: dict[str, Any]) -> str:
 
 
 def schema_org(record: PublicationRecord, attributes: dict[str, Any]) -> dict[str, Any]:
-    """schema.org `Dataset` JSON-LD, the form Google Dataset Search and DataCite's own pages use."""
+    """schema.org JSON-LD (`Dataset` for datasets), the form Google Dataset Search reads."""
     doi_url = f"{DOI_RESOLVER}{attributes['doi']}"
     document: dict[str, Any] = {
         "@context": "https://schema.org",
-        "@type": "Dataset",
+        "@type": SCHEMA_ORG_TYPES.get(attributes["types"]["resourceTypeGeneral"], "CreativeWork"),
         "@id": doi_url,
         "identifier": doi_url,
         "url": attributes.get("url"),
