@@ -113,7 +113,8 @@ async def test_foreign_messages_are_counted_and_skipped(native, applied):
 
     await handle(record("filewriter.status", b"\x00\x00\x00\x00x5f2rest-of-status"))
     await handle(record(BLUESKY, b"not msgpack \xc1"))
+    await handle(record(BLUESKY, SERIALISE(("heartbeat", {"uid": "x"}))))
     await handle(record("asapo.messages", b"[]"))
 
     assert applied == []
-    assert [count(native, p, "not-this-kind") for p in ("wrdn", "bluesky", "asapo")] == [1, 1, 1]
+    assert [count(native, p, "not-this-kind") for p in ("wrdn", "bluesky", "asapo")] == [1, 2, 1]

@@ -78,10 +78,12 @@ def decode_document(value: bytes | None) -> tuple[str, dict[str, Any]]:
 
 
 def run_uid_of(name: str, doc: dict[str, Any]) -> str | None:
-    """The start uid a document belongs to (None for documents that do not matter to us)."""
-    key = "uid" if name == "start" else "run_start"
-    if name != "start" and name != "stop" and name not in FILE_DOCUMENTS:
+    """The start uid a document belongs to; None for documents the catalogue does not need."""
+    if name in IGNORED_DOCUMENTS:
         return None
+    if name not in FILE_DOCUMENTS and name not in ("start", "stop"):
+        raise NotThisKind(f"{name!r} is not a bluesky document name")
+    key = "uid" if name == "start" else "run_start"
     value = doc.get(key)
     if not isinstance(value, str) or not value:
         raise BrokenMessage(f"bluesky {name} document without {key!r}; cannot tell its run")
