@@ -18,8 +18,10 @@ import pytest
 import schemathesis
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -37,6 +39,7 @@ from scicat_schemas.topics import CATALOGUE_DATASETS
 
 AUDIENCE = "scicat-search"
 EXAMPLES_PER_OPERATION = 15
+REQUEST_TIMEOUT = 10
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -123,7 +126,11 @@ async def _seed(
     return await fetch_token(issuer.url, groups=["group-mine"], subject="alice")
 
 
-def _conforms(served: ServedIndexer, headers: dict[str, str]) -> None:
+def _conforms(
+    served: ServedIndexer,
+    headers: dict[str, str],
+    mode: GenerationMode = GenerationMode.POSITIVE,
+) -> None:
     """Run the generated requests of every operation (blocking: call it in a thread)."""
     schema = schemathesis.openapi.from_dict(served.spec)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -136,13 +143,24 @@ def _conforms(served: ServedIndexer, headers: dict[str, str]) -> None:
             database=None,
             deadline=None,
             suppress_health_check=list(HealthCheck),
+            # No shrinking: a failure is reported as found, so a red run stays bounded too.
+            phases=[Phase.explicit, Phase.generate],
         )
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         def check(case: schemathesis.Case) -> None:
             checks = CHECKS[:2] if case.operation.label in KNOWN_DEVIATIONS else CHECKS
-            case.call_and_validate(base_url=served.url, headers=headers, checks=checks)
+            case.call_and_validate(
+                base_url=served.url, headers=headers, checks=checks, timeout=REQUEST_TIMEOUT
+            )
 
+        if mode is GenerationMode.NEGATIVE and not _has_inputs(operation):
+            continue
         check()
+
+
+def _has_inputs(operation: APIOperation) -> bool:
+    """Whether requests to `operation` can be invalid at all (it has parameters or a body)."""
+    return bool(operation.definition.raw.get("parameters") or operation.body)
 
 
 async def test_anonymous_requests_conform_to_the_openapi_document(served: ServedIndexer) -> None:
@@ -153,3 +171,12 @@ async def test_authenticated_requests_conform_to_the_openapi_document(
     served: ServedIndexer,
 ) -> None:
     await asyncio.to_thread(_conforms, served, {"Authorization": f"Bearer {served.token}"})
+
+
+async def test_invalid_requests_are_refused_with_documented_client_errors(
+    served: ServedIndexer,
+) -> None:
+    """Schema-violating parameters and bodies: never a 5xx, always a documented 4xx."""
+    await asyncio.to_thread(
+        _conforms, served, {"Authorization": f"Bearer {served.token}"}, GenerationMode.NEGATIVE
+    )
