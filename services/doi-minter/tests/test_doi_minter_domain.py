@@ -245,6 +245,24 @@ def test_settings_refuse_retries_longer_than_the_poll_interval_allows() -> None:
         Settings(datacite=datacite)
 
 
+def test_no_backoff_exceeds_what_the_poll_interval_budget_assumes() -> None:
+    from scicat_doi_minter.registrar import DataCiteClient
+
+    datacite = DataCiteSettings(username="u", password=SecretStr("p"))
+    client = DataCiteClient(datacite, user_agent="test")
+    delays = [
+        client.backoff(attempt, retry_after)
+        for attempt in range(1, datacite.max_attempts)
+        for retry_after in (None, 0.0, 3600.0)
+    ]
+    assert max(delays) <= datacite.backoff_max_seconds  # Retry-After is honoured up to the cap
+    all_timeouts = datacite.max_attempts * datacite.timeout_seconds
+    longest_waits = sorted(delays)[-(datacite.max_attempts - 1) :]
+    assert datacite.worst_case_seconds() >= all_timeouts + sum(longest_waits)
+    poll_interval_seconds = Settings(datacite=datacite).kafka.max_poll_interval_ms / 1000
+    assert datacite.worst_case_seconds() <= poll_interval_seconds / 2
+
+
 def test_settings_read_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOI_MINTER_DATACITE__USERNAME", "DESY.SCICAT")
     monkeypatch.setenv("DOI_MINTER_DATACITE__PASSWORD", "secret")

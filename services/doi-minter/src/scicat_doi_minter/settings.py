@@ -45,11 +45,9 @@ class DataCiteSettings(BaseModel):
         return value.rstrip("/")
 
     def worst_case_seconds(self) -> float:
-        """The longest one registration can take: every attempt times out, back-offs are maximal."""
-        backoffs = sum(
-            min(self.backoff_max_seconds, self.backoff_initial_seconds * 2.0**attempt)
-            for attempt in range(self.max_attempts - 1)
-        )
+        """The longest one DataCite call can take: every attempt times out and every back-off is
+        the cap (a 429's `Retry-After` may lift even the first one to the cap)."""
+        backoffs = (self.max_attempts - 1) * self.backoff_max_seconds
         return self.max_attempts * self.timeout_seconds + backoffs
 
 
