@@ -105,14 +105,18 @@ def _second(moment: datetime) -> str:
 
 
 def _filter(query: ListQuery, after: RecordKey | None, *, below: datetime | None = None) -> Any:
-    """One range on `harvestKey` (+ set equality): `(from | after, min(until, below))`."""
+    """One range on `harvestKey` (+ set equality): `(from | after, min(until, below))`.
+
+    The format is not part of it: nearly every record has every format, and the few that have
+    none (withdrawn before they were disseminated) are cheaper to skip after reading.
+    """
     upper = query.until + timedelta(seconds=1)
     key: dict[str, str] = {"$lt": _second(min(upper, below) if below else upper)}
     if after is not None:
         key["$gt"] = harvest_key(after.datestamp, after.identifier)
     elif query.from_ is not None:
         key["$gte"] = _second(query.from_)
-    selector: dict[str, Any] = {"harvestKey": key, "formats": query.metadata_prefix}
+    selector: dict[str, Any] = {"harvestKey": key}
     if query.set_spec is not None:
         selector["setPaths"] = query.set_spec
     return selector
@@ -313,9 +317,9 @@ class MongoOaiRecordStore:
                 .limit(limit - len(records))
             )
             found = [_from_document(document) async for document in cursor]
-            records += found
             if found:
                 position = found[-1].key
+            records += [r for r in found if query.metadata_prefix in r.formats]
             if len(records) < limit:
                 window_start, span = below, span * 4
         used = records[-1].datestamp - start if records else span
@@ -331,7 +335,8 @@ class MongoOaiRecordStore:
         """
         if after is None and query.from_ is None and query.set_spec is None:
             return await self.collection.estimated_document_count()
-        return await self.collection.count_documents(_filter(query, after))
+        selector = _filter(query, after) | {"formats": query.metadata_prefix}
+        return await self.collection.count_documents(selector)
 
     async def proposal_parents(self, proposal_ids: Collection[str]) -> dict[str, str]:
         """Reads SciCat's `Proposal` collection (same database), where beamtimes name a parent."""
