@@ -131,7 +131,7 @@ def synthetic(count: int, seed: int = 4) -> tuple[list[Dataset], dict[str, Catal
 
 
 async def raw_bulk_rate(url: str, writes: list[BulkWrite], batch: int) -> float:
-    client = AsyncOpenSearch(hosts=[url], timeout=120)
+    client = AsyncOpenSearch(hosts=[url], timeout=600)
     try:
         await client.indices.create(index="bench-raw", body=index_body(None))
         began = time.perf_counter()
@@ -206,7 +206,7 @@ async def indexer_rate(
         "INDEXER_MONGO__URI": mongo.uri,
         "INDEXER_MONGO__DATABASE": DATABASE,
         "INDEXER_OPENSEARCH__URL": url,
-        "INDEXER_OPENSEARCH__TIMEOUT_SECONDS": "120",
+        "INDEXER_OPENSEARCH__TIMEOUT_SECONDS": "600",
         "INDEXER_HTTP__HOST": "127.0.0.1",
         "INDEXER_HTTP__PORT": str(port),
         "INDEXER_LOG_LEVEL": "WARNING",
@@ -215,7 +215,7 @@ async def indexer_rate(
         service = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "scicat_indexer", env=env, stdout=log, stderr=log
         )
-    client = AsyncOpenSearch(hosts=[url], timeout=120)
+    client = AsyncOpenSearch(hosts=[url], timeout=600)
 
     async def indexed(count: int) -> None:
         while True:

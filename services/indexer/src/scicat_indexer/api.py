@@ -71,11 +71,13 @@ BAD_SEARCH = {400: {"model": Problem, "description": "Unknown or incompatible un
 
 async def run_search(index: DatasetIndex, request: SearchRequest, visible: dict[str, Any]) -> Any:
     try:
+        page = await index.search(search_body(request, visible))
         with_units = unit_conditions(request)
-        if with_units:
+        if page.total == 0 and with_units:
+            # A unit of another dimension matches nothing: say why instead of an empty page.
+            # Only asked when nothing matched, so a good query costs one request, not two.
             units = await index.search(stored_units_body(with_units, visible))
             check_units(with_units, units.aggregations)
-        page = await index.search(search_body(request, visible))
     except QueryError as error:
         raise HTTPException(status_code=400, detail=str(error)) from error
     next_cursor = None
