@@ -176,3 +176,20 @@ async def test_event_metadata_wins_over_the_files(tmp_path) -> None:
     assert reading.data.metadata["energy"] == {"value": 18.0, "unit": "keV"}
     assert reading.data.metadata["x"] == 1
     assert [i.key for i in reading.issues] == ["missing"]
+
+
+def test_dangling_link_is_one_issue_and_the_other_fields_are_read(tmp_path) -> None:
+    path = write_nexus(tmp_path / "scan.nxs")
+    with h5py.File(path, "a") as nexus:
+        nexus["entry/linked"] = h5py.ExternalLink("elsewhere.h5", "/entry/data")
+    mapping = MetadataMapping.model_validate(
+        {
+            "name": "x",
+            "fields": {"linked": {"hdf5": "/entry/linked"}, "title": {"hdf5": "/entry/title"}},
+        }
+    )
+
+    extracted = extract(mapping, context(path))
+
+    assert extracted.metadata == {"title": "strain scan"}
+    assert [i.key for i in extracted.issues] == ["linked"]

@@ -179,7 +179,7 @@ def with_beamtime(
     """`entry` with the proposal links, people and groups its beamtime gives (see `beamtimes`)."""
     dataset = entry.dataset
     ref = AcquisitionRef(
-        run_id=dataset.runNumber or dataset.datasetName,
+        run_id=dataset.runNumber or dataset.datasetName or dataset.pid,
         beamtime_id=beamtime.beamtime_id,
         instrument=next(iter(dataset.instrumentIds), beamtime.beamline),
     )

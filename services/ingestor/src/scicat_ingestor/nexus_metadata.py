@@ -154,6 +154,8 @@ def extract(mapping: MetadataMapping, context: FileContext) -> Extracted:
                     _place(metadata, key, _read(source, nexus, context))
                 except _FieldProblem as problem:
                     issues.append(MetadataIssue(key, NEXUS_SOURCE, str(problem)))
+                except Exception as error:  # h5py raises assorted errors on damaged files
+                    issues.append(MetadataIssue(key, NEXUS_SOURCE, f"could not be read: {error!r}"))
     except OSError as error:
         issues.append(
             MetadataIssue(
