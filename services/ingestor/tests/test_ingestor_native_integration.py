@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from datetime import UTC, datetime
 
 import event_model
 import httpx
@@ -15,10 +16,12 @@ from aiokafka import AIOKafkaProducer
 from bluesky_kafka import Publisher
 from streaming_data_types import serialise_wrdn
 
+from scicat_ingestor.adapters.door import from_beamtime_metadata
 from scicat_ingestor.app import create_app
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.topics import read_topic
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.producer import EventProducer
 from scicat_schemas.runtime import dead_letter
 
 BLUESKY_TOPIC = "p08.bluesky.runengine.documents"
@@ -197,3 +200,33 @@ async def test_asapo_stream_becomes_a_dataset_closed_by_the_finish_flag(
     assert await files_of(catalogue, "test/11012345/scan_7") == [("a.cbf", 10), ("b.cbf", 20)]
     assert (dataset["size"], dataset["numberOfFiles"]) == (30, 2)
     assert await native_count(ingestor, "asapo", "not-this-kind") == 1
+
+
+async def test_door_export_and_a_scripted_file_make_a_dataset_of_the_beamtime_and_proposal(
+    ingestor, kafka, catalogue
+) -> None:
+    export = {
+        "beamtimeId": "11012345",
+        "proposalId": "20250123",
+        "beamline": "p08",
+        "title": "Liquid interfaces",
+        "pi": {"email": "petra.pi@uni.example", "firstname": "Petra", "lastname": "Pi"},
+        "users": {"doorDb": ["ppi"]},
+    }
+    async with EventProducer(kafka, source="/desy/p08/sardana") as producer:
+        await producer.send(from_beamtime_metadata(export))
+        await producer.send(from_beamtime_metadata(export))
+        await producer.file_closed(
+            run_id="scan_9",
+            beamtime_id="11012345",
+            instrument="P08",
+            path="/gpfs/current/raw/scan_9/a.cbf",
+            size=7,
+            closed_at=datetime(2026, 3, 1, 10, tzinfo=UTC),
+        )
+
+    dataset = await wait_for(
+        dataset_where(catalogue, "test/11012345/scan_9", proposalIds=["11012345", "20250123"]),
+        what="the dataset completed with its beamtime and proposal",
+    )
+    assert dataset["numberOfFiles"] == 1
