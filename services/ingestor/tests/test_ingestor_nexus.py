@@ -116,6 +116,8 @@ def test_selector_matches_instrument_and_file_name() -> None:
         ("name: x\nfields: {a: {template: '{nope}'}}\n", "placeholders"),
         ("name: x\nfields: {a: {hdf5: /a}}\nextra: 1\n", "extra"),
         ("name: [unclosed\n", "not usable"),
+        ("name: x\nfields: {a..b: {value: 1}}\n", "non-empty"),
+        ("name: x\nfields: {$where: {value: 1}}\n", "'$'"),
     ],
 )
 def test_bad_mapping_file_stops_start_up_naming_the_file(tmp_path, content, problem) -> None:

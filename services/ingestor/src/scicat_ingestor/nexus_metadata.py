@@ -90,6 +90,18 @@ class MetadataMapping(_Strict):
     selector: Selector = Field(default_factory=Selector)
     fields: dict[str, FieldSource] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _storable_keys(self) -> MetadataMapping:
+        """Keys the catalogue can store, so a mapping typo stops start-up, not every event."""
+        for key in self.fields:
+            for segment in key.split("."):
+                if not segment or segment.startswith("$") or "\x00" in segment:
+                    raise ValueError(
+                        f"field {key!r}: each dot-separated part must be non-empty, must not "
+                        "start with '$' and must not contain NUL"
+                    )
+        return self
+
     def selects(self, *, instrument: str, file_name: str) -> bool:
         instruments = {i.lower() for i in self.selector.instruments}
         if "*" not in instruments and instrument.lower() not in instruments:
