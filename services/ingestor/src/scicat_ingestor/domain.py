@@ -7,9 +7,14 @@ changes nothing (a file closed twice, a repeated start). That "no change" answer
 
 Events of one run may arrive in any order a producer manages to send them: each one creates the
 dataset if it is missing, a start never re-opens a stopped run, and the file list, the
-`sourceFolder` and the sizes are recomputed from the files themselves. Later producers (ESS wrdn,
-bluesky, ASAP::O) are adapters that emit the same payloads; run grouping changes
-`IngestPolicy.dataset_pid`; beamtime completion and unit normalisation add steps to `_update`.
+`sourceFolder` and the sizes are recomputed from the files themselves (`catalogue_entry`).
+Native producers (ESS wrdn, bluesky, ASAP::O) are adapters that emit the same payloads.
+
+Around that core: every quantity gets SI values (`quantities`); the run's beamtime, when known,
+fills proposals, people and groups (`with_beamtime`, `complete_with_beamtime` for datasets that
+came first); a grouped run's dataset is its measurement with statistics (`measurements`); a
+quiet open run is closed (`close_quiet_run`); and with `update_strategy: version` a change to a
+closed run becomes a new dataset version instead of a patch.
 """
 
 from __future__ import annotations
