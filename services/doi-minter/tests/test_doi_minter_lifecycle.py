@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scicat_doi_minter import domain
+from scicat_doi_minter.registrar import DataCiteUnavailable
 from scicat_doi_minter.settings import Settings
+from scicat_pipeline.testing import wait_for
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     PROPOSAL_COLLECTION,
@@ -147,7 +149,8 @@ async def test_withdrawing_a_publication_datacite_never_accepted_does_not_create
 
     await minter.deliver(withdrawal("pub-1"))
 
-    assert [r["status"] for r in await standin.received()] == [422]
+    puts = [r["status"] for r in await standin.received() if r["method"] == "PUT"]
+    assert puts == [422]  # nothing but the refused registration was ever written
     assert standin.state.dois == {}
     stored = await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({})
     assert stored["status"] == "withdrawn"
@@ -278,6 +281,31 @@ async def test_withdrawing_a_draft_releases_the_reserved_doi(
     assert standin.state.dois == {}
     assert [(r["method"], r["status"]) for r in await standin.received()] == [
         ("PUT", 201),
+        ("GET", 200),
         ("DELETE", 204),
+        ("GET", 404),
     ]
     assert (await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({}))["status"] == "withdrawn"
+
+
+async def test_withdrawal_hides_a_doi_datacite_accepted_after_our_request_timed_out(
+    minter: Minter, seed_datasets: Seed, make_request: MakeRequest, mongo_db: Any, standin: Any
+) -> None:
+    await seed_datasets(*PIDS)
+    slower_than_the_client = minter.handler.settings.datacite.timeout_seconds + 0.2
+    await standin.add_faults(*[{"delay_seconds": slower_than_the_client}] * 3)
+    with pytest.raises(DataCiteUnavailable):
+        await minter.deliver(make_request("pub-1", *PIDS))
+    doi = doi_of("pub-1")
+    assert (await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({}))["status"] == "public"
+
+    async def findable_anyway() -> bool:
+        record = standin.state.dois.get(doi)
+        return record is not None and record.state.value == "findable"
+
+    await wait_for(findable_anyway, what="DataCite finishing the timed-out request")
+    await minter.deliver(withdrawal("pub-1"))
+
+    assert standin.state.dois[doi].state.value == "registered"  # hidden
+    assert (await mongo_db[PUBLISHED_DATA_COLLECTION].find_one({}))["status"] == "withdrawn"
+    assert await flags(mongo_db) == {pid: (False, 3) for pid in PIDS}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -48,6 +48,8 @@ from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
 from scicat_schemas.topics import CATALOGUE_DATASETS, CATALOGUE_PUBLICATIONS
 
 log = structlog.get_logger("scicat.doi_minter")
+
+T = TypeVar("T")
 
 
 class PublicationHandler:
@@ -171,10 +173,7 @@ class PublicationHandler:
         now = datetime.now(UTC)
         withdrawn = lifecycle.withdrawn_publication(existing, reason=event.data.reason, now=now)
         if not lifecycle.was_at_datacite(existing):
-            if existing.status == "private":  # a reserved draft: release it
-                await self._at_datacite(doi, self.registrar.delete_draft(doi))
-            await self.store.save_withdrawn(withdrawn)  # never registered: nothing to hide
-            log.info("unregistered publication withdrawn", doi=doi)
+            await self._withdraw_unregistered(existing, withdrawn)
             return
         await self._at_datacite(doi, self.registrar.hide(doi))
         unpublish = lifecycle.datasets_to_unpublish(
@@ -193,6 +192,20 @@ class PublicationHandler:
         )
         log.info("publication withdrawn", doi=doi, datasets_unpublished=len(unpublish))
 
+    async def _withdraw_unregistered(
+        self, existing: PublishedData, withdrawn: PublishedData
+    ) -> None:
+        """Never registered here, but DataCite may hold it anyway: a reserved draft, or a publish
+        that DataCite accepted after our request timed out. Ask, and undo what it holds."""
+        doi = existing.doi
+        state = await self._at_datacite(doi, self.registrar.state(doi))
+        if state == "draft":
+            await self._at_datacite(doi, self.registrar.delete_draft(doi))
+        elif state == "findable":
+            await self._at_datacite(doi, self.registrar.hide(doi))
+        await self.store.save_withdrawn(withdrawn)
+        log.info("unregistered publication withdrawn", doi=doi, datacite_state=state)
+
     async def _catalogue_links(
         self, doi: str, request: PublicationRequestedData, datasets: list[Dataset]
     ) -> list[dict[str, str]]:
@@ -206,10 +219,10 @@ class PublicationHandler:
             parts = await self.store.find_dataset_publications(request.proposal_id)
         return domain.catalogue_links(parents=parents, parts=parts, own_doi=doi)
 
-    async def _at_datacite(self, doi: str, call: Awaitable[None]) -> None:
+    async def _at_datacite(self, doi: str, call: Awaitable[T]) -> T:
         """A refusal is recorded and dead-letters; an outage is recorded and retried."""
         try:
-            await call
+            return await call
         except RegistrationRefused as refused:
             await self.store.record_error(doi, refused.reason)
             raise Rejected(refused.reason, error_type="datacite-refused") from refused

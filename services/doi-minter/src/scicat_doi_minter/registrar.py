@@ -60,6 +60,9 @@ class DoiRegistrar(Protocol):
     async def delete_draft(self, doi: str) -> None:
         """Release a reserved (draft) DOI; one that does not exist is already released."""
 
+    async def state(self, doi: str) -> str | None:
+        """`draft`, `registered` or `findable` at DataCite; None when DataCite does not know it."""
+
 
 class DataCiteClient:
     """`PUT /dois/{doi}` with bounded retries, exponential back-off and full jitter."""
@@ -102,13 +105,24 @@ class DataCiteClient:
         """DataCite deletes only drafts (405 otherwise: refused); a 404 means nothing to release."""
         await self._send("DELETE", doi, None, done="draft doi deleted at DataCite", absent_ok=True)
 
+    async def state(self, doi: str) -> str | None:
+        response = await self._send("GET", doi, None, done="doi state read", absent_ok=True)
+        if response.status_code == 404:
+            return None
+        try:
+            return str(response.json()["data"]["attributes"]["state"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise DataCiteUnavailable(
+                f"DataCite answered GET /dois/{doi} without a state: {response.text[:300]}"
+            ) from error
+
     async def _put(self, doi: str, attributes: dict[str, Any], *, done: str) -> None:
         body = json.dumps({"data": {"type": "dois", "id": doi, "attributes": attributes}})
         await self._send("PUT", doi, body, done=done)
 
     async def _send(
         self, method: str, doi: str, body: str | None, *, done: str, absent_ok: bool = False
-    ) -> None:
+    ) -> httpx.Response:
         if self._client is None:
             raise RuntimeError("DataCiteClient used outside `opened()`")
         path = f"/dois/{quote(doi, safe='/')}"
@@ -128,7 +142,7 @@ class DataCiteClient:
             else:
                 if response.is_success or (absent_ok and response.status_code == 404):
                     log.info(done, doi=doi, status=response.status_code)
-                    return
+                    return response
                 if response.status_code == 401:
                     raise DataCiteUnavailable(
                         f"DataCite rejected the credentials of account {self.settings.username!r} "
