@@ -8,10 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from scicat_ingestor.app import create_app
 from scicat_ingestor.domain import apply_event
 from scicat_ingestor.store import AppliedEvent, MongoCatalogueStore
+from scicat_pipeline.testing import wait_for
+from scicat_pipeline.testing.topics import read_topic
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.events import DATASET_EVENT
 from scicat_schemas.runtime.settings import MongoSettings
+from scicat_schemas.topics import CATALOGUE_DATASETS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -120,3 +125,27 @@ async def test_versions_are_stored_side_by_side_and_events_reach_the_latest(
         f"{acquisitions.pid()}/2": 11,
         f"{acquisitions.pid()}/3": 12,
     }
+
+
+async def test_changed_file_after_the_stop_is_published_as_a_new_version(
+    settings, kafka, kafka_io, catalogue, acquisitions
+) -> None:
+    app = create_app(settings.model_copy(update={"update_strategy": "version"}))
+    pid = acquisitions.pid()
+    async with app.router.lifespan_context(app):
+        await kafka_io.produce(
+            acquisitions.envelope(acquisitions.file_closed("a.h5", size=10)),
+            acquisitions.envelope(acquisitions.run_stopped()),
+            acquisitions.envelope(acquisitions.file_closed("a.h5", size=11)),
+        )
+        second = await wait_for(
+            lambda: catalogue[DATASET_COLLECTION].find_one({"pid": f"{pid}/2"}),
+            what="the second version",
+        )
+
+    first = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert (first["size"], second["size"]) == (10, 11)
+    assert second["pipelineBasePid"] == pid
+    records = await read_topic(kafka, CATALOGUE_DATASETS, expected=3)
+    ids = sorted(DATASET_EVENT.validate_json(record.value).id for record in records)
+    assert ids == [f"{pid}#1", f"{pid}#2", f"{pid}/2#1"]
