@@ -14,7 +14,6 @@ from oai_testkit import (
     NS,
     REPOSITORY_IDENTIFIER,
     Harvester,
-    clone_record,
     error_codes,
     header_ids,
     identifier,
@@ -390,30 +389,3 @@ async def test_records_changed_mid_harvest_are_neither_repeated_nor_lost(
     assert sorted(header_ids(following.iterfind(".//oai:header", NS))) == sorted(
         [identifier(dois[0]), identifier(dois[4])]
     )
-
-
-async def test_paging_crosses_sparse_years_and_crowded_seconds_exactly_once(
-    store: MongoOaiRecordStore,
-) -> None:
-    """The adaptive query windows: years without records, then 250 records in one second."""
-    crowded = DAY + timedelta(days=30)
-    template = stored_record("10.5072/template", crowded)
-    records = [
-        stored_record("10.5072/y2019", datetime(2019, 1, 1, tzinfo=UTC)),
-        stored_record("10.5072/y2023", datetime(2023, 7, 1, tzinfo=UTC)),
-        *(clone_record(template, f"10.5072/c{n:03d}", crowded) for n in range(250)),
-        stored_record("10.5072/last", crowded + timedelta(seconds=1)),
-    ]
-    await store.insert_many(records)
-    headers, tokens = await Harvester(store, page_size=40).harvest(
-        NOW, "ListIdentifiers", metadataPrefix="oai_dc"
-    )
-    assert header_ids(headers) == [r.identifier for r in records]
-    assert [t.get("cursor") for t in tokens] == [str(40 * n) for n in range(len(tokens))]
-    in_2023, _ = await Harvester(store, page_size=40).harvest(
-        NOW,
-        "ListIdentifiers",
-        metadataPrefix="oai_dc",
-        **{"from": "2020-01-01", "until": "2024-01-01"},
-    )
-    assert header_ids(in_2023) == [identifier("10.5072/y2023")]
