@@ -24,6 +24,9 @@ from scicat_schemas.documents import (
     Dataset,
 )
 from scicat_schemas.events import (
+    PublicationAmendmentRequested,
+    PublicationAmendmentRequestedData,
+    PublicationDescription,
     PublicationRequested,
     PublicationWithdrawalRequested,
     PublicationWithdrawalRequestedData,
@@ -179,3 +182,46 @@ async def test_proposal_doi_is_registered_with_xsd_valid_metadata(
     )
     assert page.status_code == 200
     assert "DOOR Proposal I-20240123: Strain in epitaxial films" in page.text
+
+
+async def test_amendment_reaches_datacite_and_is_announced_as_amended(
+    app_settings: Settings,
+    standin: Any,
+    seed_datasets: Seed,
+    make_request: MakeRequest,
+    produce_request: Produce,
+    topic_reader: Reader,
+) -> None:
+    await seed_datasets(*PIDS)
+    await produce_request(make_request("pub-amend", *PIDS))
+    await produce_request(
+        PublicationAmendmentRequested(
+            source="/desy/scicat/publication-ui",
+            data=PublicationAmendmentRequestedData(
+                publication_id="pub-amend",
+                changes=PublicationDescription(abstract="Corrected: grown at 320 K."),
+            ),
+        )
+    )
+    doi = domain.doi_for("10.5072", "pub-amend")
+
+    async with running(app_settings), topic_reader("catalogue.publications") as publications:
+
+        async def amended() -> list[dict[str, Any]]:
+            events = [json.loads(r.value) for r in await publications.poll()]
+            return [
+                e
+                for e in events
+                if e["type"] == "publication.registered"
+                and e["data"]["record"]["publication"]["status"] == "amended"
+            ]
+
+        [announcement] = await wait_for(amended, what="the amended publication.registered")
+
+    assert announcement["data"]["record"]["publication"]["abstract"] == "Corrected: grown at 320 K."
+    at_datacite = (await standin.get_doi(doi)).json()["data"]["attributes"]
+    resource = assert_valid(base64.b64decode(at_datacite["xml"]))
+    assert resource.findtext(f"{KERNEL}descriptions/{KERNEL}description") == (
+        "Corrected: grown at 320 K."
+    )
+    assert at_datacite["state"] == "findable"
