@@ -196,9 +196,9 @@ class NativeHandlers:
                 self.metrics.messages.labels("bluesky", "ignored").inc()
                 return
             if name == "start":
-                run: bluesky.BlueskyRun | None = bluesky.run_of_start(doc, topic=record.topic)
-                assert run is not None
-                await self.runs.remember(run)
+                started = bluesky.run_of_start(doc, topic=record.topic)
+                await self.runs.remember(started)
+                run: bluesky.BlueskyRun | None = started
             else:
                 run = await self.runs.recall(uid)
             events = bluesky.events_of(
