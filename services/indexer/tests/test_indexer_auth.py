@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import httpx
 import jwt
 import pytest
+import structlog.testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
@@ -360,3 +361,23 @@ def test_oidc_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert oidc.audience == "scicat"
     assert oidc.groups_claim == "realm_access.roles"
     assert oidc.jwks_url is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "event", "level"),
+    [
+        (OidcSettings(), "oidc.off", "info"),
+        (
+            OidcSettings(issuer="https://kc.example.org/realms/x"),
+            "oidc.audience_unchecked",
+            "warning",
+        ),
+    ],
+    ids=["no-issuer", "no-audience"],
+)
+def test_start_up_says_how_weak_the_configuration_is(
+    settings: OidcSettings, event: str, level: str
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        TokenVerifier(settings)
+    assert [(log["event"], log["log_level"]) for log in logs] == [(event, level)]

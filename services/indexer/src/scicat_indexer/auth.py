@@ -109,6 +109,14 @@ class TokenVerifier:
         self._last_failure: IssuerUnavailable | None = None
         self._jwks_url: str | None = settings.jwks_url
         self._lock = asyncio.Lock()
+        if settings.issuer is None:
+            log.info("oidc.off", detail="no issuer configured: every request is anonymous")
+        elif settings.audience is None:
+            log.warning(
+                "oidc.audience_unchecked",
+                issuer=settings.issuer,
+                detail="tokens of any client of this issuer are accepted; set OIDC__AUDIENCE",
+            )
 
     @property
     def enabled(self) -> bool:
