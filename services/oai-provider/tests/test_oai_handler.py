@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,3 +70,25 @@ async def test_registered_publication_is_stored_with_every_format(
     assert stored is not None
     assert stored.datestamp == NOW
     assert set(stored.metadata) == {"oai_dc", "oai_datacite", "datacite"}
+
+
+async def test_an_amended_publication_is_re_rendered_with_a_new_datestamp(
+    store: MongoOaiRecordStore,
+) -> None:
+    """The doi-minter announces an amendment as another `publication.registered` (`amended`)."""
+    record = publication_record(doi="10.5072/desy.h-2")
+    events = handler(store)
+    await events.handle(message(encode(registered_event(record))))
+    amended = record.model_copy(
+        update={
+            "publication": record.publication.model_copy(
+                update={"status": "amended", "title": "Operando XRD of Li-ion cathodes, corrected"}
+            )
+        }
+    )
+    events.clock = lambda: NOW + timedelta(days=3)
+    await events.handle(message(encode(registered_event(amended))))
+    stored = await store.get(identifier("10.5072/desy.h-2"))
+    assert stored is not None
+    assert stored.datestamp == NOW + timedelta(days=3)
+    assert "corrected" in stored.metadata["oai_dc"] and "corrected" in stored.metadata["datacite"]
