@@ -63,6 +63,9 @@ async def test_list_shows_every_letter_with_its_reason(kafka) -> None:
     assert "2 letter(s)" in result.output
     assert "not JSON at all" in result.output and "invalid-event" in result.output
     assert "1 letter(s)" in filtered.output
+    future = await dlq("list", "ingestor", "--kafka", kafka, "--since", "2999-01-01T00:00:00Z")
+    past = await dlq("list", "ingestor", "--kafka", kafka, "--since", "2000-01-01T00:00:00Z")
+    assert "0 letter(s)" in future.output and "2 letter(s)" in past.output
 
 
 async def test_replay_sends_the_original_record_back_once_and_resumes_with_new_letters(

@@ -10,7 +10,10 @@ from pymongo import AsyncMongoClient
 from typer.testing import CliRunner
 
 from scicat_pipeline.cli import app
+from scicat_pipeline.testing.topics import read_topic
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.events import DATASET_EVENT
+from scicat_schemas.topics import CATALOGUE_DATASETS
 
 BEAMTIME = ["--beamtime", "11012345", "--instrument", "P08"]
 
@@ -102,3 +105,22 @@ async def test_missing_path_exits_2(mongo_uri, database_name) -> None:
 
     assert result.exit_code == 2
     assert "no such file or directory" in result.output
+
+
+async def test_with_kafka_each_dataset_is_published_as_the_service_does(
+    beamtime_tree, mongo_uri, database_name, kafka
+) -> None:
+    result = await ingest(
+        mongo_uri, database_name, str(beamtime_tree / "scan_001"), "--kafka", kafka
+    )
+
+    assert result.exit_code == 0, result.output
+    [closed] = await read_topic(
+        kafka,
+        CATALOGUE_DATASETS,
+        where=lambda r: (
+            DATASET_EVENT.validate_json(r.value).data.dataset.datasetStatus == "success"
+        ),
+    )
+    event = DATASET_EVENT.validate_json(closed.value)
+    assert (closed.key, event.data.dataset.numberOfFiles) == (b"test/11012345/scan_001", 2)
