@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import event_model
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bluesky_kafka import Publisher
 from streaming_data_types import serialise_wrdn
 
@@ -52,6 +52,16 @@ def dataset_where(catalogue, pid: str, **expected):
 async def files_of(catalogue, pid: str) -> list[tuple[str, int]]:
     block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": pid})
     return [(f["path"], f["size"]) for f in block["dataFileList"]]
+
+
+async def committed_offset(kafka: str, group: str, topic: str, partition: int) -> int | None:
+    """The group's committed offset of one partition (None while nothing is committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic, partition))
+    finally:
+        await consumer.stop()
 
 
 def wrdn(job: str, path: str, **overrides) -> bytes:
@@ -158,6 +168,10 @@ async def test_bluesky_run_survives_an_ingestor_restart_between_start_and_stop(
     async with app.router.lifespan_context(app):
         await produce(kafka, BLUESKY_TOPIC, (2, SERIALISE(("start", run.start_doc))))
         await wait_for(dataset_where(catalogue, pid), what="the opened run")
+        await wait_for(
+            lambda: committed_offset(kafka, "ingestor-native", BLUESKY_TOPIC, 2),
+            what="the start's offset committed by the pattern subscription",
+        )
 
     restarted = create_app(settings)
     async with restarted.router.lifespan_context(restarted):
