@@ -124,3 +124,17 @@ async def test_with_kafka_each_dataset_is_published_as_the_service_does(
     )
     event = DATASET_EVENT.validate_json(closed.value)
     assert (closed.key, event.data.dataset.numberOfFiles) == (b"test/11012345/scan_001", 2)
+
+
+async def test_unusable_mapping_directory_exits_2_before_writing(
+    beamtime_tree, mongo_uri, database_name
+) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["ingest", str(beamtime_tree), *BEAMTIME, "--mongodb", mongo_uri],
+        env={"INGESTOR_METADATA_MAPPINGS_DIR": "/no/such/mappings", "COLUMNS": "250"},
+    )
+
+    assert result.exit_code == 2
+    assert "configuration" in result.output and "/no/such/mappings" in result.output

@@ -41,7 +41,7 @@ from rich.table import Table
 from scicat_ingestor.adapters import event_id
 from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.handlers import AcquisitionEvent, AcquisitionHandler
-from scicat_ingestor.nexus_metadata import load_mappings
+from scicat_ingestor.nexus_metadata import MappingError, load_mappings
 from scicat_ingestor.publisher import KafkaDatasetEvents
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
@@ -190,7 +190,12 @@ def _print_plan(runs: list[FoundRun], settings: Settings, beamtime: str, instrum
 
 
 async def _apply(
-    runs: list[FoundRun], settings: Settings, beamtime: str, instrument: str, kafka: str | None
+    runs: list[FoundRun],
+    settings: Settings,
+    files: FileReader,
+    beamtime: str,
+    instrument: str,
+    kafka: str | None,
 ) -> int:
     """Apply every run's events; returns how many were refused (each is printed)."""
     store = MongoCatalogueStore(settings.mongo)
@@ -208,10 +213,7 @@ async def _apply(
         store=store,
         events=events,
         policy=settings.policy(),
-        files=FileReader(
-            compute_checksums=settings.compute_checksums,
-            mappings=load_mappings(settings.metadata_mappings_dir),
-        ),
+        files=files,
     )
     refused = 0
     try:
@@ -271,7 +273,15 @@ def ingest(
     if dry_run:
         return
     try:
-        refused = asyncio.run(_apply(runs, settings, beamtime, instrument, kafka))
+        files = FileReader(
+            compute_checksums=settings.compute_checksums,
+            mappings=load_mappings(settings.metadata_mappings_dir),
+        )
+    except MappingError as error:
+        err.print(f"[red]configuration:[/red] {error}")
+        raise typer.Exit(2) from None
+    try:
+        refused = asyncio.run(_apply(runs, settings, files, beamtime, instrument, kafka))
     except Exception as error:
         err.print(
             f"[red]stopped:[/red] {error!r}; run the same command again to resume "
