@@ -179,3 +179,18 @@ async def test_landing_page_reads_well_in_chromium_with_json_ld_and_tombstone(
 
 async def _value(value: Any) -> Any:
     return value
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [(None, "skipped"), ("true", "failed")])
+def test_missing_chromium_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str | None, outcome: str
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    monkeypatch.setitem(globals(), "CHROMIUM", "/nonexistent/chromium")
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    expected = pytest.skip.Exception if outcome == "skipped" else pytest.fail.Exception
+    with pytest.raises(expected, match="apt-get install -y chromium"):
+        chromium_or_skip()
