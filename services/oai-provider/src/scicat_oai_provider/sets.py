@@ -71,7 +71,8 @@ def set_ancestors(spec: str) -> list[str]:
 def minimal_specs(specs: Iterable[str]) -> tuple[str, ...]:
     """The specs that are no other spec's ancestor, in their original order (header setSpecs)."""
     specs = tuple(specs)
-    return tuple(s for s in specs if not any(t.startswith(f"{s}:") for t in specs))
+    ancestors = {ancestor for spec in specs for ancestor in set_ancestors(spec)[:-1]}
+    return tuple(spec for spec in specs if spec not in ancestors)
 
 
 def with_ancestors(entries: Iterable[SetEntry]) -> list[SetEntry]:
