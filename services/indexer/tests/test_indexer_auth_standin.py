@@ -17,7 +17,7 @@ from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
 AUDIENCE = "scicat-search"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def issuer() -> AsyncIterator[StandinIssuer]:
     async with served_issuer(audience=AUDIENCE) as running:
         yield running
@@ -134,11 +134,9 @@ def test_token_command_without_an_issuer_says_where_to_find_it() -> None:
     assert "SCICAT_OIDC_ISSUER" in result.output
 
 
-async def test_rotation_hook_publishes_a_new_key_and_keeps_the_old_one(
-    issuer: StandinIssuer,
-) -> None:
-    old_kid = issuer.signing_key.kid
-    async with httpx.AsyncClient(base_url=issuer.url) as http:
+async def test_rotation_hook_publishes_a_new_key_and_keeps_the_old_one() -> None:
+    async with served_issuer() as issuer, httpx.AsyncClient(base_url=issuer.url) as http:
+        old_kid = issuer.signing_key.kid
         rotated = (await http.post("/_standin/rotate")).json()["kid"]
         kids = [key["kid"] for key in (await http.get("/jwks")).json()["keys"]]
         dropped = (await http.post("/_standin/rotate", params={"drop_old": "true"})).json()["kid"]
