@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def token(
         groups: Annotated[
-            str, typer.Option("--groups", help="Comma-separated groups, e.g. 11012345,p08staff.")
+            str, typer.Option("--groups", help="Groups, comma-separated: 11019001-dmgt,p08staff.")
         ] = "",
         issuer: Annotated[
             str | None,
