@@ -194,16 +194,16 @@ async def store_catalogue(uri: str, datasets: list[Dataset]) -> None:
 
 
 async def indexer_rate(
-    kafka: EmbeddedKafka, mongo: EmbeddedMongo, url: str, datasets: list[Dataset], logs: Path
+    kafka: str, mongo: str, url: str, datasets: list[Dataset], logs: Path
 ) -> tuple[float, asyncio.subprocess.Process, str]:
     """Datasets per second through Kafka and the indexer process into OpenSearch."""
     port = free_port()
     env = os.environ | {
-        "INDEXER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "INDEXER_KAFKA__BOOTSTRAP_SERVERS": kafka,
         "INDEXER_KAFKA__SESSION_TIMEOUT_MS": "1000",
         "INDEXER_KAFKA__HEARTBEAT_INTERVAL_MS": "300",
         "INDEXER_KAFKA__REBALANCE_TIMEOUT_MS": "1000",
-        "INDEXER_MONGO__URI": mongo.uri,
+        "INDEXER_MONGO__URI": mongo,
         "INDEXER_MONGO__DATABASE": DATABASE,
         "INDEXER_OPENSEARCH__URL": url,
         "INDEXER_OPENSEARCH__TIMEOUT_SECONDS": "600",
@@ -230,7 +230,7 @@ async def indexer_rate(
         (d.pid.encode(), encode(DatasetStored(source="/bench", data=DatasetStoredData(dataset=d))))
         for d in datasets
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=5)
     await producer.start()
     try:
         warm_up, *timed = events
@@ -309,21 +309,20 @@ async def main(arguments: argparse.Namespace) -> None:
         indexed = indexed_dataset(d, contexts[d.pid])
         writes.append(BulkWrite(pid=indexed.pid, revision=indexed.revision, source=indexed.source))
     with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
-        kafka, mongo, opensearch = (
-            EmbeddedKafka().start(),
-            EmbeddedMongo().start(),
-            EmbeddedOpenSearch().start(),
-        )
+        embedded: list[Any] = []
+        kafka = arguments.kafka or _start(EmbeddedKafka(), embedded).bootstrap_servers
+        mongo = arguments.mongodb or _start(EmbeddedMongo(), embedded).uri
+        opensearch = arguments.opensearch or _start(EmbeddedOpenSearch(), embedded).url
         service = None
         try:
-            await create_topics(kafka.bootstrap_servers, list(ALL_TOPICS))
+            await create_topics(kafka, list(ALL_TOPICS))
             console.print("raw _bulk …")
-            raw = await raw_bulk_rate(opensearch.url, writes, arguments.batch)
+            raw = await raw_bulk_rate(opensearch, writes, arguments.batch)
             console.print("catalogue in MongoDB …")
-            await store_catalogue(mongo.uri, datasets)
+            await store_catalogue(mongo, datasets)
             console.print("indexer …")
             rate, service, base_url = await indexer_rate(
-                kafka, mongo, opensearch.url, datasets, Path(folder)
+                kafka, mongo, opensearch, datasets, Path(folder)
             )
             console.print("queries …")
             timings = await latencies(base_url, arguments.queries)
@@ -331,7 +330,7 @@ async def main(arguments: argparse.Namespace) -> None:
             if service is not None:
                 service.terminate()
                 await service.wait()
-            for server in (opensearch, mongo, kafka):
+            for server in reversed(embedded):
                 server.stop()
     table = Table(title=f"search: {arguments.datasets} datasets, anonymous caller")
     for column in ("measure", "value", "target", "met"):
@@ -355,6 +354,11 @@ async def main(arguments: argparse.Namespace) -> None:
     )
 
 
+def _start(server: Any, started: list[Any]) -> Any:
+    started.append(server.start())
+    return server
+
+
 def _met(ok: bool) -> str:
     return "yes" if ok else "NO"
 
@@ -366,4 +370,7 @@ if __name__ == "__main__":
     parser.add_argument("--datasets", type=int, default=100_000, help="synthetic datasets")
     parser.add_argument("--batch", type=int, default=500, help="documents per raw _bulk request")
     parser.add_argument("--queries", type=int, default=200, help="queries of each kind")
+    parser.add_argument("--kafka", help="use this Kafka (host:port) instead of the embedded one")
+    parser.add_argument("--mongodb", help="use this MongoDB (a scratch one: the bench writes)")
+    parser.add_argument("--opensearch", help="use this OpenSearch URL instead of osmem")
     asyncio.run(main(parser.parse_args()))
