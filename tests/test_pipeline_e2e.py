@@ -14,8 +14,9 @@ from lxml import etree
 from pipeline_support import RunningStack, cloud_event
 from pymongo import AsyncMongoClient
 
+from scicat_pipeline.commands.token import fetch_token
 from scicat_pipeline.polling import wait_for
-from scicat_pipeline.stack import DATACITE_PASSWORD, DATACITE_USER
+from scicat_pipeline.stack import DATACITE_PASSWORD, DATACITE_USER, OIDC_AUDIENCE
 from scicat_pipeline.testing.topics import read_topic
 from scicat_pipeline.testing.xsd import assert_valid
 
@@ -84,15 +85,24 @@ async def test_a_file_close_event_flows_to_a_doi_harvested_over_oai_pmh(
         "img_00002.cbf",
     ]
 
-    # OpenSearch: found by a fragment from the middle of its name.
+    # OpenSearch: found by a fragment from the middle of its name — by the beamtime's data
+    # managers (a token from the OIDC stand-in); anonymous users see only published datasets.
+    token = await fetch_token(
+        stack.endpoints["oidc"], groups=[f"{beamtime}-dmgt"], subject="e2e", audience=OIDC_AUDIENCE
+    )
     async with httpx.AsyncClient(timeout=10) as http:
 
-        async def search_hit() -> dict[str, Any] | None:
-            answer = await http.get(stack.endpoints["search_api"], params={"text": run_id[5:14]})
+        async def search_hit(bearer: str | None) -> dict[str, Any] | None:
+            answer = await http.get(
+                stack.endpoints["search_api"],
+                params={"text": run_id[5:14]},
+                headers={"Authorization": f"Bearer {bearer}"} if bearer else {},
+            )
             items = answer.json()["items"] if answer.status_code == 200 else []
             return next((i for i in items if i["pid"] == pid), None)
 
-        await wait_for(search_hit, timeout=30, what="the search hit")
+        await wait_for(lambda: search_hit(token), timeout=30, what="the search hit")
+        assert await search_hit(None) is None, "an unpublished dataset is visible anonymously"
 
         # DataCite: a publication request registers a findable DOI with kernel-4 valid XML.
         publication_id = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -127,6 +137,9 @@ async def test_a_file_close_event_flows_to_a_doi_harvested_over_oai_pmh(
         dataset = await _dataset(stack, pid)
         assert dataset is not None
         assert dataset["isPublished"] is True
+        await wait_for(
+            lambda: search_hit(None), timeout=30, what="the published dataset, anonymously"
+        )
 
         # The landing page the DOI resolves to.
         landing = await http.get(attributes["url"])

@@ -17,7 +17,9 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from scicat_pipeline.commands.token import fetch_token
 from scicat_pipeline.polling import wait_for
+from scicat_pipeline.stack import OIDC_AUDIENCE
 from scicat_schemas import events, topics
 from scicat_schemas.documents import PUBLISHED_DATA_COLLECTION
 
@@ -147,14 +149,25 @@ async def run_demo(
         [e for e in replay if not isinstance(e, events.BeamtimeUpdated)],
     )
     runs = len(sample["runs"])
+    beamtime_id = sample["beamtime"]["beamtime_id"]
+    # Unpublished datasets are private: the beamtime's data managers see them, anonymous users not.
+    token = await fetch_token(
+        endpoints["oidc"], groups=[f"{beamtime_id}-dmgt"], subject="demo", audience=OIDC_AUDIENCE
+    )
     async with httpx.AsyncClient(timeout=5) as http:
 
-        async def all_searchable() -> bool:
-            answer = await http.get(endpoints["search_api"], params={"text": "film"})
-            found = answer.json() if answer.status_code == 200 else {"total": 0}
-            return bool(found["total"] >= runs - 1)
+        films = sum("film" in run["dataset_name"].lower() for run in sample["runs"])
 
-        await wait_for(all_searchable, timeout=60, what="the sample datasets in the search API")
+        async def films_found(bearer: str | None) -> bool:
+            answer = await http.get(
+                endpoints["search_api"],
+                params={"text": "film"},
+                headers={"Authorization": f"Bearer {bearer}"} if bearer else {},
+            )
+            found = answer.json() if answer.status_code == 200 else {"total": 0}
+            return bool(found["total"] >= films)
+
+        await wait_for(lambda: films_found(token), timeout=60, what="the datasets, privately")
         request = publication_request(sample, pid_prefix)
         await publish(endpoints["kafka"], topics.CATALOGUE_PUBLICATIONS, [request])
 
@@ -169,6 +182,7 @@ async def run_demo(
             published = await wait_for(registered, timeout=60, what="the DOI registration")
         finally:
             await mongo.close()
+        await wait_for(lambda: films_found(None), timeout=60, what="the datasets, publicly")
         doi = str(published["doi"])
 
         async def harvestable() -> bool:
