@@ -32,6 +32,9 @@ from scicat_indexer.store import DatasetIndex
 
 router = APIRouter(prefix="/panosc", tags=["panosc"])
 
+MAX_FILTER_CHARS: Final = 1024
+"""Longest `filter`/`where`: percent-encoded, it must fit the HTTP server's 16 KiB request line."""
+
 MAX_BUCKETS: Final = 10_000
 """Proposals / instruments listed at most (terms aggregation size)."""
 
@@ -61,7 +64,7 @@ FilterParam = Annotated[
     str | None,
     Query(
         alias="filter",
-        max_length=20_000,
+        max_length=MAX_FILTER_CHARS,
         description="LoopBack filter JSON: `where`, `include` (with `scope.where` on "
         "`parameters`: `name`, `value` {gt, gte, lt, lte, between} or a number, `unit`), "
         "`limit`, `skip`.",
@@ -118,11 +121,13 @@ async def panosc_datasets(index: Index, filter_: FilterParam = None) -> list[dic
     return [panosc_dataset(item, relations, conditions) for item in page.items]
 
 
-@router.get("/Datasets/count", summary="Number of PaNOSC Datasets matching `where`.")
+@router.get(
+    "/Datasets/count", summary="Number of PaNOSC Datasets matching `where`.", responses=BAD_FILTER
+)
 async def panosc_datasets_count(
     index: Index,
     where: Annotated[
-        str | None, Query(max_length=20_000, description="LoopBack where JSON.")
+        str | None, Query(max_length=MAX_FILTER_CHARS, description="LoopBack where JSON.")
     ] = None,
 ) -> dict[str, int]:
     try:
@@ -133,7 +138,9 @@ async def panosc_datasets_count(
     return {"count": page.total}
 
 
-@router.get("/Documents", summary="PaNOSC Documents: proposals of published datasets.")
+@router.get(
+    "/Documents", summary="PaNOSC Documents: proposals of published datasets.", responses=BAD_FILTER
+)
 async def panosc_documents(
     request: Request, index: Index, filter_: FilterParam = None
 ) -> list[dict[str, Any]]:
@@ -168,7 +175,9 @@ async def panosc_documents(
     return documents[skip : skip + limit]
 
 
-@router.get("/Instruments", summary="PaNOSC Instruments with published datasets.")
+@router.get(
+    "/Instruments", summary="PaNOSC Instruments with published datasets.", responses=BAD_FILTER
+)
 async def panosc_instruments(index: Index, filter_: FilterParam = None) -> list[dict[str, Any]]:
     try:
         parsed = _parse(filter_)
@@ -205,14 +214,26 @@ async def panosc_instruments(index: Index, filter_: FilterParam = None) -> list[
 @router.get(
     "/Datasets/{pid:path}",
     summary="One PaNOSC Dataset (published only).",
-    responses={404: {"model": Problem, "description": "No published dataset with this pid."}},
+    responses={
+        404: {"model": Problem, "description": "No published dataset with this pid."},
+        **BAD_FILTER,
+    },
 )
-async def panosc_dataset_by_pid(pid: str, index: Index) -> dict[str, Any]:
+async def panosc_dataset_by_pid(
+    pid: str, index: Index, filter_: FilterParam = None
+) -> dict[str, Any]:
+    """`filter` takes `include` (relations to return, `parameters` scope units) as for lists."""
+    try:
+        parsed = _parse(filter_)
+        relations = includes(parsed, DATASET_RELATIONS)
+        conditions = parameter_conditions(relations.get("parameters", {}))
+    except (QueryError, ValueError) as error:
+        raise HTTPException(status_code=400, detail=str(error)) from error
     body = {"query": {"bool": {"filter": [{"ids": {"values": [pid]}}, published_only()]}}}
     page = await index.search(body)
     if not page.items:
         raise HTTPException(status_code=404, detail=f"no published dataset with pid {pid!r}")
-    return panosc_dataset(page.items[0], {"parameters": {}, "techniques": {}, "instrument": {}}, [])
+    return panosc_dataset(page.items[0], relations, conditions)
 
 
 async def _published_by(index: DatasetIndex, field: str) -> dict[str, list[str]]:
