@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
+import jwt
 import pytest
 from typer.testing import CliRunner
 
 from scicat_indexer.auth import InvalidToken, TokenVerifier
 from scicat_indexer.settings import OidcSettings
 from scicat_pipeline.cli import app as cli
-from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
+from scicat_pipeline.standins.oidc import StandinIssuer, create_app, served_issuer
 
 AUDIENCE = "scicat-search"
 
@@ -144,3 +145,16 @@ async def test_rotation_hook_publishes_a_new_key_and_keeps_the_old_one() -> None
     assert kids == [old_kid, rotated]
     assert after_drop == [dropped]
     assert issuer.signing_key.kid == dropped
+
+
+async def test_issuer_url_may_be_known_only_once_served() -> None:
+    """A factory lets the app exist before its port is chosen; it is asked on first use."""
+    ports: list[int] = []
+    app = create_app(lambda: f"http://127.0.0.1:{ports[0]}/realms/desy/")
+    ports.append(8443)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        document = (await http.get("/.well-known/openid-configuration")).json()
+        token = (await http.post("/token", data={"groups": "g"})).json()["access_token"]
+    assert document["issuer"] == "http://127.0.0.1:8443/realms/desy"
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == document["issuer"]
