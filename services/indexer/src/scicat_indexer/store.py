@@ -17,9 +17,8 @@ from typing import Any, Protocol
 
 import structlog
 from opensearchpy import AsyncOpenSearch
-from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError
+from opensearchpy.exceptions import RequestError
 
-from scicat_indexer.domain import IndexedDataset
 from scicat_indexer.mapping import DERIVED, METADATA_PAIRS, concrete_index, index_body
 from scicat_indexer.settings import OpenSearchSettings
 
@@ -79,13 +78,7 @@ class SearchPage:
 
 
 class DatasetIndex(Protocol):
-    async def put(self, dataset: IndexedDataset) -> PutOutcome: ...
-
     async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]: ...
-
-    async def delete(self, *, pid: str, revision: int) -> DeleteOutcome: ...
-
-    async def get(self, pid: str) -> dict[str, Any] | None: ...
 
     async def search(self, body: dict[str, Any]) -> SearchPage: ...
 
@@ -162,22 +155,6 @@ class OpenSearchDatasetIndex:
                 index=index, name=self.alias, body={"is_write_index": True}
             )
 
-    async def put(self, dataset: IndexedDataset) -> PutOutcome:
-        try:
-            await self.client.index(
-                index=self.alias,
-                id=dataset.pid,
-                body=dataset.source,
-                version=dataset.revision,
-                version_type="external_gte",
-                require_alias=True,
-            )
-        except ConflictError:
-            return PutOutcome.STALE
-        except RequestError as error:
-            raise DocumentRefused(describe(error)) from error
-        return PutOutcome.INDEXED
-
     async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]:
         """Apply `writes` in one `_bulk` request through the alias; one result per write.
 
@@ -185,29 +162,6 @@ class OpenSearchDatasetIndex:
         retries the whole batch (every item is idempotent under external versioning).
         """
         return await bulk_into(self.client, self.alias, writes)
-
-    async def delete(self, *, pid: str, revision: int) -> DeleteOutcome:
-        try:
-            await self.client.delete(
-                index=self.alias, id=pid, version=revision, version_type="external_gte"
-            )
-        except NotFoundError as error:
-            if error.error == "index_not_found_exception":
-                raise
-            return DeleteOutcome.ABSENT
-        except ConflictError:
-            return DeleteOutcome.STALE
-        except RequestError as error:
-            raise DocumentRefused(describe(error)) from error
-        return DeleteOutcome.DELETED
-
-    async def get(self, pid: str) -> dict[str, Any] | None:
-        try:
-            found = await self.client.get(index=self.alias, id=pid, _source_excludes=_READ_EXCLUDES)
-        except NotFoundError:
-            return None
-        source: dict[str, Any] = found["_source"]
-        return source
 
     async def search(self, body: dict[str, Any]) -> SearchPage:
         answer = await self.client.search(
