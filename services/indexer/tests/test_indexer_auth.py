@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 
+from scicat_indexer.app import create_app
 from scicat_indexer.auth import (
     CurrentPrincipal,
     InvalidToken,
@@ -384,3 +385,18 @@ def test_start_up_says_how_weak_the_configuration_is(
     with structlog.testing.capture_logs() as logs:
         TokenVerifier(settings)
     assert [(log["event"], log["log_level"]) for log in logs] == [(event, level)]
+
+
+async def test_openapi_states_the_bearer_token_is_optional() -> None:
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        spec = (await client.get("/openapi.json")).json()
+    secured = {
+        f"{method.upper()} {path}": operation["security"]
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "security" in operation
+    }
+    assert "GET /datasets" in secured
+    assert all(security == [{}, {"HTTPBearer": []}] for security in secured.values()), secured
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

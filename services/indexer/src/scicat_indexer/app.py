@@ -15,7 +15,7 @@ from opensearchpy.exceptions import TransportError
 from prometheus_client import CollectorRegistry
 
 from scicat_indexer import api, panosc_api
-from scicat_indexer.auth import BEARER_RESPONSES, TokenVerifier
+from scicat_indexer.auth import BEARER_RESPONSES, TokenVerifier, document_optional_bearer
 from scicat_indexer.catalogue import MongoCatalogue
 from scicat_indexer.handlers import dataset_batch_handler
 from scicat_indexer.settings import SERVICE, Settings
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings.oidc)
     app.state.catalogue = catalogue
     app.include_router(api.router, responses=BEARER_RESPONSES)
+    document_optional_bearer(app)
     app.include_router(panosc_api.router)
     app.add_exception_handler(TransportError, api.index_failure)
     return app

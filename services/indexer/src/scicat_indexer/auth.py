@@ -25,7 +25,7 @@ from typing import Annotated, Any, Final
 import httpx
 import jwt
 import structlog
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -88,6 +88,27 @@ BEARER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
 }
 """Answers `CurrentPrincipal` adds to a route: pass as `responses=` when including a router."""
+
+
+def document_optional_bearer(app: FastAPI) -> None:
+    """State in `app`'s OpenAPI document that the bearer token is optional, as it is.
+
+    FastAPI lists a security scheme as required (`security: [{HTTPBearer: []}]`) even with
+    `auto_error=False`; OpenAPI spells "optional" with an empty alternative, `{}`, which
+    generated clients and schemathesis understand.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                security = operation.get("security") if isinstance(operation, dict) else None
+                if security and {} not in security:
+                    security.insert(0, {})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class InvalidToken(Exception):
