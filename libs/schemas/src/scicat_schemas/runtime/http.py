@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -73,7 +74,13 @@ def create_service_app(
         response.status_code = 200 if ready else 503
         return {"status": "ready" if ready else "not ready", "checks": results}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics.",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
