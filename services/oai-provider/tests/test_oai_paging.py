@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from oai_testkit import (
     REPOSITORY_IDENTIFIER,
@@ -13,9 +14,11 @@ from oai_testkit import (
     identifier,
     stored_record,
 )
+from pymongo import AsyncMongoClient
 
 from scicat_oai_provider.domain import apply_content, withdrawn_content
 from scicat_oai_provider.store import MongoOaiRecordStore
+from scicat_schemas.runtime.settings import MongoSettings
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAY = datetime(2024, 3, 10, tzinfo=UTC)
@@ -77,3 +80,37 @@ async def test_records_without_the_format_are_skipped_without_ending_the_list(
         ("0", "7"),
         ("1", "2"),
     ]
+
+
+async def test_a_read_model_of_the_previous_layout_is_upgraded_at_start_up(
+    mongo_uri: str, database_name: str
+) -> None:
+    """Documents without `harvestKey` get one, and the old `(datestamp, _id)` indexes go."""
+    record = stored_record("10.5072/old", DAY)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        collection = client[database_name]["OaiRecord"]
+        await collection.create_index([("datestamp", 1), ("_id", 1)], name="harvest_order")
+        document = {
+            "_id": record.identifier,
+            "doi": record.doi,
+            "datestamp": record.datestamp,
+            "deleted": False,
+            "sets": [{"spec": s.spec, "name": s.name} for s in record.sets],
+            "setPaths": ["openaire_data"],
+            "formats": list(record.formats),
+            "metadata": dict(record.metadata),
+            "contentHash": record.content_hash,
+            "version": 1,
+        }
+        await collection.insert_one(document)
+        store = MongoOaiRecordStore(MongoSettings(uri=mongo_uri, database=database_name))
+        await store.open()
+        try:
+            headers, _ = await Harvester(store).harvest(NOW, metadataPrefix="oai_dc")
+            assert header_ids(headers) == [record.identifier]
+            assert "harvest_order" not in await collection.index_information()
+        finally:
+            await store.close()
+    finally:
+        await client.close()

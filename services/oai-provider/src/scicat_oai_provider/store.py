@@ -35,6 +35,8 @@ from scicat_oai_provider.domain import (
 from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
+_LEGACY_INDEXES = frozenset({"harvest_order", "harvest_order_by_set"})
+"""Indexes of the `(datestamp, _id)` order that `harvestKey` replaced; dropped at start-up."""
 PROPOSAL_COLLECTION = "Proposal"
 
 
@@ -182,6 +184,9 @@ class MongoOaiRecordStore:
             [("setPaths", ASCENDING), ("harvestKey", ASCENDING)], name="harvest_key_by_set"
         )
         await self._collection.create_index([("datestamp", ASCENDING)], name="datestamp")
+        existing = await self._collection.index_information()
+        for legacy in _LEGACY_INDEXES & existing.keys():
+            await self._collection.drop_index(legacy)
         async for document in self._collection.find(
             {"harvestKey": {"$exists": False}}, projection={"datestamp": 1}
         ):
