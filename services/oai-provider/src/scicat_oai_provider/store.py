@@ -2,12 +2,14 @@
 
 One document per DOI, `_id` = the OAI identifier:
 
-    {_id, doi, publicationId, datestamp, deleted, sets: [{spec, name}], setPaths: [spec and
-     every ancestor], formats: [prefix], metadata: {prefix: xml}, contentHash,
-     appliedEvents: [{event, content}], version}
+    {_id, harvestKey, doi, publicationId, datestamp, deleted, sets: [{spec, name}],
+     setPaths: [spec and every ancestor], formats: [prefix], metadata: {prefix: xml},
+     contentHash, appliedEvents: [{event, content}], version}
 
-`setPaths` makes hierarchical set selection an exact match (`set=a` finds `a:b`), and the two
-compound indexes serve the keyset order `(datestamp, _id)` with and without a set. Writes use
+`harvestKey` is the keyset order `(datestamp, _id)` as one sortable string; `setPaths` makes
+hierarchical set selection an exact match (`set=a` finds `a:b`); the indexes `harvest_key` and
+`harvest_key_by_set` serve a page with and without a set. `Proposal` (SciCat's collection in the
+same database) is read for beamtime → proposal relations. Writes use
 optimistic concurrency on `version`, so two consumers racing on one DOI (during a rebalance)
 cannot lose an update: the loser raises `ConcurrentUpdate` and its message is retried.
 """
