@@ -155,7 +155,6 @@ async def run_demo(
         endpoints["oidc"], groups=[f"{beamtime_id}-dmgt"], subject="demo", audience=OIDC_AUDIENCE
     )
     async with httpx.AsyncClient(timeout=5) as http:
-
         films = sum("film" in run["dataset_name"].lower() for run in sample["runs"])
 
         async def films_found(bearer: str | None) -> bool:
