@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from pydantic import BaseModel, Field, ValidationError
 
-from scicat_indexer.auth import CurrentPrincipal
+from scicat_indexer.auth import CurrentPrincipal, Principal
 from scicat_indexer.conditions import (
     QueryError,
     check_units,
@@ -33,6 +33,7 @@ from scicat_indexer.query import (
     unit_conditions,
     visibility_filter,
 )
+from scicat_indexer.redaction import redact_dataset, redact_facets
 from scicat_indexer.store import DatasetIndex
 
 router = APIRouter(tags=["datasets"])
@@ -69,7 +70,8 @@ Index = Annotated[DatasetIndex, Depends(_dataset_index)]
 BAD_SEARCH = {400: {"model": Problem, "description": "Unknown or incompatible unit, bad cursor."}}
 
 
-async def run_search(index: DatasetIndex, request: SearchRequest, visible: dict[str, Any]) -> Any:
+async def run_search(index: DatasetIndex, request: SearchRequest, principal: Principal) -> Any:
+    visible = visibility_filter(principal)
     try:
         page = await index.search(search_body(request, visible))
         with_units = unit_conditions(request)
@@ -85,8 +87,8 @@ async def run_search(index: DatasetIndex, request: SearchRequest, visible: dict[
         next_cursor = encode_cursor(page.sort_values[-1], request.sort)
     return DatasetPage(
         total=page.total,
-        items=page.items,
-        facets=facet_counts(page.aggregations),  # type: ignore[arg-type]
+        items=[redact_dataset(item, principal.groups) for item in page.items],
+        facets=redact_facets(facet_counts(page.aggregations)),  # type: ignore[arg-type]
         next=next_cursor,
     )
 
@@ -169,7 +171,7 @@ async def search_datasets(
             for e in error.errors(include_url=False)
         ]
         raise HTTPException(status_code=422, detail=problems) from error
-    page: DatasetPage = await run_search(index, request, visibility_filter(principal))
+    page: DatasetPage = await run_search(index, request, principal)
     return page
 
 
@@ -177,7 +179,7 @@ async def search_datasets(
 async def search_datasets_json(
     index: Index, principal: CurrentPrincipal, request: Annotated[SearchRequest, Body()]
 ) -> DatasetPage:
-    page: DatasetPage = await run_search(index, request, visibility_filter(principal))
+    page: DatasetPage = await run_search(index, request, principal)
     return page
 
 
@@ -194,7 +196,7 @@ async def get_dataset(pid: str, index: Index, principal: CurrentPrincipal) -> di
     page = await index.search(body) if pid else None
     if page is None or not page.items:
         raise HTTPException(status_code=404, detail=f"no dataset with pid {pid!r}")
-    return page.items[0]
+    return redact_dataset(page.items[0], principal.groups)
 
 
 async def index_failure(request: Request, error: Exception) -> JSONResponse:
