@@ -109,9 +109,18 @@ def demo(
         )
         sys.stdout.flush()
         err.print(f"[green]✓[/green] {result.datasets} datasets ingested, indexed and published")
-        err.print(f"  search:       {result.search_url}")
-        err.print(f"  OAI-PMH:      {result.list_records_url}")
-        err.print(f"  landing page: {result.landing_url}")
+        for label, url in (
+            ("search", result.search_url),
+            ("OAI-PMH", result.list_records_url),
+            ("landing page", result.landing_url),
+        ):
+            err.print(f"  {label + ':':<14}{url}", soft_wrap=True, highlight=False)
+        err.print(
+            "  private view: scicat-pipeline token "
+            f"--issuer {stack.endpoints['oidc']} --groups {result.beamtime_id}-dmgt",
+            soft_wrap=True,
+            highlight=False,
+        )
         if not exit_when_done:
             err.print("[dim]Press Ctrl-C to stop.[/dim]")
 

@@ -130,6 +130,7 @@ class DemoResult:
     landing_url: str
     doi: str
     datasets: int
+    beamtime_id: str
 
 
 async def run_demo(
@@ -198,4 +199,5 @@ async def run_demo(
         landing_url=f"{endpoints['landing']}/{quote(doi, safe='/')}",
         doi=doi,
         datasets=runs,
+        beamtime_id=beamtime_id,
     )
