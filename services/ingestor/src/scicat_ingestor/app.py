@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.native import (
@@ -58,11 +59,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan_interval=settings.run_scan_interval_seconds,
     )
     consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
-    consumer.subscribe(
+    consumer.subscribe_batch(
         ACQUISITION_EVENTS,
         PROPOSALS_EVENTS,
-        handler=handler.handle_contract_record,
+        handler=BatchIngestor(
+            handler, store, file_read_concurrency=settings.file_read_concurrency
+        ).handle_batch,
         group_id=SERVICE,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
     )
     bluesky_runs = MongoBlueskyRuns(settings.mongo)
     NativeHandlers(

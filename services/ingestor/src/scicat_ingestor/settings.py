@@ -83,6 +83,21 @@ class Settings(BaseSettings):
     run_scan_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often open runs are checked for their quiet period."
     )
+    batch_max_records: int = Field(
+        default=500,
+        ge=1,
+        description="Most `acquisition.events` records applied in one MongoDB transaction.",
+    )
+    batch_timeout_ms: int = Field(
+        default=200,
+        ge=0,
+        description="How long the consumer waits to fill a batch before applying what it has.",
+    )
+    file_read_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Files of a batch read (checksum, NeXus metadata) at the same time.",
+    )
 
     native_topics: NativeTopics = Field(
         default_factory=NativeTopics,

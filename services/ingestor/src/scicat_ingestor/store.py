@@ -13,11 +13,11 @@ miss raises `ConcurrentUpdate` and the consumer retries on fresh state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
@@ -39,6 +39,9 @@ from scicat_schemas.documents import (
     Proposal,
 )
 from scicat_schemas.runtime.settings import MongoSettings
+
+if TYPE_CHECKING:
+    from scicat_ingestor.batch_store import BatchItem, BatchOutcome
 
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 RUN_COLLECTION = "PipelineRun"
@@ -202,8 +205,8 @@ class MongoCatalogueStore:
             {"_id": OrigDatablock.id_for(dataset_doc["pid"])}, session=session
         )
         return CatalogueEntry(
-            dataset=_dataset_from(dataset_doc),
-            datablock=None if block_doc is None else _datablock_from(block_doc),
+            dataset=dataset_from(dataset_doc),
+            datablock=None if block_doc is None else datablock_from(block_doc),
         )
 
     async def apply(self, event: AppliedEvent, decide: Decide) -> StoreOutcome:
@@ -233,6 +236,15 @@ class MongoCatalogueStore:
                 dataset = None if entry is None else entry.dataset
                 return StoreOutcome(dataset, changed=False, already_applied=True)
         return StoreOutcome(stored, changed=True, already_applied=False)
+
+    async def apply_many(self, items: Sequence[BatchItem]) -> BatchOutcome:
+        """Apply many events in order in ONE transaction (`batch_store`, which imports this)."""
+        from scicat_ingestor.batch_store import apply_batch
+
+        if self._client is None:
+            raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
+        async with self._client.start_session() as session:
+            return await apply_batch(self._db, session, items)
 
     async def apply_beamtime(
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
@@ -333,14 +345,7 @@ class MongoCatalogueStore:
 
     async def _proposal(self, proposal_id: str, session: AsyncClientSession) -> Proposal | None:
         doc = await self._db[PROPOSAL_COLLECTION].find_one({"_id": proposal_id}, session=session)
-        if doc is None:
-            return None
-        try:
-            return Proposal.model_validate({k: v for k, v in doc.items() if k != "_id"})
-        except ValidationError as error:
-            raise CorruptStoredDocument(
-                f"stored {PROPOSAL_COLLECTION} {proposal_id!r} is not a valid proposal: {error}"
-            ) from error
+        return None if doc is None else proposal_from(doc)
 
     async def _save_proposal(self, proposal: Proposal, session: AsyncClientSession) -> None:
         """Write `proposal` unless the stored one is the same (a repeat writes nothing)."""
@@ -368,7 +373,7 @@ class MongoCatalogueStore:
         self, current: CatalogueEntry | None, proposed: CatalogueEntry, session: AsyncClientSession
     ) -> Dataset:
         datasets = self._db[DATASET_COLLECTION]
-        new_doc = _dataset_doc(proposed.dataset)
+        new_doc = dataset_doc(proposed.dataset)
         if current is None:
             try:
                 await datasets.insert_one({"_id": proposed.pid, **new_doc}, session=session)
@@ -376,10 +381,10 @@ class MongoCatalogueStore:
                 raise ConcurrentUpdate(f"dataset {proposed.pid} was created meanwhile") from error
             stored = proposed.dataset
         else:
-            old_doc = _dataset_doc(current.dataset)
+            old_doc = dataset_doc(current.dataset)
             changed = {key: value for key, value in new_doc.items() if old_doc.get(key) != value}
             after = await datasets.find_one_and_update(
-                {"pid": proposed.pid, "pipelineRevision": _revision_match(current.revision)},
+                {"pid": proposed.pid, "pipelineRevision": revision_match(current.revision)},
                 {"$set": changed},
                 return_document=ReturnDocument.AFTER,
                 session=session,
@@ -388,37 +393,46 @@ class MongoCatalogueStore:
                 raise ConcurrentUpdate(
                     f"dataset {proposed.pid} is no longer at revision {current.revision}"
                 )
-            stored = _dataset_from(after)
+            stored = dataset_from(after)
         old_block = None if current is None else current.datablock
-        if proposed.datablock is not None and _datablock_doc(proposed.datablock) != (
-            None if old_block is None else _datablock_doc(old_block)
+        if proposed.datablock is not None and datablock_doc(proposed.datablock) != (
+            None if old_block is None else datablock_doc(old_block)
         ):
-            block_doc = _datablock_doc(proposed.datablock)
+            block_doc = datablock_doc(proposed.datablock)
             await self._db[ORIG_DATABLOCK_COLLECTION].replace_one(
                 {"_id": block_doc["_id"]}, block_doc, upsert=True, session=session
             )
         return stored
 
 
+def proposal_from(doc: dict[str, Any]) -> Proposal:
+    try:
+        return Proposal.model_validate({k: v for k, v in doc.items() if k != "_id"})
+    except ValidationError as error:
+        raise CorruptStoredDocument(
+            f"stored {PROPOSAL_COLLECTION} {doc.get('_id')!r} is not a valid proposal: {error}"
+        ) from error
+
+
 def _run_key(beamtime_id: str, run_id: str) -> str:
     return f"{beamtime_id}\x1f{run_id}"
 
 
-def _revision_match(revision: int) -> Any:
+def revision_match(revision: int) -> Any:
     """Revision 0 also matches a dataset without the field (one SciCat itself created)."""
     return {"$in": [0, None]} if revision == 0 else revision
 
 
-def _dataset_doc(dataset: Dataset) -> dict[str, Any]:
+def dataset_doc(dataset: Dataset) -> dict[str, Any]:
     """Every field, `None` included, so a document read back compares equal to the model."""
     return dataset.model_dump(mode="python")
 
 
-def _datablock_doc(datablock: OrigDatablock) -> dict[str, Any]:
+def datablock_doc(datablock: OrigDatablock) -> dict[str, Any]:
     return datablock.model_dump(mode="python", by_alias=True)
 
 
-def _dataset_from(doc: dict[str, Any]) -> Dataset:
+def dataset_from(doc: dict[str, Any]) -> Dataset:
     doc = {key: value for key, value in doc.items() if key != "_id"}
     try:
         return Dataset.model_validate(doc)
@@ -428,7 +442,7 @@ def _dataset_from(doc: dict[str, Any]) -> Dataset:
         ) from error
 
 
-def _datablock_from(doc: dict[str, Any]) -> OrigDatablock:
+def datablock_from(doc: dict[str, Any]) -> OrigDatablock:
     try:
         return OrigDatablock.model_validate(doc)
     except ValidationError as error:

@@ -1,0 +1,152 @@
+"""The contract topics in batches: many acquisition events per MongoDB transaction.
+
+`ReliableConsumer.subscribe_batch` hands over up to `batch_max_records` records and commits
+their offsets when `handle_batch` returns, so it returns only once every record's effect is
+durable: applied in the catalogue and `dataset.stored` published. A record no retry can fix is
+reported as its own `Rejected` (only it is dead-lettered); any other failure propagates and the
+whole batch is retried (markers make the retry apply nothing twice).
+
+Records are taken in order. Runs of consecutive acquisition events go to the store together
+(`batch_store`); a record that needs the per-event path is applied alone, in its place, by
+`AcquisitionHandler`: `beamtime.updated` (it rewrites every dataset of a beamtime) and, when
+measurement grouping is on, every acquisition event (grouping reads and writes `PipelineRun`
+records that later events of the batch depend on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import ConsumerRecord
+
+from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
+from scicat_ingestor.beamtimes import BeamtimeFacts
+from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
+from scicat_ingestor.file_reading import FileReading
+from scicat_ingestor.handlers import AcquisitionEvent, AcquisitionHandler, decode_acquisition_event
+from scicat_ingestor.quantities import MetadataIssue
+from scicat_ingestor.store import AppliedEvent, CorruptStoredDocument, StoreOutcome
+from scicat_schemas.documents import Dataset
+from scicat_schemas.events import FileClosed
+from scicat_schemas.runtime.consumer import Rejected
+from scicat_schemas.topics import PROPOSALS_EVENTS
+
+log = structlog.get_logger("scicat.ingestor")
+
+Outcomes = list[Rejected | None]
+
+
+class BatchStore(Protocol):
+    async def apply_many(self, items: Sequence[BatchItem]) -> BatchOutcome:
+        """Apply the items in order in one transaction; see `batch_store.apply_batch`."""
+        ...
+
+
+@dataclass
+class BatchIngestor:
+    """`handle_batch` for `acquisition.events` + `proposals.events` (one consumer group member)."""
+
+    handler: AcquisitionHandler
+    store: BatchStore
+    file_read_concurrency: int = 8
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Outcomes:
+        outcomes: Outcomes = [None] * len(records)
+        pending: list[tuple[int, AcquisitionEvent]] = []
+        for position, record in enumerate(records):
+            if record.topic != PROPOSALS_EVENTS and self.handler.policy.measurement_key is None:
+                try:
+                    pending.append((position, decode_acquisition_event(record.value)))
+                except Rejected as rejected:
+                    outcomes[position] = rejected
+                continue
+            await self._apply_together(pending, outcomes)
+            pending = []
+            try:
+                await self.handler.handle_contract_record(record)
+            except Rejected as rejected:
+                outcomes[position] = rejected
+        await self._apply_together(pending, outcomes)
+        return outcomes
+
+    async def _apply_together(
+        self, pending: list[tuple[int, AcquisitionEvent]], outcomes: Outcomes
+    ) -> None:
+        if not pending:
+            return
+        readings = await self._read_files([event for _, event in pending])
+        now = self.handler.clock()
+        policy = self.handler.policy
+        items = []
+        for (_, event), reading in zip(pending, readings, strict=True):
+            data = event.data if reading is None else reading.data
+            items.append(
+                BatchItem(
+                    AppliedEvent(
+                        identity=event.identity,
+                        type=event.type,
+                        pid=policy.dataset_pid(data),
+                        applied_at=now,
+                        beamtime_id=data.beamtime_id,
+                    ),
+                    self._decide(data, [] if reading is None else reading.issues, now),
+                )
+            )
+        result = await self.store.apply_many(items)
+        for (position, event), item, outcome in zip(pending, items, result.outcomes, strict=True):
+            if isinstance(outcome, InvalidAcquisition):
+                outcomes[position] = Rejected(
+                    f"{event.type} {event.id!r} from {event.source!r} for dataset "
+                    f"{item.event.pid!r} cannot be applied: {outcome}",
+                    error_type="invalid-event",
+                )
+            elif isinstance(outcome, CorruptStoredDocument):
+                outcomes[position] = Rejected(
+                    f"{event.type} {event.id!r} cannot be applied because a stored document of "
+                    f"dataset {item.event.pid!r} is damaged: {outcome}; repair it and replay "
+                    "this dead letter",
+                    error_type="invalid-stored-document",
+                )
+        await asyncio.gather(*(self._publish(chain) for chain in result.published))
+        log.info(
+            "acquisition events handled in one transaction",
+            events=len(items),
+            rejected=sum(not isinstance(o, StoreOutcome) for o in result.outcomes),
+            datasets=len(result.published),
+        )
+
+    async def _publish(self, revisions: list[Dataset]) -> None:
+        """One dataset's revisions in order (one key, one partition); datasets concurrently."""
+        for dataset in revisions:
+            await self.handler.events.dataset_stored(dataset)
+
+    def _decide(
+        self, data: AcquisitionData, issues: list[MetadataIssue], now: datetime
+    ) -> BatchDecide:
+        policy = self.handler.policy
+
+        def decide(
+            current: CatalogueEntry | None, beamtime: BeamtimeFacts | None
+        ) -> CatalogueEntry | None:
+            return apply_event(
+                data, current, policy=policy, now=now, beamtime=beamtime, issues=issues
+            )
+
+        return decide
+
+    async def _read_files(self, events: list[AcquisitionEvent]) -> list[FileReading | None]:
+        """The batch's files, read before the transaction, `file_read_concurrency` at once."""
+        bound = asyncio.Semaphore(self.file_read_concurrency)
+
+        async def read(event: AcquisitionEvent) -> FileReading | None:
+            if not isinstance(event, FileClosed):
+                return None
+            async with bound:
+                return await self.handler.files.read(event.data)
+
+        return list(await asyncio.gather(*(read(event) for event in events)))

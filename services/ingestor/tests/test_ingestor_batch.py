@@ -1,0 +1,206 @@
+"""The batch path on SecantusDB: many records, one transaction, per-record rejections."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+from scicat_ingestor.batch import BatchIngestor
+from scicat_ingestor.batch_store import BatchItem
+from scicat_ingestor.domain import apply_event
+from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.store import (
+    APPLIED_EVENT_COLLECTION,
+    AppliedEvent,
+    ConcurrentUpdate,
+    MongoCatalogueStore,
+    StoreOutcome,
+)
+from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
+from scicat_schemas.runtime.settings import MongoSettings
+
+NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
+
+
+class Published:
+    def __init__(self) -> None:
+        self.stored: list[Dataset] = []
+
+    async def dataset_stored(self, dataset: Dataset) -> None:
+        self.stored.append(dataset)
+
+    def ids(self) -> list[str]:
+        return [f"{d.pid}#{d.pipelineRevision}" for d in self.stored]
+
+
+@pytest.fixture
+async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
+    async with MongoCatalogueStore(
+        MongoSettings(uri=mongo_uri, database=database_name)
+    ).connected() as opened:
+        yield opened
+
+
+@pytest.fixture
+def published() -> Published:
+    return Published()
+
+
+@pytest.fixture
+def ingest(store, published, policy):
+    """Hand records to the batch handler as the consumer does; returns the outcomes."""
+    handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
+    batcher = BatchIngestor(handler, store)
+
+    async def ingesting(*values: bytes | None):
+        return await batcher.handle_batch([_record(value, n) for n, value in enumerate(values)])
+
+    return ingesting
+
+
+def _record(value: bytes | None, offset: int) -> ConsumerRecord[Any, Any]:
+    return ConsumerRecord(
+        topic="acquisition.events",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"scan_0042",
+        value=value,
+        checksum=None,
+        serialized_key_size=9,
+        serialized_value_size=0 if value is None else len(value),
+        headers=(),
+    )
+
+
+async def test_duplicates_in_a_batch_and_across_batches_apply_once(
+    ingest, catalogue, published, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+    start = acquisitions.envelope(acquisitions.run_started(), id="e1")
+    file_a = acquisitions.envelope(acquisitions.file_closed("a.h5"), id="e2")
+    stop = acquisitions.envelope(acquisitions.run_stopped(), id="e3")
+
+    assert await ingest(start, file_a, file_a) == [None, None, None]
+    assert await ingest(file_a, start, stop) == [None, None, None]
+
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": pid})
+    assert (dataset["pipelineRevision"], dataset["datasetStatus"]) == (3, "success")
+    assert [f["path"] for f in block["dataFileList"]] == ["a.h5"]
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 3
+    assert published.ids() == [f"{pid}#{n}" for n in (1, 2, 2, 2, 2, 3)]
+
+
+async def test_only_the_invalid_records_of_a_batch_are_rejected(
+    ingest, catalogue, published, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+
+    outcomes = await ingest(
+        acquisitions.envelope(acquisitions.run_started()),
+        b"{not json",
+        acquisitions.envelope(acquisitions.file_closed(path="relative/a.h5"), id="evt-9"),
+        acquisitions.envelope(acquisitions.file_closed("b.h5")),
+    )
+
+    assert [None if o is None else o.error_type for o in outcomes] == [
+        None,
+        "invalid-json",
+        "invalid-event",
+        None,
+    ]
+    assert "'evt-9'" in outcomes[2].reason and "not absolute" in outcomes[2].reason
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": pid})
+    assert [f["path"] for f in block["dataFileList"]] == ["b.h5"]
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 2
+    assert published.ids() == [f"{pid}#1", f"{pid}#2"]
+
+
+async def test_events_of_one_run_in_one_batch_each_see_the_previous_result(
+    ingest, catalogue, published, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+    other = acquisitions.envelope(acquisitions.run_started(run_id="scan_0043"))
+
+    outcomes = await ingest(
+        acquisitions.envelope(acquisitions.run_started(metadata={"energy": 12.4})),
+        acquisitions.envelope(acquisitions.file_closed("a.h5", size=10)),
+        other,
+        acquisitions.envelope(acquisitions.file_closed("b.h5", size=20)),
+        acquisitions.envelope(acquisitions.run_stopped(status="fail", reason="detector error")),
+    )
+
+    assert outcomes == [None] * 5
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert (dataset["size"], dataset["numberOfFiles"], dataset["pipelineRevision"]) == (30, 2, 4)
+    assert (dataset["datasetStatus"], dataset["scientificMetadata"]) == ("fail", {"energy": 12.4})
+    assert await catalogue[DATASET_COLLECTION].count_documents({}) == 2
+    assert [i for i in published.ids() if i.startswith(pid + "#")] == [
+        f"{pid}#{n}" for n in range(1, 5)
+    ]
+
+
+async def test_field_set_by_another_service_before_a_batch_is_kept(
+    ingest, catalogue, published, acquisitions
+) -> None:
+    await ingest(acquisitions.envelope(acquisitions.run_started()))
+    await catalogue[DATASET_COLLECTION].update_one(
+        {"pid": acquisitions.pid()},
+        {"$set": {"isPublished": True}, "$inc": {"pipelineRevision": 1}},
+    )
+
+    await ingest(acquisitions.envelope(acquisitions.run_stopped()))
+
+    stored = await catalogue[DATASET_COLLECTION].find_one({"pid": acquisitions.pid()})
+    assert (stored["isPublished"], stored["pipelineRevision"]) == (True, 3)
+    assert published.stored[-1].isPublished is True
+
+
+async def test_publication_during_a_batch_fails_the_batch_and_the_retry_keeps_it(
+    store, catalogue, mongo_uri, database_name, policy, acquisitions
+) -> None:
+    """The doi-minter commits between the batch's read and its write; `decide` is synchronous,
+    so the other writer uses a synchronous client from inside it."""
+    pid = acquisitions.pid()
+    start, stop = acquisitions.run_started(), acquisitions.run_stopped()
+
+    def item(data, event_id, decide=None) -> BatchItem:
+        marker = AppliedEvent(identity=f"p\x1f{event_id}", type="t", pid=pid, applied_at=NOW)
+        return BatchItem(
+            marker,
+            decide or (lambda current, _bt: apply_event(data, current, policy=policy, now=NOW)),
+        )
+
+    await store.apply_many([item(start, "e1")])
+
+    def decide_while_the_doi_minter_publishes(current, _beamtime):
+        with MongoClient(mongo_uri) as other:
+            other[database_name][DATASET_COLLECTION].update_one(
+                {"pid": pid}, {"$set": {"isPublished": True}, "$inc": {"pipelineRevision": 1}}
+            )
+        return apply_event(stop, current, policy=policy, now=NOW)
+
+    with pytest.raises((ConcurrentUpdate, OperationFailure)) as failed:
+        await store.apply_many([item(stop, "e2", decide_while_the_doi_minter_publishes)])
+
+    assert isinstance(failed.value, ConcurrentUpdate) or failed.value.has_error_label(
+        "TransientTransactionError"
+    )
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 1
+    retried = await store.apply_many([item(stop, "e2")])
+    [outcome] = retried.outcomes
+    assert isinstance(outcome, StoreOutcome) and outcome.changed
+    stored = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert (stored["isPublished"], stored["datasetStatus"], stored["pipelineRevision"]) == (
+        True,
+        "success",
+        3,
+    )
