@@ -9,9 +9,10 @@ Prints one table; nothing is asserted. Four measurements, in one run on one mach
 2. **End to end** — the same events produced to `acquisition.events` on the embedded stack
    (tansu Kafka, SecantusDB MongoDB, 3 partitions, runs spread over them), consumed by the
    ingestor running as its own process exactly as in production (`python -m scicat_ingestor`,
-   environment variables): each event is one MongoDB transaction (marker + dataset + datablock)
-   and one `dataset.stored` published with `acks=all`, then its offset is committed. Measured from
-   the first produce to the last marker stored.
+   environment variables): records are consumed in batches, each batch's acquisition events
+   applied in one MongoDB transaction (markers + datasets + datablocks, bulk writes), one
+   `dataset.stored` per event published with `acks=all`, then the batch's offsets committed.
+   Measured from the first produce to the last marker stored.
 3. **Raw store rate** — `insert_many` of dataset-shaped documents into the same MongoDB, in
    batches of 1000, in the same run. Target: end to end ≥ 0.8 × this.
 4. **NeXus extraction** — the shipped P08 mapping applied to `--nexus-files` small NeXus files

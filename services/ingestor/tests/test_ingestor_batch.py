@@ -15,6 +15,7 @@ from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.batch_store import BatchItem
 from scicat_ingestor.domain import apply_event
 from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,
     AppliedEvent,
@@ -23,7 +24,9 @@ from scicat_ingestor.store import (
     StoreOutcome,
 )
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
+from scicat_schemas.events import BeamtimeUpdated, BeamtimeUpdatedData, Person, encode
 from scicat_schemas.runtime.settings import MongoSettings
+from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -34,6 +37,9 @@ class Published:
 
     async def dataset_stored(self, dataset: Dataset) -> None:
         self.stored.append(dataset)
+
+    async def datasets_stored(self, datasets: list[Dataset]) -> None:
+        self.stored.extend(datasets)
 
     def ids(self) -> list[str]:
         return [f"{d.pid}#{d.pipelineRevision}" for d in self.stored]
@@ -56,17 +62,23 @@ def published() -> Published:
 def ingest(store, published, policy):
     """Hand records to the batch handler as the consumer does; returns the outcomes."""
     handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
-    batcher = BatchIngestor(handler, store)
+    batcher = BatchIngestor(handler, store, published)
 
-    async def ingesting(*values: bytes | None):
-        return await batcher.handle_batch([_record(value, n) for n, value in enumerate(values)])
+    async def ingesting(*values: bytes | tuple[str, bytes] | None):
+        records = [
+            _record(*value, n)
+            if isinstance(value, tuple)
+            else _record(ACQUISITION_EVENTS, value, n)
+            for n, value in enumerate(values)
+        ]
+        return await batcher.handle_batch(records)
 
     return ingesting
 
 
-def _record(value: bytes | None, offset: int) -> ConsumerRecord[Any, Any]:
+def _record(topic: str, value: bytes | None, offset: int) -> ConsumerRecord[Any, Any]:
     return ConsumerRecord(
-        topic="acquisition.events",
+        topic=topic,
         partition=0,
         offset=offset,
         timestamp=0,
@@ -204,3 +216,53 @@ async def test_publication_during_a_batch_fails_the_batch_and_the_retry_keeps_it
         "success",
         3,
     )
+
+
+async def test_beamtime_record_in_a_batch_applies_in_its_place(
+    ingest, catalogue, acquisitions
+) -> None:
+    """Before it, a run's dataset is completed by it; after it, a new run reads it."""
+    beamtime = BeamtimeUpdatedData(
+        beamtime_id=acquisitions.beamtime,
+        proposal_id="20230042",
+        beamline="p08",
+        title="Thin films under strain",
+        facility="PETRA III",
+        principal_investigator=Person(email="pi@uni.example", lastname="Curie"),
+        start=datetime(2024, 5, 14, 8, 0, tzinfo=UTC),
+        core_path="/asap3/petra3/gpfs/p08/2024/data/11012345",
+    )
+    update = encode(BeamtimeUpdated(source="/desy/door", data=beamtime))
+
+    outcomes = await ingest(
+        acquisitions.envelope(acquisitions.file_closed()),
+        (PROPOSALS_EVENTS, update),
+        acquisitions.envelope(acquisitions.file_closed(run_id="scan_0043")),
+    )
+
+    assert outcomes == [None, None, None]
+    datasets = await catalogue[DATASET_COLLECTION].find({}).to_list()
+    assert sorted(d["pid"] for d in datasets) == [
+        acquisitions.pid(),
+        f"test/{acquisitions.beamtime}/scan_0043",
+    ]
+    assert all("20230042" in d["proposalIds"] for d in datasets)
+
+
+async def test_grouped_runs_take_the_per_event_path_in_order(
+    store, catalogue, published, acquisitions
+) -> None:
+    policy = Settings(pid_prefix="test", measurement_key="measurement").policy()
+    handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
+    start = acquisitions.run_started(metadata={"measurement": "m1"})
+
+    outcomes = await BatchIngestor(handler, store, published).handle_batch(
+        [
+            _record(ACQUISITION_EVENTS, acquisitions.envelope(start), 0),
+            _record(ACQUISITION_EVENTS, acquisitions.envelope(acquisitions.file_closed()), 1),
+        ]
+    )
+
+    assert outcomes == [None, None]
+    dataset = await catalogue[DATASET_COLLECTION].find_one({})
+    assert (dataset["pid"], dataset["numberOfFiles"]) == (f"test/{acquisitions.beamtime}/m1", 1)

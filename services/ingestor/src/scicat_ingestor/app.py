@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ACQUISITION_EVENTS,
         PROPOSALS_EVENTS,
         handler=BatchIngestor(
-            handler, store, file_read_concurrency=settings.file_read_concurrency
+            handler, store, dataset_events, file_read_concurrency=settings.file_read_concurrency
         ).handle_batch,
         group_id=SERVICE,
         max_records=settings.batch_max_records,

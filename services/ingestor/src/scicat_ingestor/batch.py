@@ -41,6 +41,12 @@ log = structlog.get_logger("scicat.ingestor")
 Outcomes = list[Rejected | None]
 
 
+class BatchEvents(Protocol):
+    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
+        """Publish `dataset.stored` for each, in order; return once all are durable."""
+        ...
+
+
 class BatchStore(Protocol):
     async def apply_many(self, items: Sequence[BatchItem]) -> BatchOutcome:
         """Apply the items in order in one transaction; see `batch_store.apply_batch`."""
@@ -53,6 +59,7 @@ class BatchIngestor:
 
     handler: AcquisitionHandler
     store: BatchStore
+    events: BatchEvents
     file_read_concurrency: int = 8
 
     async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Outcomes:
@@ -112,18 +119,13 @@ class BatchIngestor:
                     "this dead letter",
                     error_type="invalid-stored-document",
                 )
-        await asyncio.gather(*(self._publish(chain) for chain in result.published))
+        await self.events.datasets_stored([d for chain in result.published for d in chain])
         log.info(
             "acquisition events handled in one transaction",
             events=len(items),
             rejected=sum(not isinstance(o, StoreOutcome) for o in result.outcomes),
             datasets=len(result.published),
         )
-
-    async def _publish(self, revisions: list[Dataset]) -> None:
-        """One dataset's revisions in order (one key, one partition); datasets concurrently."""
-        for dataset in revisions:
-            await self.handler.events.dataset_stored(dataset)
 
     def _decide(
         self, data: AcquisitionData, issues: list[MetadataIssue], now: datetime

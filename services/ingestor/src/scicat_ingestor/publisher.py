@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,10 +32,22 @@ class KafkaDatasetEvents:
     source: str
 
     async def dataset_stored(self, dataset: Dataset) -> None:
-        event = dataset_stored_event(dataset, source=self.source)
-        await self.broker.publish(
-            encode(event),
-            topic=CATALOGUE_DATASETS,
-            key=dataset.pid.encode(),
-            headers={"content-type": CLOUDEVENTS_JSON},
-        )
+        await self.datasets_stored([dataset])
+
+    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
+        """Queue every event first, in order, then wait for all acknowledgements at once.
+
+        The producer keeps the order of what it queued per partition (one request in flight
+        per partition), and one dataset's events share a key, hence a partition.
+        """
+        pending = [
+            await self.broker.publish(
+                encode(dataset_stored_event(dataset, source=self.source)),
+                topic=CATALOGUE_DATASETS,
+                key=dataset.pid.encode(),
+                headers={"content-type": CLOUDEVENTS_JSON},
+                no_confirm=True,
+            )
+            for dataset in datasets
+        ]
+        await asyncio.gather(*pending)
