@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -266,3 +267,27 @@ async def test_grouped_runs_take_the_per_event_path_in_order(
     assert outcomes == [None, None]
     dataset = await catalogue[DATASET_COLLECTION].find_one({})
     assert (dataset["pid"], dataset["numberOfFiles"]) == (f"test/{acquisitions.beamtime}/m1", 1)
+
+
+async def test_versions_made_inside_one_batch_are_stored_side_by_side(
+    store, catalogue, published, policy, acquisitions
+) -> None:
+    versioning = replace(policy, update_strategy="version")
+    handler = AcquisitionHandler(
+        store=store, events=published, policy=versioning, clock=lambda: NOW
+    )
+    sizes = (10, None, 11, 11, 12)
+    events = [
+        acquisitions.file_closed("a.h5", size=size) if size else acquisitions.run_stopped()
+        for size in sizes
+    ]
+    pid = acquisitions.pid()
+
+    outcomes = await BatchIngestor(handler, store, published).handle_batch(
+        [_record(ACQUISITION_EVENTS, acquisitions.envelope(e), n) for n, e in enumerate(events)]
+    )
+
+    assert outcomes == [None] * 5
+    blocks = {b["datasetId"]: b["size"] async for b in catalogue[ORIG_DATABLOCK_COLLECTION].find()}
+    assert blocks == {pid: 10, f"{pid}/2": 11, f"{pid}/3": 12}
+    assert published.ids() == [f"{pid}#1", f"{pid}#2", f"{pid}/2#1", f"{pid}/2#1", f"{pid}/3#1"]
