@@ -30,7 +30,8 @@ from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcqui
 from scicat_ingestor.file_reading import FileReading
 from scicat_ingestor.handlers import AcquisitionEvent, AcquisitionHandler, decode_acquisition_event
 from scicat_ingestor.quantities import MetadataIssue
-from scicat_ingestor.store import AppliedEvent, CorruptStoredDocument, StoreOutcome
+from scicat_ingestor.store import AppliedEvent, StoreOutcome
+from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import FileClosed
 from scicat_schemas.runtime.consumer import Rejected

@@ -30,8 +30,10 @@ from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,
     AppliedEvent,
     ConcurrentUpdate,
-    CorruptStoredDocument,
     StoreOutcome,
+)
+from scicat_ingestor.stored_documents import (
+    CorruptStoredDocument,
     datablock_doc,
     datablock_from,
     dataset_doc,

@@ -29,7 +29,8 @@ from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.measurements import measurement_of
 from scicat_ingestor.publisher import DatasetEvents
 from scicat_ingestor.quantities import MetadataIssue
-from scicat_ingestor.store import AppliedEvent, CatalogueStore, CorruptStoredDocument, GroupedRun
+from scicat_ingestor.store import AppliedEvent, CatalogueStore, GroupedRun
+from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.events import (
     ACQUISITION_EVENT,
     AcquisitionRef,

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import ValidationError
 from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,6 +28,17 @@ from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
+from scicat_ingestor.stored_documents import (
+    CorruptStoredDocument as CorruptStoredDocument,  # part of this module's interface
+)
+from scicat_ingestor.stored_documents import (
+    datablock_doc,
+    datablock_from,
+    dataset_doc,
+    dataset_from,
+    proposal_from,
+    revision_match,
+)
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
@@ -108,10 +118,6 @@ class BeamtimeOutcome:
 
 class ConcurrentUpdate(Exception):
     """Another writer changed the dataset between read and write; retrying reads fresh state."""
-
-
-class CorruptStoredDocument(Exception):
-    """A stored document does not validate; no retry can help until a person repairs it."""
 
 
 class CatalogueStore(Protocol):
@@ -405,48 +411,5 @@ class MongoCatalogueStore:
         return stored
 
 
-def proposal_from(doc: dict[str, Any]) -> Proposal:
-    try:
-        return Proposal.model_validate({k: v for k, v in doc.items() if k != "_id"})
-    except ValidationError as error:
-        raise CorruptStoredDocument(
-            f"stored {PROPOSAL_COLLECTION} {doc.get('_id')!r} is not a valid proposal: {error}"
-        ) from error
-
-
 def _run_key(beamtime_id: str, run_id: str) -> str:
     return f"{beamtime_id}\x1f{run_id}"
-
-
-def revision_match(revision: int) -> Any:
-    """Revision 0 also matches a dataset without the field (one SciCat itself created)."""
-    return {"$in": [0, None]} if revision == 0 else revision
-
-
-def dataset_doc(dataset: Dataset) -> dict[str, Any]:
-    """Every field, `None` included, so a document read back compares equal to the model."""
-    return dataset.model_dump(mode="python")
-
-
-def datablock_doc(datablock: OrigDatablock) -> dict[str, Any]:
-    return datablock.model_dump(mode="python", by_alias=True)
-
-
-def dataset_from(doc: dict[str, Any]) -> Dataset:
-    doc = {key: value for key, value in doc.items() if key != "_id"}
-    try:
-        return Dataset.model_validate(doc)
-    except ValidationError as error:
-        raise CorruptStoredDocument(
-            f"stored {DATASET_COLLECTION} {doc.get('pid')!r} is not a valid dataset: {error}"
-        ) from error
-
-
-def datablock_from(doc: dict[str, Any]) -> OrigDatablock:
-    try:
-        return OrigDatablock.model_validate(doc)
-    except ValidationError as error:
-        raise CorruptStoredDocument(
-            f"stored {ORIG_DATABLOCK_COLLECTION} {doc.get('_id')!r} is not a valid datablock: "
-            f"{error}"
-        ) from error
