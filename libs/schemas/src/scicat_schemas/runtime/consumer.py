@@ -128,6 +128,18 @@ class ReliableConsumer:
     def dead_letter_topic(self) -> str:
         return dead_letter_topic(self.service)
 
+    def _membership(self, group_id: str | None) -> dict[str, Any]:
+        """How every subscriber joins its group: manual commits, the service's group timing."""
+        return {
+            "group_id": group_id or self.service,
+            "ack_policy": AckPolicy.MANUAL,
+            "auto_offset_reset": "earliest",
+            "max_poll_interval_ms": self.kafka.max_poll_interval_ms,
+            "session_timeout_ms": self.kafka.session_timeout_ms,
+            "heartbeat_interval_ms": self.kafka.heartbeat_interval_ms,
+            "rebalance_timeout_ms": self.kafka.rebalance_timeout_ms,
+        }
+
     def subscribe(
         self,
         *topics: str,
@@ -139,13 +151,7 @@ class ReliableConsumer:
         subscriber = self.broker.subscriber(
             *topics,
             pattern=pattern,
-            group_id=group_id or self.service,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=self.kafka.max_poll_interval_ms,
-            session_timeout_ms=self.kafka.session_timeout_ms,
-            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
-            rebalance_timeout_ms=self.kafka.rebalance_timeout_ms,
+            **self._membership(group_id),
         )
 
         async def on_message(message: InjectedKafkaMessage) -> None:
@@ -170,13 +176,7 @@ class ReliableConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
-            group_id=group_id or self.service,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=self.kafka.max_poll_interval_ms,
-            session_timeout_ms=self.kafka.session_timeout_ms,
-            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
-            rebalance_timeout_ms=self.kafka.rebalance_timeout_ms,
+            **self._membership(group_id),
         )
 
         async def on_batch(message: InjectedKafkaMessage) -> None:
