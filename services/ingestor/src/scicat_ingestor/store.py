@@ -13,9 +13,8 @@ miss raises `ConcurrentUpdate` and the consumer retries on fresh state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +27,16 @@ from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
+from scicat_ingestor.store_values import (
+    AppliedEvent,
+    BeamtimeOutcome,
+    Complete,
+    ConcurrentUpdate,
+    Decide,
+    GroupedRun,
+    StoredContext,
+    StoreOutcome,
+)
 from scicat_ingestor.stored_documents import (
     CorruptStoredDocument as CorruptStoredDocument,  # part of this module's interface
 )
@@ -56,68 +65,6 @@ if TYPE_CHECKING:
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 RUN_COLLECTION = "PipelineRun"
 """Runs grouped into measurements: the measurement of each run and the run's own metadata."""
-
-
-@dataclass(frozen=True)
-class StoredContext:
-    """What else the domain needs, read in the same transaction: the dataset's beamtime (when
-    known) and, for a run grouped into a measurement, the measurement's runs."""
-
-    beamtime: BeamtimeFacts | None = None
-    measurement: MeasurementView | None = None
-
-
-Decide = Callable[[CatalogueEntry | None, StoredContext], CatalogueEntry | None]
-"""The domain step run inside the transaction: current state and context → new state, or `None`
-(no change)."""
-
-Complete = Callable[[CatalogueEntry], CatalogueEntry | None]
-"""A dataset of a beamtime that just changed → its completed state, or `None` (no change)."""
-
-
-@dataclass(frozen=True)
-class AppliedEvent:
-    """The marker that records an event as applied; `identity` is CloudEvent `source` + `id`."""
-
-    identity: str
-    type: str
-    pid: str
-    applied_at: datetime
-    beamtime_id: str | None = None
-    run: GroupedRun | None = None
-
-
-@dataclass(frozen=True)
-class GroupedRun:
-    """A run's event in a measurement: recorded with the run before the domain decides."""
-
-    beamtime_id: str
-    run_id: str
-    measurement: str
-    metadata: dict[str, Any]
-    started_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class StoreOutcome:
-    """What applying one event did; `dataset` is the dataset as stored now (None: there is none)."""
-
-    dataset: Dataset | None
-    changed: bool
-    already_applied: bool
-
-
-@dataclass(frozen=True)
-class BeamtimeOutcome:
-    """What a `beamtime.updated` did: `datasets` are the beamtime's datasets as stored now."""
-
-    datasets: list[Dataset]
-    changed: bool
-    already_applied: bool
-
-
-class ConcurrentUpdate(Exception):
-    """Another writer changed the dataset between read and write; retrying reads fresh state."""
 
 
 class CatalogueStore(Protocol):
@@ -413,3 +360,20 @@ class MongoCatalogueStore:
 
 def _run_key(beamtime_id: str, run_id: str) -> str:
     return f"{beamtime_id}\x1f{run_id}"
+
+
+__all__ = [
+    "APPLIED_EVENT_COLLECTION",
+    "RUN_COLLECTION",
+    "AppliedEvent",
+    "BeamtimeOutcome",
+    "CatalogueStore",
+    "Complete",
+    "ConcurrentUpdate",
+    "CorruptStoredDocument",
+    "Decide",
+    "GroupedRun",
+    "MongoCatalogueStore",
+    "StoreOutcome",
+    "StoredContext",
+]

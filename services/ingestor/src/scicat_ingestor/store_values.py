@@ -1,0 +1,79 @@
+"""The values the handlers and the catalogue store exchange (single events and beamtimes).
+
+Kept apart from `store.py`, which is the MongoDB adapter: the batch store and the tests use these
+without the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from scicat_ingestor.beamtimes import BeamtimeFacts
+from scicat_ingestor.domain import CatalogueEntry
+from scicat_ingestor.measurements import MeasurementView
+from scicat_schemas.documents import Dataset
+
+
+@dataclass(frozen=True)
+class StoredContext:
+    """What else the domain needs, read in the same transaction: the dataset's beamtime (when
+    known) and, for a run grouped into a measurement, the measurement's runs."""
+
+    beamtime: BeamtimeFacts | None = None
+    measurement: MeasurementView | None = None
+
+
+Decide = Callable[[CatalogueEntry | None, StoredContext], CatalogueEntry | None]
+"""The domain step run inside the transaction: current state and context → new state, or `None`
+(no change)."""
+
+Complete = Callable[[CatalogueEntry], CatalogueEntry | None]
+"""A dataset of a beamtime that just changed → its completed state, or `None` (no change)."""
+
+
+@dataclass(frozen=True)
+class AppliedEvent:
+    """The marker that records an event as applied; `identity` is CloudEvent `source` + `id`."""
+
+    identity: str
+    type: str
+    pid: str
+    applied_at: datetime
+    beamtime_id: str | None = None
+    run: GroupedRun | None = None
+
+
+@dataclass(frozen=True)
+class GroupedRun:
+    """A run's event in a measurement: recorded with the run before the domain decides."""
+
+    beamtime_id: str
+    run_id: str
+    measurement: str
+    metadata: dict[str, Any]
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What applying one event did; `dataset` is the dataset as stored now (None: there is none)."""
+
+    dataset: Dataset | None
+    changed: bool
+    already_applied: bool
+
+
+@dataclass(frozen=True)
+class BeamtimeOutcome:
+    """What a `beamtime.updated` did: `datasets` are the beamtime's datasets as stored now."""
+
+    datasets: list[Dataset]
+    changed: bool
+    already_applied: bool
+
+
+class ConcurrentUpdate(Exception):
+    """Another writer changed the dataset between read and write; retrying reads fresh state."""
