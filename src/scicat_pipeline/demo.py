@@ -183,6 +183,8 @@ async def run_demo(
         finally:
             await mongo.close()
         await wait_for(lambda: films_found(None), timeout=60, what="the datasets, publicly")
+        if published is None:
+            raise RuntimeError("the DOI registration was waited for but not returned")
         doi = str(published["doi"])
 
         async def harvestable() -> bool:

@@ -19,10 +19,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-EMBEDDED_KAFKA_TUNING = {
+EMBEDDED_KAFKA_TUNING: dict[str, Any] = {
     "session_timeout_ms": 1000,
     "heartbeat_interval_ms": 300,
     "rebalance_timeout_ms": 1000,

@@ -89,7 +89,8 @@ def parse_time(text: str | None) -> datetime | None:
         return _iso_time(text)
     value = int(text) if text.lstrip("-").isdigit() else number
     try:
-        return from_epoch(value, infer_epoch_unit(value))
+        moment: datetime = from_epoch(value, infer_epoch_unit(value))
+        return moment
     except ValueError as error:
         raise BadInput(f"--time: {error}") from None
 

@@ -125,7 +125,6 @@ def _found(path: Path) -> FoundFile:
 
 def run_events(run: FoundRun, *, beamtime_id: str, instrument: str) -> list[AcquisitionEvent]:
     """The events a live producer would have sent for `run`, with deterministic ids."""
-    ref = {"run_id": run.run_id, "beamtime_id": beamtime_id, "instrument": instrument}
     key = (beamtime_id, run.run_id)
     first = min(f.modified for f in run.files)
     last = max(f.modified for f in run.files)
@@ -134,7 +133,13 @@ def run_events(run: FoundRun, *, beamtime_id: str, instrument: str) -> list[Acqu
             id=event_id("ingest", *key, "started"),
             source=SOURCE,
             time=first,
-            data=RunStartedData(**ref, started_at=first, source_folder=run.folder.as_posix()),
+            data=RunStartedData(
+                run_id=run.run_id,
+                beamtime_id=beamtime_id,
+                instrument=instrument,
+                started_at=first,
+                source_folder=run.folder.as_posix(),
+            ),
         )
     ]
     for found in run.files:
@@ -146,7 +151,12 @@ def run_events(run: FoundRun, *, beamtime_id: str, instrument: str) -> list[Acqu
                 time=found.modified,
                 subject=found.path.as_posix(),
                 data=FileClosedData(
-                    **ref, path=found.path.as_posix(), size=found.size, closed_at=found.modified
+                    run_id=run.run_id,
+                    beamtime_id=beamtime_id,
+                    instrument=instrument,
+                    path=found.path.as_posix(),
+                    size=found.size,
+                    closed_at=found.modified,
                 ),
             )
         )
@@ -155,7 +165,13 @@ def run_events(run: FoundRun, *, beamtime_id: str, instrument: str) -> list[Acqu
             id=event_id("ingest", *key, "stopped"),
             source=SOURCE,
             time=last,
-            data=RunStoppedData(**ref, stopped_at=last, status="success"),
+            data=RunStoppedData(
+                run_id=run.run_id,
+                beamtime_id=beamtime_id,
+                instrument=instrument,
+                stopped_at=last,
+                status="success",
+            ),
         )
     )
     return events

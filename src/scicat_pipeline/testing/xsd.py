@@ -27,7 +27,7 @@ def shared_schemas_dir() -> Path:
     raise FileNotFoundError(f"no shared/schemas found in {[str(c) for c in candidates]}")
 
 
-class _LocalResolver(etree.Resolver):
+class _LocalResolver(etree.Resolver):  # type: ignore[misc]  # lxml ships no type stubs
     def __init__(self, mapping: dict[str, Path]) -> None:
         super().__init__()
         self.mapping = mapping

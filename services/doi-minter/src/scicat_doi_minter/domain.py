@@ -33,11 +33,11 @@ from scicat_schemas.documents import (
     PublishedData,
 )
 from scicat_schemas.events import (
+    CloudEvent,
     DatasetStored,
     DatasetStoredData,
     PublicationRegistered,
     PublicationRegisteredData,
-    PublicationRequested,
     PublicationRequestedData,
 )
 
@@ -334,7 +334,7 @@ def dataset_stored(dataset: Dataset, *, source: str) -> DatasetStored:
 
 
 def publication_registered(
-    record: PublicationRecord, *, source: str, request: PublicationRequested
+    record: PublicationRecord, *, source: str, request: CloudEvent
 ) -> PublicationRegistered:
     """`publication.registered`, with an id derived from the request it answers.
 
