@@ -9,9 +9,12 @@ completion, idempotency markers: all the service's rules). Settings come from th
 Runs: every directory that directly holds files is one run. Its run id is the directory's path
 relative to the PATH argument (`raw/` given → `scan_001`, `scan_001/det1`); files directly in a
 PATH directory form the run named after that directory; a file given as PATH belongs to the run
-of its parent directory. Hidden files and directories (`.` prefix) and symbolic links are
-skipped. Each run is `run.started` (source folder = the directory, start = the oldest
-modification time), one `file.closed` per file (size and modification time from the
+of its parent directory. Hidden files and directories (`.` prefix) are skipped, and so are
+symbolic links unless `--follow-symlinks` is given: then a link to a file is that file (under the
+link's path, which is where people look for it) and a link to a directory is walked like one,
+each directory once however many links lead to it (no loops); dangling links are skipped.
+Each run is `run.started` (source folder = the directory, start = the oldest modification
+time), one `file.closed` per file (size and modification time from the
 filesystem), and `run.stopped` (success, at the newest modification time).
 
 Event ids derive from the beamtime, run, relative path, size and modification time, so running
@@ -81,7 +84,7 @@ class FoundRun:
         return sum(f.size for f in self.files)
 
 
-def find_runs(paths: Iterable[Path]) -> list[FoundRun]:
+def find_runs(paths: Iterable[Path], *, follow_symlinks: bool = False) -> list[FoundRun]:
     """Group the files under `paths` into runs by the rule in the module docstring."""
     runs: dict[Path, FoundRun] = {}
     for given in paths:
@@ -91,7 +94,7 @@ def find_runs(paths: Iterable[Path]) -> list[FoundRun]:
                 _found(root)
             )
             continue
-        for folder, files in _walk(root):
+        for folder, files in _walk(root, follow_symlinks=follow_symlinks):
             relative = folder.relative_to(root).as_posix()
             run_id = root.name if relative == "." else relative
             run = runs.setdefault(folder, FoundRun(run_id, folder))
@@ -101,16 +104,35 @@ def find_runs(paths: Iterable[Path]) -> list[FoundRun]:
     return sorted((r for r in runs.values() if r.files), key=lambda r: str(r.folder))
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, list[str]]]:
-    for folder, directories, files in os.walk(root):
+def _walk(root: Path, *, follow_symlinks: bool) -> Iterator[tuple[Path, list[str]]]:
+    visited: set[tuple[int, int]] = set()
+    for folder, directories, files in os.walk(root, followlinks=follow_symlinks):
+        if follow_symlinks:
+            identity = _identity(folder)
+            if identity in visited:
+                directories[:] = []
+                continue
+            visited.add(identity)
         directories[:] = sorted(d for d in directories if not d.startswith("."))
-        regular = [
+        wanted = [
             name
             for name in sorted(files)
-            if not name.startswith(".") and not os.path.islink(os.path.join(folder, name))
+            if not name.startswith(".") and _wanted(os.path.join(folder, name), follow_symlinks)
         ]
-        if regular:
-            yield Path(folder), regular
+        if wanted:
+            yield Path(folder), wanted
+
+
+def _identity(folder: str) -> tuple[int, int]:
+    """The directory itself, whatever path led to it: how a loop of links is recognised."""
+    stat = os.stat(folder)
+    return stat.st_dev, stat.st_ino
+
+
+def _wanted(path: str, follow_symlinks: bool) -> bool:
+    if not os.path.islink(path):
+        return True
+    return follow_symlinks and os.path.isfile(path)
 
 
 def _found(path: Path) -> FoundFile:
@@ -270,6 +292,12 @@ def ingest(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the runs and datasets; write nothing.")
     ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks", help="Take linked files and walk linked directories (once each)."
+        ),
+    ] = False,
 ) -> None:
     """Back-fill existing files or directories into the catalogue, without Kafka."""
     missing = [str(p) for p in paths if not p.exists()]
@@ -281,7 +309,7 @@ def ingest(
         update={k: v for k, v in (("uri", mongodb), ("database", database)) if v is not None}
     )
     settings = settings.model_copy(update={"mongo": mongo})
-    runs = find_runs(paths)
+    runs = find_runs(paths, follow_symlinks=follow_symlinks)
     if not runs:
         err.print("nothing to ingest: no files found")
         return
