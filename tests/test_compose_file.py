@@ -64,3 +64,15 @@ def test_every_service_image_builds_from_its_workspace_member() -> None:
     for service in SERVICES:
         assert (ROOT / "services" / service / "pyproject.toml").exists()
     assert "--package scicat-${SERVICE}" in dockerfile
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_that_reads_mongodb_is_told_where_it_is(service: str) -> None:
+    """A service left on its `localhost` default would fail only once deployed."""
+    package, prefix = SERVICES[service]
+    settings = importlib.import_module(f"{package}.settings").Settings
+    if "mongo" not in settings.model_fields:
+        pytest.skip(f"{service} does not read MongoDB")
+    spec = COMPOSE["services"][service]
+    assert f"{prefix}MONGO__URI" in spec["environment"]
+    assert spec["depends_on"]["mongodb"] == {"condition": "service_healthy"}
