@@ -1,0 +1,155 @@
+"""deploy/k8s cannot be applied here (no cluster): this keeps the manifests valid and honest.
+
+Every resource is validated strictly against the Kubernetes API schemas (kubernetes-validate ships
+them, so this runs offline), and checked against what the services really read and serve.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from deployment_support import SERVICES, reads_mongodb, unknown_variables
+
+from scicat_schemas.topics import ALL_TOPICS
+
+K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
+KUSTOMIZATION = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
+"""The oldest release still commonly run at facilities, and the newest the schemas know."""
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+RESOURCES = [doc for name in KUSTOMIZATION["resources"] for doc in _documents(K8S / name)]
+SECRETS = {doc["metadata"]["name"]: doc for doc in _documents(K8S / "secrets.example.yaml")}
+PATCHES = [doc for path in sorted((K8S / "patches").glob("*.yaml")) for doc in _documents(path)]
+
+
+def _named(kind: str, name: str) -> dict[str, Any]:
+    [found] = [d for d in RESOURCES if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def _container(service: str) -> dict[str, Any]:
+    [container] = _named("Deployment", service)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _env(service: str) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in _container(service)["env"]}
+
+
+def test_the_kustomization_lists_every_manifest() -> None:
+    manifests = {p.name for p in K8S.glob("*.yaml")} - {
+        "kustomization.yaml",
+        "secrets.example.yaml",
+    }
+    assert set(KUSTOMIZATION["resources"]) == manifests
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_resource_and_example_is_valid_kubernetes(version: str) -> None:
+    for document in [*RESOURCES, *SECRETS.values()]:
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_the_data_mount_patch_is_valid_once_merged_into_the_ingestor() -> None:
+    """Kustomize merges containers by name and volumes by name; so does this."""
+    [patch] = PATCHES
+    merged = yaml.safe_load(yaml.safe_dump(_named("Deployment", "ingestor")))
+    pod, extra = merged["spec"]["template"]["spec"], patch["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [patched] = extra["containers"]
+    assert patched["name"] == container["name"]
+    container["volumeMounts"] += patched["volumeMounts"]
+    pod["volumes"] += extra["volumes"]
+    kubernetes_validate.validate(merged, KUBERNETES_VERSIONS[-1], strict=True)
+    assert all(mount["readOnly"] for mount in patched["volumeMounts"])
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_variable_names_a_settings_field_and_every_reference_resolves(service: str) -> None:
+    env = _env(service)
+    assert not unknown_variables(service, list(env))
+    config = _named("ConfigMap", "scicat-endpoints")["data"]
+    for name, item in env.items():
+        source = item.get("valueFrom", {})
+        if "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            assert ref["name"] == "scicat-endpoints"
+            assert ref["key"] in config or ref.get("optional"), f"{name}: no key {ref['key']}"
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            assert ref["key"] in SECRETS[ref["name"]]["stringData"], f"{name}: {ref}"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_credentials_come_from_secrets_only(service: str) -> None:
+    for name, item in _env(service).items():
+        if re.search(r"PASSWORD|SECRET|MONGO__URI", name):
+            assert "secretKeyRef" in item.get("valueFrom", {}), f"{name} is not from a Secret"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_probes_and_metrics_reach_the_port_the_service_listens_on(service: str) -> None:
+    container = _container(service)
+    _, prefix = SERVICES[service]
+    [port] = container["ports"]
+    assert _env(service)[f"{prefix}HTTP__PORT"]["value"] == str(port["containerPort"])
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    annotations = _named("Deployment", service)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_each_service_object_selects_its_pods(service: str) -> None:
+    deployment = _named("Deployment", service)
+    selector = _named("Service", service)["spec"]["selector"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_that_reads_mongodb_is_told_where_it_is(service: str) -> None:
+    if not reads_mongodb(service):
+        pytest.skip(f"{service} does not read MongoDB")
+    _, prefix = SERVICES[service]
+    assert f"{prefix}MONGO__URI" in _env(service)
+
+
+def test_every_pod_runs_unprivileged_and_read_only() -> None:
+    """The namespace enforces the `restricted` Pod Security Standard; these are its rules."""
+    for document in RESOURCES:
+        if document["kind"] not in {"Deployment", "Job"}:
+            continue
+        pod = document["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            if document["kind"] == "Deployment":
+                assert context["readOnlyRootFilesystem"] is True
+
+
+def test_the_topics_job_creates_every_contract_and_dead_letter_topic() -> None:
+    [container] = _named("Job", "scicat-topics")["spec"]["template"]["spec"]["containers"]
+    words = set(re.findall(r"[\w.-]+", " ".join(container["args"])))
+    assert not [topic for topic in ALL_TOPICS if topic not in words]
+
+
+def test_every_service_image_is_one_the_kustomization_tags() -> None:
+    tagged = {image["name"] for image in KUSTOMIZATION["images"]}
+    assert {_container(service)["image"] for service in SERVICES} == tagged
+    assert tagged == {f"scicat-{service}" for service in SERVICES}
