@@ -76,6 +76,8 @@ class EmbeddedKafka:
     """A tansu broker; it keeps data in memory and needs topics created explicitly."""
 
     port: int = field(default_factory=free_port)
+    advertised_port: int | None = None
+    """Where clients are told to connect, when something (a TLS proxy in a test) sits in front."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,8 +86,16 @@ class EmbeddedKafka:
 
     def start(self) -> EmbeddedKafka:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                advertised,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from scicat_pipeline.kafka_access import kafka_client_options
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.topics import dead_letter_topic
 
@@ -150,6 +151,7 @@ async def _open_consumer(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **kafka_client_options(),
     )
     try:
         await consumer.start()
@@ -247,7 +249,11 @@ def replay(
 
     async def run() -> tuple[int, int]:
         consumer, ends = await _open_consumer(kafka, dead_letter_topic(service), group_id)
-        producer = None if dry_run else AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+        producer = (
+            None
+            if dry_run
+            else AIOKafkaProducer(bootstrap_servers=kafka, acks="all", **kafka_client_options())
+        )
         replayed = passed = 0
         try:
             if producer is not None:

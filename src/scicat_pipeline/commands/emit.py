@@ -28,6 +28,7 @@ from rich.console import Console
 
 from scicat_ingestor.adapters import BrokenMessage, from_epoch, infer_epoch_unit
 from scicat_ingestor.adapters.door import from_beamtime_metadata
+from scicat_pipeline.kafka_access import kafka_security
 from scicat_schemas.events import Checksum, CloudEvent
 from scicat_schemas.producer import EventProducer
 
@@ -146,9 +147,12 @@ def _bad_input() -> Iterator[None]:
 
 def _send(kafka: str, source: str, send: Callable[[EventProducer], Awaitable[CloudEvent]]) -> None:
     """Run one send, print the id, and turn failures into clear messages and exit codes."""
+    security = kafka_security()
 
     async def run() -> CloudEvent:
-        async with EventProducer(kafka, source=source, request_timeout_ms=15_000) as producer:
+        async with EventProducer(
+            kafka, source=source, request_timeout_ms=15_000, security=security
+        ) as producer:
             return await send(producer)
 
     try:

@@ -48,6 +48,7 @@ from scicat_ingestor.nexus_metadata import MappingError, load_mappings
 from scicat_ingestor.publisher import KafkaDatasetEvents
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
+from scicat_pipeline.kafka_access import kafka_security
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import (
     FileClosed,
@@ -242,7 +243,7 @@ async def _apply(
     if kafka is not None:
         broker = create_broker(
             service="ingest-cli",
-            kafka=KafkaSettings(bootstrap_servers=kafka),
+            kafka=KafkaSettings(bootstrap_servers=kafka, security=kafka_security()),
             registry=CollectorRegistry(),
         )
         await broker.connect()

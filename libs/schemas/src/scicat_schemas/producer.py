@@ -17,6 +17,7 @@ that re-sends after a timeout, not knowing whether the first send arrived, sends
 (`source`, `id`) and the ingestor applies it once. That is what makes resends safe, so Kafka's
 idempotent producer is not needed (and the embedded tansu broker does not offer
 `InitProducerId`). Pass explicit times for resend-safe ids: a default "now" differs per call.
+A cluster that authenticates clients takes `security=KafkaSecurity(protocol="SASL_SSL", ...)`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from scicat_schemas.events import (
     RunStoppedData,
     encode,
 )
+from scicat_schemas.runtime.kafka_security import client_options
+from scicat_schemas.runtime.settings import KafkaSecurity
 from scicat_schemas.topics import (
     ACQUISITION_EVENTS,
     CATALOGUE_DATASETS,
@@ -99,6 +102,7 @@ class EventProducer:
         source: str,
         client_id: str = "scicat-event-producer",
         request_timeout_ms: int = 30_000,
+        security: KafkaSecurity | None = None,
     ) -> None:
         if not source:
             raise ValueError("source must name the producer, e.g. `/desy/p08/sardana`")
@@ -108,6 +112,7 @@ class EventProducer:
             client_id=client_id,
             acks="all",
             request_timeout_ms=request_timeout_ms,
+            **client_options(security or KafkaSecurity()),
         )
 
     async def __aenter__(self) -> EventProducer:

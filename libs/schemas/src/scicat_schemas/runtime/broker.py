@@ -7,6 +7,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
+from scicat_schemas.runtime.kafka_security import broker_security
 from scicat_schemas.runtime.settings import KafkaSettings
 
 
@@ -16,12 +17,14 @@ def create_broker(
     """A FastStream Kafka broker with Prometheus metrics and structured logs.
 
     Producers wait for all in-sync replicas (`acks="all"`): a downstream event counts as published
-    only when the cluster has it, which is what "ack after the effect is durable" needs.
+    only when the cluster has it, which is what "ack after the effect is durable" needs. TLS and
+    SASL come from `kafka.security`.
     """
     return KafkaBroker(
         kafka.bootstrap_servers,
         client_id=service,
         acks="all",
+        security=broker_security(kafka.security),
         middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=service),),
         logger=structlog.get_logger(f"scicat.{service}.broker"),
         graceful_timeout=15.0,

@@ -2,11 +2,65 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSecurity(BaseModel):
+    """How clients prove who they are to a production cluster (ESS, for one, runs SASL_SSL with
+    SCRAM-SHA-512); `scicat_schemas.runtime.kafka_security` turns it into client options."""
+
+    protocol: KafkaProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512", description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_*)."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user (SASL_*).")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (SASL_*); never logged."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="CA bundle the brokers' certificates are checked against (SSL, SASL_SSL); "
+        "default: the system's CAs.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate for mutual TLS (with `ssl_keyfile`)."
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="Client certificate's key.")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        """Refuse half a configuration at start-up, not at the first connection attempt."""
+        if self.uses_sasl and (self.sasl_username is None or self.sasl_password is None):
+            raise ValueError(f"protocol {self.protocol} needs sasl_username and sasl_password")
+        tls_files = [self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile]
+        if not self.uses_tls and any(f is not None for f in tls_files):
+            raise ValueError(f"ssl_* files are set but protocol {self.protocol} does not use TLS")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("a client certificate needs both ssl_certfile and ssl_keyfile")
+        return self
 
 
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = Field(default="localhost:9092", description="host:port[,host:port]")
+    security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS and SASL towards the cluster."
+    )
     max_poll_interval_ms: int = Field(
         default=300_000, description="A handler (retries included) must finish within this."
     )
