@@ -146,6 +146,11 @@ async def test_changed_file_after_the_stop_is_published_as_a_new_version(
     first = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert (first["size"], second["size"]) == (10, 11)
     assert second["pipelineBasePid"] == pid
-    records = await read_topic(kafka, CATALOGUE_DATASETS, expected=3)
-    ids = sorted(DATASET_EVENT.validate_json(record.value).id for record in records)
-    assert ids == [f"{pid}#1", f"{pid}#2", f"{pid}/2#1"]
+    finals = {f"{pid}#2", f"{pid}/2#1"}
+    records = await read_topic(
+        kafka,
+        CATALOGUE_DATASETS,
+        expected=2,
+        where=lambda record: DATASET_EVENT.validate_json(record.value).id in finals,
+    )
+    assert {DATASET_EVENT.validate_json(record.value).id for record in records} == finals

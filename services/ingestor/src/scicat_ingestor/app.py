@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     registry = CollectorRegistry()
     broker = create_broker(service=SERVICE, kafka=settings.kafka, registry=registry)
-    store = MongoCatalogueStore(settings.mongo)
+    store = MongoCatalogueStore(settings.mongo, marker_retention=settings.marker_retention())
     dataset_events = KafkaDatasetEvents(broker=broker, source=settings.source)
     handler = AcquisitionHandler(
         store=store,

@@ -120,7 +120,7 @@ class BatchIngestor:
                     "this dead letter",
                     error_type="invalid-stored-document",
                 )
-        await self.events.datasets_stored([d for chain in result.published for d in chain])
+        await self.events.datasets_stored(result.published)
         log.info(
             "acquisition events handled in one transaction",
             events=len(items),

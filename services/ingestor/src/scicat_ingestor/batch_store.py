@@ -6,8 +6,11 @@ datasets (every version) the batch touches, one of their datablocks, one of thei
 then the pure domain runs in memory, event after event (an event sees the state the previous
 event of its dataset left); then one `insert_many` of the new markers, one `bulk_write` of the
 datasets, one of the datablocks, one `find` reading the written datasets back, and the commit.
+What is written grows with the datasets a batch touches, not with its events: one marker per
+dataset holding the identities of the batch's events applied to it (`applied_events`), each
+dataset and datablock written once in its final state.
 
-The guarantees are the per-event path's: a marker per applied event, in the same transaction as
+The guarantees are the per-event path's: every applied event recorded, in the same transaction as
 its effect; dataset updates conditional on the `pipelineRevision` read, setting only the fields
 the domain changed (so `isPublished` set by the doi-minter is never lost); a lost race raises
 `ConcurrentUpdate`, the transaction aborts and the whole batch is retried on fresh state.
@@ -24,14 +27,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from scicat_ingestor.applied_events import (
+    APPLIED_EVENT_COLLECTION,
+    applied_among,
+    marker_document,
+)
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
-from scicat_ingestor.store import (
-    APPLIED_EVENT_COLLECTION,
-    AppliedEvent,
-    ConcurrentUpdate,
-    StoreOutcome,
-)
+from scicat_ingestor.store_values import AppliedEvent, ConcurrentUpdate, StoreOutcome
 from scicat_ingestor.stored_documents import (
     CorruptStoredDocument,
     datablock_doc,
@@ -68,13 +71,14 @@ ItemOutcome = StoreOutcome | InvalidAcquisition | CorruptStoredDocument
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """`outcomes` in item order; `published`: per dataset the batch touched, the dataset each
-    of its (not rejected) events left, in order, the last revision as read back. Published as
-    `dataset.stored`, one per event as on the per-event path (a redelivered event publishes the
-    stored state again: its first delivery may have crashed after commit, before publishing)."""
+    """`outcomes` in item order; `published`: each dataset (each version) the batch's events
+    addressed, in its final state as read back, in the order first touched. Published as
+    `dataset.stored`, ONE per dataset: its consumers keep only the latest revision, so the
+    intermediate revisions of a batch need not be announced. A redelivered event's dataset is
+    published too: its first delivery may have crashed after the commit, before publishing."""
 
     outcomes: list[ItemOutcome]
-    published: list[list[Dataset]]
+    published: list[Dataset]
 
 
 async def apply_batch(
@@ -88,20 +92,16 @@ async def apply_batch(
 async def _apply(
     db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, items: Sequence[BatchItem]
 ) -> BatchOutcome:
-    identities = list({item.event.identity for item in items})
-    applied = {
-        doc["_id"]
-        async for doc in db[APPLIED_EVENT_COLLECTION].find(
-            {"_id": {"$in": identities}}, projection={"_id": True}, session=session
-        )
-    }
+    applied = await applied_among(
+        db, list(dict.fromkeys(item.event.identity for item in items)), session
+    )
     base_pids = sorted({item.event.pid for item in items})
     state = await _load_latest(db, session, base_pids)
     beamtimes = await _load_beamtimes(
         db, session, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id})
     )
     outcomes: list[ItemOutcome] = []
-    markers: list[dict[str, Any]] = []
+    markers: dict[str, list[AppliedEvent]] = {}
     original: dict[str, CatalogueEntry | None] = {}
     final: dict[str, CatalogueEntry] = {}
     for item in items:
@@ -123,7 +123,7 @@ async def _apply(
             outcomes.append(error)
             continue
         applied.add(event.identity)
-        markers.append(_marker(event))
+        markers.setdefault(event.pid, []).append(event)
         if proposed is None:
             outcomes.append(StoreOutcome(_dataset_of(current), False, already_applied=False))
             continue
@@ -134,7 +134,7 @@ async def _apply(
         state[event.pid] = proposed
         outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
     if markers:
-        await _insert_markers(db, session, markers)
+        await _insert_markers(db, session, [_marker(events) for events in markers.values()])
     stored = await _write(db, session, original, final)
 
     def as_stored(dataset: Dataset) -> Dataset:
@@ -149,10 +149,10 @@ async def _apply(
         else o
         for o in outcomes
     ]
-    published: dict[str, list[Dataset]] = {}
-    for item, outcome in zip(items, outcomes, strict=True):
+    published: dict[str, Dataset] = {}
+    for outcome in outcomes:
         if isinstance(outcome, StoreOutcome) and outcome.dataset is not None:
-            published.setdefault(item.event.pid, []).append(outcome.dataset)
+            published[outcome.dataset.pid] = outcome.dataset
     return BatchOutcome(outcomes, list(published.values()))
 
 
@@ -160,13 +160,14 @@ def _dataset_of(entry: CatalogueEntry | CorruptStoredDocument | None) -> Dataset
     return entry.dataset if isinstance(entry, CatalogueEntry) else None
 
 
-def _marker(event: AppliedEvent) -> dict[str, Any]:
-    return {
-        "_id": event.identity,
-        "type": event.type,
-        "pid": event.pid,
-        "appliedAt": event.applied_at,
-    }
+def _marker(events: list[AppliedEvent]) -> dict[str, Any]:
+    """One dataset's events of this batch, in applied order."""
+    return marker_document(
+        [event.identity for event in events],
+        pid=events[0].pid,
+        types=[event.type for event in events],
+        applied_at=events[0].applied_at,
+    )
 
 
 async def _load_latest(
@@ -176,19 +177,17 @@ async def _load_latest(
 
     A damaged stored document spoils only the events of its dataset, as on the per-event path.
     """
-    cursor = db[DATASET_COLLECTION].find(
-        {"$or": [{"pid": {"$in": base_pids}}, {"pipelineBasePid": {"$in": base_pids}}]},
-        session=session,
-    )
     wanted = set(base_pids)
     latest: dict[str, dict[str, Any]] = {}
-    async for doc in cursor:
-        base = doc.get("pid") if doc.get("pid") in wanted else doc.get("pipelineBasePid")
-        if base not in wanted:
-            continue
-        seen = latest.get(base)
-        if seen is None or _version(doc) > _version(seen):
-            latest[base] = doc
+    # Two queries, not one `$or`: each uses its index, where an `$or` of `$in`s may scan.
+    for field in ("pid", "pipelineBasePid"):
+        async for doc in db[DATASET_COLLECTION].find({field: {"$in": base_pids}}, session=session):
+            base = doc.get("pid") if doc.get("pid") in wanted else doc.get("pipelineBasePid")
+            if base not in wanted:
+                continue
+            seen = latest.get(base)
+            if seen is None or _version(doc) > _version(seen):
+                latest[base] = doc
     block_ids = [OrigDatablock.id_for(doc["pid"]) for doc in latest.values()]
     blocks = {
         doc["_id"]: doc

@@ -7,6 +7,7 @@ the service instead of dead-lettering every event.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Files of a batch read (checksum, NeXus metadata) at the same time.",
     )
+    applied_event_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the record of an applied event is kept (TTL index on "
+        "`PipelineAppliedEvent.appliedAt`); must exceed how long a record can be delivered "
+        "again (topic retention, dead letters one may replay). 0 keeps them for ever.",
+    )
 
     native_topics: NativeTopics = Field(
         default_factory=NativeTopics,
@@ -122,6 +130,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_access_templates(cls, templates: list[str]) -> list[str]:
         return [_checked_template(t) for t in templates]
+
+    def marker_retention(self) -> timedelta:
+        return timedelta(days=self.applied_event_retention_days)
 
     def policy(self) -> IngestPolicy:
         """The part of the settings the domain needs."""

@@ -1,10 +1,10 @@
 """The catalogue in MongoDB: datasets, their datablocks and the record of applied events.
 
 Exactly-once effect over at-least-once delivery (the pyeventsourcing way): one transaction inserts
-a marker `{_id: event identity}` into `PipelineAppliedEvent`, reads the dataset, asks the domain
-for the new state and writes it. A redelivered event fails on the marker's unique `_id`, the
-transaction aborts, and nothing changes. A crash before commit leaves nothing behind; a crash
-after commit is recognised by the marker when Kafka redelivers.
+a marker holding the event's identity into `PipelineAppliedEvent` (`applied_events`), reads the
+dataset, asks the domain for the new state and writes it. A redelivered event fails on the
+marker's unique identity, the transaction aborts, and nothing changes. A crash before commit
+leaves nothing behind; a crash after commit is recognised by the marker when Kafka redelivers.
 
 Writes are guarded by `pipelineRevision` and touch only the fields the domain changed, so a field
 another service sets meanwhile (`isPublished`) is neither overwritten nor silently lost: a guard
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
@@ -23,6 +23,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from scicat_ingestor.applied_events import (
+    APPLIED_EVENT_COLLECTION,
+    ensure_marker_indexes,
+    marker_document,
+)
 from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.measurements import MeasurementView, RunSample
@@ -62,7 +67,6 @@ from scicat_schemas.runtime.settings import MongoSettings
 if TYPE_CHECKING:
     from scicat_ingestor.batch_store import BatchItem, BatchOutcome
 
-APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 RUN_COLLECTION = "PipelineRun"
 """Runs grouped into measurements: the measurement of each run and the run's own metadata."""
 
@@ -98,8 +102,13 @@ class _AlreadyApplied(Exception):
 class MongoCatalogueStore:
     """`CatalogueStore` on MongoDB (a replica set: transactions need one)."""
 
-    def __init__(self, settings: MongoSettings) -> None:
+    def __init__(
+        self, settings: MongoSettings, *, marker_retention: timedelta | None = None
+    ) -> None:
+        """`marker_retention`: how long applied-event markers are kept (zero: for ever; `None`:
+        leave the TTL index as the service configured it)."""
         self._settings = settings
+        self._marker_retention = marker_retention
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
 
     @asynccontextmanager
@@ -128,7 +137,7 @@ class MongoCatalogueStore:
     async def ensure_indexes(self) -> None:
         await self._db[DATASET_COLLECTION].create_index("pid", unique=True)
         await self._db[ORIG_DATABLOCK_COLLECTION].create_index("datasetId")
-        await self._db[APPLIED_EVENT_COLLECTION].create_index("pid")
+        await ensure_marker_indexes(self._db, self._marker_retention)
         await self._db[DATASET_COLLECTION].create_index("proposalIds")
         await self._db[RUN_COLLECTION].create_index([("beamtimeId", 1), ("measurement", 1)])
         await self._db[DATASET_COLLECTION].create_index("pipelineBasePid", sparse=True)
@@ -311,12 +320,9 @@ class MongoCatalogueStore:
         )
 
     async def _record_applied(self, event: AppliedEvent, session: AsyncClientSession) -> None:
-        marker = {
-            "_id": event.identity,
-            "type": event.type,
-            "pid": event.pid,
-            "appliedAt": event.applied_at,
-        }
+        marker = marker_document(
+            [event.identity], pid=event.pid, types=[event.type], applied_at=event.applied_at
+        )
         try:
             await self._db[APPLIED_EVENT_COLLECTION].insert_one(marker, session=session)
         except DuplicateKeyError as error:

@@ -1,0 +1,87 @@
+"""The record of applied events, which makes a redelivered event change nothing.
+
+A marker holds the identities (CloudEvent `source` + `id`) of the events one transaction applied
+to one dataset: one per event on the per-event path, one per dataset per batch on the batch path
+(a batch of 500 file events of 25 runs writes 25 markers, not 500). A UNIQUE multikey index on
+`events` keeps the guarantee of the earlier one-document-per-event layout: recording an identity
+another transaction recorded meanwhile fails the insert, so the transaction aborts and is retried
+on fresh state. The marker's `_id` is its first identity, so markers of that earlier layout
+(`{_id: identity}`, no `events`) are still recognised by the same lookup and still collide.
+
+Markers matter only while an event can be delivered again; a TTL index on `appliedAt` removes
+them after the configured retention (`INGESTOR_APPLIED_EVENT_RETENTION_DAYS`), which must exceed
+how long a record can come back (topic retention, dead letters one may replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
+EVENTS_FIELD = "events"
+TTL_INDEX = "appliedAt_ttl"
+
+
+def marker_document(
+    identities: Sequence[str], *, pid: str, types: Iterable[str], applied_at: datetime
+) -> dict[str, Any]:
+    """The marker of `identities` (in applied order) applied to dataset `pid`."""
+    return {
+        "_id": identities[0],
+        EVENTS_FIELD: list(identities),
+        "pid": pid,
+        "types": sorted(set(types)),
+        "appliedAt": applied_at,
+    }
+
+
+async def applied_among(
+    db: AsyncDatabase[dict[str, Any]],
+    identities: Sequence[str],
+    session: AsyncClientSession | None = None,
+) -> set[str]:
+    """Which of `identities` are recorded, in either marker layout; one query."""
+    if not identities:
+        return set()
+    wanted = list(identities)
+    markers = db[APPLIED_EVENT_COLLECTION]
+    recorded: set[str] = set()
+    for query in ({EVENTS_FIELD: {"$in": wanted}}, {"_id": {"$in": wanted}}):
+        async for doc in markers.find(query, projection={EVENTS_FIELD: True}, session=session):
+            recorded.update(doc.get(EVENTS_FIELD) or [doc["_id"]])
+    return recorded.intersection(wanted)
+
+
+async def ensure_marker_indexes(
+    db: AsyncDatabase[dict[str, Any]], retention: timedelta | None
+) -> None:
+    """The unique multikey index (sparse: earlier markers have no `events`) and the TTL.
+
+    `retention` `None` leaves the TTL index as it is (tools that share the store but not the
+    service's settings); zero removes it (markers kept for ever); a changed retention is applied
+    to the existing index (`collMod`).
+    """
+    markers = db[APPLIED_EVENT_COLLECTION]
+    await markers.create_index("pid")
+    await markers.create_index(EVENTS_FIELD, unique=True, sparse=True)
+    if retention is None:
+        return
+    existing = (await markers.index_information()).get(TTL_INDEX)
+    seconds = int(retention.total_seconds())
+    if seconds <= 0:
+        if existing is not None:
+            await markers.drop_index(TTL_INDEX)
+    elif existing is None:
+        await markers.create_index("appliedAt", name=TTL_INDEX, expireAfterSeconds=seconds)
+    elif existing.get("expireAfterSeconds") != seconds:
+        await db.command(
+            {
+                "collMod": APPLIED_EVENT_COLLECTION,
+                "index": {"name": TTL_INDEX, "expireAfterSeconds": seconds},
+            }
+        )
