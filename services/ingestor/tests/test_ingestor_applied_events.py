@@ -92,22 +92,26 @@ async def test_event_recorded_in_a_batch_is_recognised_by_the_per_event_path(
     assert (again.dataset.size, again.dataset.pipelineRevision) == (200, 2)
 
 
+async def write_earlier_layout_marker(catalogue, event_id: str, pid: str) -> None:
+    """A marker as the one-per-event layout wrote it, before this version."""
+    await catalogue[APPLIED_EVENT_COLLECTION].insert_one(
+        {"_id": f"p\x1f{event_id}", "type": "file.closed", "pid": pid, "appliedAt": NOW}
+    )
+
+
 async def test_event_recorded_in_the_earlier_one_marker_per_event_layout_is_not_applied_again(
-    store, catalogue, item, acquisitions, policy
+    mongo_settings, store, catalogue, item, acquisitions
 ) -> None:
     await store.apply_many([item("e1", "a.h5")])
     await catalogue[APPLIED_EVENT_COLLECTION].delete_many({})
-    await catalogue[APPLIED_EVENT_COLLECTION].insert_one(
-        {"_id": "p\x1fe1", "type": "file.closed", "pid": acquisitions.pid(), "appliedAt": NOW}
-    )
+    await write_earlier_layout_marker(catalogue, "e1", acquisitions.pid())
 
-    in_batch = await store.apply_many([item("e1", "a.h5", size=999), item("e2", "b.h5")])
-    alone = await store.apply(
-        AppliedEvent(
-            identity="p\x1fe1", type="file.closed", pid=acquisitions.pid(), applied_at=NOW
-        ),
-        lambda current, _context: pytest.fail("a recorded event must not be decided again"),
-    )
+    async with MongoCatalogueStore(mongo_settings).connected() as upgraded:
+        in_batch = await upgraded.apply_many([item("e1", "a.h5", size=999), item("e2", "b.h5")])
+        alone = await upgraded.apply(
+            marker("e1", acquisitions.pid()),
+            lambda current, _context: pytest.fail("a recorded event must not be decided again"),
+        )
 
     first, second = in_batch.outcomes
     assert isinstance(first, StoreOutcome) and first.already_applied
@@ -115,6 +119,21 @@ async def test_event_recorded_in_the_earlier_one_marker_per_event_layout_is_not_
     assert alone.already_applied
     stored = await catalogue[DATASET_COLLECTION].find_one({"pid": acquisitions.pid()})
     assert (stored["size"], stored["numberOfFiles"]) == (200, 2)
+
+
+async def test_earlier_layout_marker_written_after_start_up_is_recognised_on_retry(
+    store, catalogue, item, acquisitions
+) -> None:
+    """An old replica still running during a rolling upgrade: the collision makes the store
+    look such markers up again, so the retry recognises the event instead of looping."""
+    await store.apply_many([item("e0", "z.h5")])
+    await write_earlier_layout_marker(catalogue, "e1", acquisitions.pid())
+
+    with pytest.raises(ConcurrentUpdate):
+        await store.apply_many([item("e1", "a.h5")])
+    retried = await store.apply_many([item("e1", "a.h5"), item("e2", "b.h5")])
+
+    assert [o.already_applied for o in retried.outcomes] == [True, False]
 
 
 async def test_event_another_consumer_records_meanwhile_aborts_the_batch(

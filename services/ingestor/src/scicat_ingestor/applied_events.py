@@ -44,17 +44,36 @@ async def applied_among(
     db: AsyncDatabase[dict[str, Any]],
     identities: Sequence[str],
     session: AsyncClientSession | None = None,
+    *,
+    earlier_layout: bool = True,
 ) -> set[str]:
-    """Which of `identities` are recorded, in either marker layout; one query."""
+    """Which of `identities` are recorded: one indexed query, and one more by `_id` for markers
+    of the earlier layout when some may exist (`earlier_markers_may_exist`)."""
     if not identities:
         return set()
     wanted = list(identities)
     markers = db[APPLIED_EVENT_COLLECTION]
+    queries: list[dict[str, Any]] = [{EVENTS_FIELD: {"$in": wanted}}]
+    if earlier_layout:
+        queries.append({"_id": {"$in": wanted}})
     recorded: set[str] = set()
-    for query in ({EVENTS_FIELD: {"$in": wanted}}, {"_id": {"$in": wanted}}):
+    for query in queries:
         async for doc in markers.find(query, projection={EVENTS_FIELD: True}, session=session):
             recorded.update(doc.get(EVENTS_FIELD) or [doc["_id"]])
     return recorded.intersection(wanted)
+
+
+async def earlier_markers_may_exist(db: AsyncDatabase[dict[str, Any]]) -> bool:
+    """Whether the oldest marker is of the one-per-event layout (written before the upgrade).
+
+    Checked at start-up, so the `_id` lookup is skipped once they have expired. A marker of that
+    layout written later (an old replica during a rolling upgrade) makes a batch's marker insert
+    collide; the store then looks them up again (`MarkerConflict`).
+    """
+    oldest = await db[APPLIED_EVENT_COLLECTION].find_one(
+        {}, projection={EVENTS_FIELD: True}, sort=[("appliedAt", 1)]
+    )
+    return oldest is not None and EVENTS_FIELD not in oldest
 
 
 async def ensure_marker_indexes(

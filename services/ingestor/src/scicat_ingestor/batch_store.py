@@ -34,7 +34,12 @@ from scicat_ingestor.applied_events import (
 )
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
-from scicat_ingestor.store_values import AppliedEvent, ConcurrentUpdate, StoreOutcome
+from scicat_ingestor.store_values import (
+    AppliedEvent,
+    ConcurrentUpdate,
+    MarkerConflict,
+    StoreOutcome,
+)
 from scicat_ingestor.stored_documents import (
     CorruptStoredDocument,
     datablock_doc,
@@ -82,18 +87,31 @@ class BatchOutcome:
 
 
 async def apply_batch(
-    db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, items: Sequence[BatchItem]
+    db: AsyncDatabase[dict[str, Any]],
+    session: AsyncClientSession,
+    items: Sequence[BatchItem],
+    *,
+    earlier_markers: bool = True,
 ) -> BatchOutcome:
-    """Apply `items` in order in one transaction of `session`; see the module docstring."""
+    """Apply `items` in order in one transaction of `session`; see the module docstring.
+
+    `earlier_markers`: whether markers of the one-per-event layout may exist (`applied_events`).
+    """
     async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
-        return await _apply(db, session, items)
+        return await _apply(db, session, items, earlier_markers)
 
 
 async def _apply(
-    db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, items: Sequence[BatchItem]
+    db: AsyncDatabase[dict[str, Any]],
+    session: AsyncClientSession,
+    items: Sequence[BatchItem],
+    earlier_markers: bool,
 ) -> BatchOutcome:
     applied = await applied_among(
-        db, list(dict.fromkeys(item.event.identity for item in items)), session
+        db,
+        list(dict.fromkeys(item.event.identity for item in items)),
+        session,
+        earlier_layout=earlier_markers,
     )
     base_pids = sorted({item.event.pid for item in items})
     state = await _load_latest(db, session, base_pids)
@@ -238,7 +256,7 @@ async def _insert_markers(
     try:
         await db[APPLIED_EVENT_COLLECTION].insert_many(markers, session=session)
     except (BulkWriteError, DuplicateKeyError) as error:
-        raise ConcurrentUpdate(
+        raise MarkerConflict(
             "another consumer recorded an event of this batch meanwhile"
         ) from error
 

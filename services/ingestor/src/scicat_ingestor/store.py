@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
+    earlier_markers_may_exist,
     ensure_marker_indexes,
     marker_document,
 )
@@ -39,6 +40,7 @@ from scicat_ingestor.store_values import (
     ConcurrentUpdate,
     Decide,
     GroupedRun,
+    MarkerConflict,
     StoredContext,
     StoreOutcome,
 )
@@ -109,6 +111,7 @@ class MongoCatalogueStore:
         leave the TTL index as the service configured it)."""
         self._settings = settings
         self._marker_retention = marker_retention
+        self._earlier_markers = True
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
 
     @asynccontextmanager
@@ -123,6 +126,7 @@ class MongoCatalogueStore:
         self._client = client
         try:
             await self.ensure_indexes()
+            self._earlier_markers = await earlier_markers_may_exist(self._db)
             yield self
         finally:
             self._client = None
@@ -206,7 +210,13 @@ class MongoCatalogueStore:
         if self._client is None:
             raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
         async with self._client.start_session() as session:
-            return await apply_batch(self._db, session, items)
+            try:
+                return await apply_batch(
+                    self._db, session, items, earlier_markers=self._earlier_markers
+                )
+            except MarkerConflict:
+                self._earlier_markers = True
+                raise
 
     async def apply_beamtime(
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete

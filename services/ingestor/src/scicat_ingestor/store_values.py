@@ -77,3 +77,7 @@ class BeamtimeOutcome:
 
 class ConcurrentUpdate(Exception):
     """Another writer changed the dataset between read and write; retrying reads fresh state."""
+
+
+class MarkerConflict(ConcurrentUpdate):
+    """Recording an event collided with a marker written after this transaction looked."""
