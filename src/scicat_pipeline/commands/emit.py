@@ -12,23 +12,25 @@ defaults `--time` to the file's modification time; give `--time` to `run-started
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from aiokafka.errors import KafkaError
-from pydantic import ValidationError
-from rich.console import Console
 
 from scicat_ingestor.adapters import BrokenMessage, from_epoch, infer_epoch_unit
 from scicat_ingestor.adapters.door import from_beamtime_metadata
-from scicat_pipeline.kafka_access import kafka_security
+from scicat_pipeline.sending import (
+    DEFAULT_KAFKA,
+    BadInput,
+    IdOpt,
+    KafkaOpt,
+    SourceOpt,
+    bad_input,
+    send_one,
+)
 from scicat_schemas.events import Checksum, CloudEvent
 from scicat_schemas.producer import EventProducer
 
@@ -37,19 +39,7 @@ app = typer.Typer(
     help="Send one event (run-started, file-closed, run-stopped, beamtime) to Kafka.",
     no_args_is_help=True,
 )
-err = Console(stderr=True, soft_wrap=True)
 
-KafkaOpt = Annotated[
-    str, typer.Option("--kafka", envvar="SCICAT_KAFKA", help="Kafka bootstrap servers.")
-]
-SourceOpt = Annotated[
-    str,
-    typer.Option(
-        "--source",
-        envvar="SCICAT_EVENT_SOURCE",
-        help="CloudEvent source naming this producer, e.g. /desy/p08/sardana.",
-    ),
-]
 RunOpt = Annotated[str, typer.Option("--run-id", envvar="SCICAT_RUN_ID", help="Run (scan) id.")]
 BeamtimeOpt = Annotated[
     str, typer.Option("--beamtime-id", envvar="SCICAT_BEAMTIME_ID", help="Beamtime id.")
@@ -68,16 +58,7 @@ MetadataOpt = Annotated[
     str | None,
     typer.Option("--metadata", help="Scientific metadata: a JSON object, or @file.json."),
 ]
-IdOpt = Annotated[
-    str | None, typer.Option("--id", help="Event id (default: derived from the content).")
-]
-
-DEFAULT_KAFKA = "localhost:9092"
 DEFAULT_SOURCE = "/scicat-pipeline/emit"
-
-
-class BadInput(ValueError):
-    """Input the user must fix; printed without a traceback, exit code 2."""
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -135,40 +116,6 @@ def parse_checksum(text: str | None) -> Checksum | None:
     return Checksum(algorithm=algorithm, value=value)
 
 
-@contextmanager
-def _bad_input() -> Iterator[None]:
-    """Input errors found before connecting: a message and exit code 2, no traceback."""
-    try:
-        yield
-    except (BadInput, BrokenMessage) as error:
-        err.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
-
-
-def _send(kafka: str, source: str, send: Callable[[EventProducer], Awaitable[CloudEvent]]) -> None:
-    """Run one send, print the id, and turn failures into clear messages and exit codes."""
-    security = kafka_security()
-
-    async def run() -> CloudEvent:
-        async with EventProducer(
-            kafka, source=source, request_timeout_ms=15_000, security=security
-        ) as producer:
-            return await send(producer)
-
-    try:
-        event = asyncio.run(run())
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()
-        )
-        err.print(f"[red]invalid event:[/red] {problems}")
-        raise typer.Exit(2) from None
-    except KafkaError as error:
-        err.print(f"[red]Kafka at {kafka} did not take the event:[/red] {error!r}")
-        raise typer.Exit(1) from None
-    typer.echo(event.id)
-
-
 @app.command("run-started")
 def run_started(
     run_id: RunOpt,
@@ -184,7 +131,7 @@ def run_started(
     source: SourceOpt = DEFAULT_SOURCE,
 ) -> None:
     """A run began: opens its dataset."""
-    with _bad_input():
+    with bad_input(BrokenMessage):
         started_at, scientific = parse_time(time), parse_metadata(metadata)
 
     async def send(producer: EventProducer) -> CloudEvent:
@@ -200,7 +147,7 @@ def run_started(
             event_id=event_id,
         )
 
-    _send(kafka, source, send)
+    send_one(kafka, source, send)
 
 
 @app.command("file-closed")
@@ -221,7 +168,7 @@ def file_closed(
 ) -> None:
     """A file was closed: it joins its run's dataset. Size and time default to the file's."""
     absolute = os.path.abspath(path)
-    with _bad_input():
+    with bad_input(BrokenMessage):
         file_size, closed_at = size, parse_time(time)
         chk, scientific = parse_checksum(checksum), parse_metadata(metadata)
         if file_size is None or closed_at is None:
@@ -247,7 +194,7 @@ def file_closed(
             event_id=event_id,
         )
 
-    _send(kafka, source, send)
+    send_one(kafka, source, send)
 
 
 @app.command("run-stopped")
@@ -266,7 +213,7 @@ def run_stopped(
     source: SourceOpt = DEFAULT_SOURCE,
 ) -> None:
     """A run ended: closes its dataset with its status."""
-    with _bad_input():
+    with bad_input(BrokenMessage):
         stopped_at, scientific = parse_time(time), parse_metadata(metadata)
 
     async def send(producer: EventProducer) -> CloudEvent:
@@ -281,7 +228,7 @@ def run_stopped(
             event_id=event_id,
         )
 
-    _send(kafka, source, send)
+    send_one(kafka, source, send)
 
 
 @app.command("beamtime")
@@ -293,7 +240,7 @@ def beamtime(
     ] = "Europe/Berlin",
 ) -> None:
     """A DOOR export becomes `beamtime.updated` on proposals.events (same file = duplicate)."""
-    with _bad_input():
+    with bad_input(BrokenMessage):
         try:
             export = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError) as error:
@@ -305,7 +252,7 @@ def beamtime(
     async def send(producer: EventProducer) -> CloudEvent:
         return await producer.send(event)
 
-    _send(kafka, event.source, send)
+    send_one(kafka, event.source, send)
 
 
 def register(root: typer.Typer) -> None:

@@ -17,6 +17,10 @@ that re-sends after a timeout, not knowing whether the first send arrived, sends
 (`source`, `id`) and the ingestor applies it once. That is what makes resends safe, so Kafka's
 idempotent producer is not needed (and the embedded tansu broker does not offer
 `InitProducerId`). Pass explicit times for resend-safe ids: a default "now" differs per call.
+Publication requests, amendments and withdrawals are built by `publication_requested`,
+`publication_amendment_requested` and `publication_withdrawal_requested` (pure, so a caller can
+show an event before sending it) and sent with `EventProducer.send`; the same request sent twice
+has the same id, and the doi-minter acts on it once.
 A cluster that authenticates clients takes `security=KafkaSecurity(protocol="SASL_SSL", ...)`.
 """
 
@@ -37,6 +41,13 @@ from scicat_schemas.events import (
     CloudEvent,
     FileClosed,
     FileClosedData,
+    PublicationAmendmentRequested,
+    PublicationAmendmentRequestedData,
+    PublicationDescription,
+    PublicationRequested,
+    PublicationRequestedData,
+    PublicationWithdrawalRequested,
+    PublicationWithdrawalRequestedData,
     RunStarted,
     RunStartedData,
     RunStopped,
@@ -84,12 +95,61 @@ def natural_event_id(kind: str, data: Any) -> str:
     """
     payload = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(f"{kind}\x1f{payload}".encode()).hexdigest()[:24]
-    anchor = getattr(data, "run_id", None) or getattr(data, "beamtime_id", "")
+    anchor = (
+        getattr(data, "run_id", None)
+        or getattr(data, "beamtime_id", None)
+        or getattr(data, "publication_id", "")
+    )
     return f"{kind}:{anchor}:{digest}"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def publication_requested(
+    data: PublicationRequestedData, *, source: str, event_id: str | None = None
+) -> PublicationRequested:
+    """Ask the doi-minter to publish (or, with `draft`, reserve) a DOI; sent with `send`."""
+    return PublicationRequested(
+        id=event_id or natural_event_id("publication.requested", data),
+        source=source,
+        subject=data.publication_id,
+        data=data,
+    )
+
+
+def publication_amendment_requested(
+    publication_id: str,
+    changes: PublicationDescription,
+    *,
+    source: str,
+    reason: str | None = None,
+    event_id: str | None = None,
+) -> PublicationAmendmentRequested:
+    """Ask to change a registered publication's metadata (only the fields in `changes`)."""
+    data = PublicationAmendmentRequestedData(
+        publication_id=publication_id, changes=changes, reason=reason
+    )
+    return PublicationAmendmentRequested(
+        id=event_id or natural_event_id("publication.amendment-requested", data),
+        source=source,
+        subject=publication_id,
+        data=data,
+    )
+
+
+def publication_withdrawal_requested(
+    publication_id: str, *, reason: str, source: str, event_id: str | None = None
+) -> PublicationWithdrawalRequested:
+    """Ask to withdraw a publication: its DOI is hidden, its datasets unpublished."""
+    data = PublicationWithdrawalRequestedData(publication_id=publication_id, reason=reason)
+    return PublicationWithdrawalRequested(
+        id=event_id or natural_event_id("publication.withdrawal-requested", data),
+        source=source,
+        subject=publication_id,
+        data=data,
+    )
 
 
 class EventProducer:
