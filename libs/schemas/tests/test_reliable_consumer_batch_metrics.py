@@ -3,56 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
+from scicat_pipeline.testing.records import BatchMessage, consumer_record
 from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
 from scicat_schemas.runtime.settings import KafkaSettings
 
-
-@dataclass
-class _Consumer:
-    seeks: dict[TopicPartition, int] = field(default_factory=dict)
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.seeks[partition] = offset
-
-
-@dataclass
-class _Message:
-    raw_message: tuple[ConsumerRecord[Any, Any], ...]
-    consumer: _Consumer = field(default_factory=_Consumer)
-
-    async def ack(self) -> None:
-        return None
-
-    async def nack(self) -> None:
-        return None
-
-
-def _record(topic: str, offset: int) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"k",
-        value=b"v",
-        checksum=None,
-        serialized_key_size=1,
-        serialized_value_size=1,
-        headers=(),
-    )
-
-
 BATCH = (
-    _record("acquisition.events", 1),
-    _record("proposals.events", 1),
-    _record("acquisition.events", 2),
+    consumer_record("acquisition.events", b"v", offset=1),
+    consumer_record("proposals.events", b"v", offset=1),
+    consumer_record("acquisition.events", b"v", offset=2),
 )
 
 
@@ -70,7 +33,7 @@ async def test_a_mixed_batch_counts_each_message_under_its_own_topic() -> None:
         return [None] * len(records)
 
     registry = CollectorRegistry()
-    await _consumer(registry).process_batch(_Message(BATCH), handle)  # type: ignore[arg-type]
+    await _consumer(registry).process_batch(BatchMessage(BATCH), handle)  # type: ignore[arg-type]
 
     count = "scicat_message_duration_seconds_count"
     assert _value(registry, count, topic="acquisition.events") == 2
@@ -86,7 +49,7 @@ async def test_a_failed_mixed_batch_counts_a_transient_failure_for_every_topic_i
         raise ConnectionError("MongoDB unreachable")
 
     registry = CollectorRegistry()
-    await _consumer(registry).process_batch(_Message(BATCH), failing)  # type: ignore[arg-type]
+    await _consumer(registry).process_batch(BatchMessage(BATCH), failing)  # type: ignore[arg-type]
 
     name = "scicat_transient_failures_total"
     assert _value(registry, name, topic="acquisition.events") == 1
