@@ -26,7 +26,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from scicat_oai_provider.domain import (
-    METADATA_FORMATS,
     AppliedEvent,
     ListQuery,
     OaiRecord,
@@ -124,6 +123,16 @@ def _filter(query: ListQuery, after: RecordKey | None, *, below: datetime | None
     if query.set_spec is not None:
         selector["setPaths"] = query.set_spec
     return selector
+
+
+_HEADER_FIELDS = ("doi", "publicationId", "datestamp", "deleted", "sets", "formats")
+"""What a list page reads besides the one format's metadata: an inclusion projection, which
+SecantusDB applies by copying a few fields instead of deep-copying the whole document."""
+
+
+def _window_seconds(seconds_per_page: int) -> int:
+    """Seconds of harvest order to read for a page, from the density last seen, plus 25 %."""
+    return max(seconds_per_page + seconds_per_page // 4, 1)
 
 
 def _to_document(record: OaiRecord) -> dict[str, Any]:
@@ -296,28 +305,26 @@ class MongoOaiRecordStore:
         """Walks the harvest order in time windows of adaptive width, each one indexed range.
 
         A plain `range + sort + limit` is ideal on MongoDB, but engines without sort-by-index
-        (the embedded SecantusDB) read the whole rest of the list for every page, which makes a
-        full harvest quadratic. Bounding each query to a window sized from the previous page's
-        span keeps every query near one page on any engine; an empty or thin window makes the
-        next one four times wider, so sparse years are crossed in a few queries.
+        and without a limit pushed into the index walk (the embedded SecantusDB) read, decode
+        and match every document of the range before sorting and cutting it, which makes a full
+        harvest quadratic. Bounding each query to a window keeps every query near one page on
+        any engine. The window is sized from the record density the previous page saw (carried
+        in the token as the seconds `limit` records needed) with 25 % headroom, because every
+        document read beyond the page is paid for and then dropped; a window that comes up
+        short is followed by one sized for the records still missing (four times wider when it
+        was empty, so sparse years are crossed in a few queries).
         """
-        projection: dict[str, Any] = {"appliedEvents": 0, "setPaths": 0, "harvestKey": 0}
+        projection = dict.fromkeys(_HEADER_FIELDS, 1)
         if with_metadata:
-            projection |= {
-                f"metadata.{prefix}": 0
-                for prefix in METADATA_FORMATS
-                if prefix != query.metadata_prefix
-            }
-        else:
-            projection["metadata"] = 0
+            projection[f"metadata.{query.metadata_prefix}"] = 1
         start = after.datestamp if after else query.from_ or await self.earliest_datestamp()
         if start is None or start > query.until:
             return Page([], span_seconds)
-        span = timedelta(seconds=max(span_seconds, 1))
+        seconds = _window_seconds(span_seconds)
         window_start, position = start, after
         records: list[OaiRecord] = []
         while len(records) < limit and window_start <= query.until:
-            below = window_start + span
+            below = window_start + timedelta(seconds=seconds)
             cursor = (
                 self.collection.find(_filter(query, position, below=below), projection=projection)
                 .sort("harvestKey", ASCENDING)
@@ -327,10 +334,14 @@ class MongoOaiRecordStore:
             if found:
                 position = found[-1].key
             records += [r for r in found if query.metadata_prefix in r.formats]
-            if len(records) < limit:
-                window_start, span = below, span * 4
-        used = records[-1].datestamp - start if records else span
-        return Page(records, max(int(used.total_seconds()), 1))
+            missing = limit - len(records)
+            if missing > 0:
+                window_start = below
+                seconds = _window_seconds(seconds * missing // len(found)) if found else seconds * 4
+        if not records:
+            return Page(records, seconds)
+        used = (records[-1].datestamp - start).total_seconds() + 1
+        return Page(records, max(int(used * limit / len(records)), 1))
 
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int:
         """Exact for selective lists; for a whole-repository list, the collection's size.
