@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from scicat_schemas.runtime.kafka_security import broker_security
 from scicat_schemas.runtime.settings import KafkaSettings
+from scicat_schemas.runtime.tracing import tracer_provider
 
 
 def create_broker(
@@ -18,14 +22,18 @@ def create_broker(
 
     Producers wait for all in-sync replicas (`acks="all"`): a downstream event counts as published
     only when the cluster has it, which is what "ack after the effect is durable" needs. TLS and
-    SASL come from `kafka.security`.
+    SASL come from `kafka.security`; traces, when tracing is on, from `runtime.tracing`.
     """
+    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=registry, app_name=service)]
+    provider = tracer_provider(service)
+    if provider is not None:
+        middlewares.insert(0, KafkaTelemetryMiddleware(tracer_provider=provider))
     return KafkaBroker(
         kafka.bootstrap_servers,
         client_id=service,
         acks="all",
         security=broker_security(kafka.security),
-        middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=service),),
+        middlewares=tuple(middlewares),
         logger=structlog.get_logger(f"scicat.{service}.broker"),
         graceful_timeout=15.0,
     )

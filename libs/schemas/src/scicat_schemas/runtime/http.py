@@ -16,7 +16,10 @@ import structlog
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from faststream.kafka import KafkaBroker
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from scicat_schemas.runtime.tracing import UNTRACED_PATHS, tracer_provider
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 """Raises (or returns False) when the dependency is not usable."""
@@ -84,4 +87,9 @@ def create_service_app(
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    provider = tracer_provider(name)
+    if provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=provider, excluded_urls=UNTRACED_PATHS
+        )
     return app

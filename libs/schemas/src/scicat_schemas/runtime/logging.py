@@ -7,13 +7,15 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route structlog and stdlib logging (FastStream, aiokafka, uvicorn) to JSON on stderr.
 
     Every line carries `service`, `level`, `timestamp` and `event`; bound context vars (topic,
-    partition, offset, event id) are merged in so one message's story can be grepped.
+    partition, offset, event id) are merged in so one message's story can be grepped; inside a
+    traced span (`runtime.tracing`) `trace_id` and `span_id` join the line to its trace.
     """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -21,6 +23,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_service(service),
+        _add_trace,
     ]
     structlog.configure(
         processors=[
@@ -58,3 +61,11 @@ def _add_service(service: str) -> Any:
         return event_dict
 
     return processor
+
+
+def _add_trace(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
