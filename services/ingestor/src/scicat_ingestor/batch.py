@@ -15,7 +15,6 @@ records that later events of the batch depend on).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,12 +143,8 @@ class BatchIngestor:
 
     async def _read_files(self, events: list[AcquisitionEvent]) -> list[FileReading | None]:
         """The batch's files, read before the transaction, `file_read_concurrency` at once."""
-        bound = asyncio.Semaphore(self.file_read_concurrency)
-
-        async def read(event: AcquisitionEvent) -> FileReading | None:
-            if not isinstance(event, FileClosed):
-                return None
-            async with bound:
-                return await self.handler.files.read(event.data)
-
-        return list(await asyncio.gather(*(read(event) for event in events)))
+        closed = [event.data for event in events if isinstance(event, FileClosed)]
+        readings = iter(
+            await self.handler.files.read_many(closed, concurrency=self.file_read_concurrency)
+        )
+        return [next(readings) if isinstance(event, FileClosed) else None for event in events]

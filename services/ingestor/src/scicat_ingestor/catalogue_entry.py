@@ -58,6 +58,11 @@ def catalogue_time(moment: datetime) -> datetime:
 def stored_folder(dataset: Dataset) -> str:
     if dataset.sourceFolder == UNKNOWN_FOLDER:
         return UNKNOWN_FOLDER
+    if not dataset.sourceFolder.startswith("/"):
+        raise InvalidAcquisition(
+            f"stored dataset {dataset.pid!r} has sourceFolder {dataset.sourceFolder!r}, which is "
+            "not an absolute path; repair the stored dataset, then replay the event"
+        )
     return normalise_absolute(dataset.sourceFolder, what=f"stored sourceFolder of {dataset.pid!r}")
 
 
@@ -140,6 +145,49 @@ def with_files(
     else:
         datablock = datablock.model_copy(update=block_fields)
     return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
+def with_closed_file(
+    dataset: Dataset,
+    datablock: OrigDatablock | None,
+    folder: str,
+    path: str,
+    data: FileClosedData,
+) -> CatalogueEntry | None:
+    """`with_files` for one closed file that lies in the dataset's folder, in O(1) per unchanged
+    file: the record is replaced or appended, the sizes updated by its difference; `None` when
+    the folder would change or the dataset has no file list yet (then `with_files` decides).
+
+    Relies on what `with_files` keeps true: the datablock's `size` is the sum of its list.
+    """
+    prefix = folder + "/"
+    if datablock is None or dataset.sourceFolder != folder or not path.startswith(prefix):
+        return None
+    relative = path[len(prefix) :]
+    records = datablock.dataFileList
+    index = next((n for n, record in enumerate(records) if record.path == relative), None)
+    previous = None if index is None else records[index]
+    record = _placed(closed_file(previous, path, data), relative)
+    if index is None:
+        file_list = [*records, record]
+    else:
+        file_list = [*records[:index], record, *records[index + 1 :]]
+    size = datablock.size - (0 if previous is None else previous.size) + record.size
+    if size > INT64_MAX:
+        raise InvalidAcquisition(
+            f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
+        )
+    unchanged_algorithm = record.chkAlg is None and (previous is None or previous.chkAlg is None)
+    dataset = dataset.model_copy(update={"size": size, "numberOfFiles": len(file_list)})
+    block_fields: dict[str, Any] = {
+        "datasetId": dataset.pid,
+        "size": size,
+        "chkAlg": datablock.chkAlg if unchanged_algorithm else _common_algorithm(file_list),
+        "dataFileList": file_list,
+        "ownerGroup": dataset.ownerGroup,
+        "accessGroups": dataset.accessGroups,
+    }
+    return CatalogueEntry(dataset=dataset, datablock=datablock.model_copy(update=block_fields))
 
 
 def _placed(record: DataFile, relative_path: str) -> DataFile:

@@ -36,6 +36,7 @@ from scicat_ingestor.catalogue_entry import (
     absolute_files,
     closed_file,
     stored_folder,
+    with_closed_file,
     with_files,
 )
 from scicat_ingestor.catalogue_entry import (
@@ -48,10 +49,17 @@ from scicat_ingestor.file_paths import (
     normalise_file_path,
 )
 from scicat_ingestor.measurements import MeasurementView, aggregated_metadata
-from scicat_ingestor.quantities import UNIT_SOURCE, MetadataIssue, with_si_units
+from scicat_ingestor.quantities import (
+    SI_KEYS,
+    MetadataIssue,
+    dataset_issues,
+    stored_unit_issues,
+    with_si_units,
+)
 from scicat_ingestor.scientific_metadata import (
     UnstorableMetadata,
     check_storable,
+    merge_changes_nothing,
     merge_scientific_metadata,
 )
 from scicat_schemas.documents import Dataset, OrigDatablock
@@ -216,9 +224,10 @@ def _is_new_version(proposed: CatalogueEntry, current: CatalogueEntry | None) ->
     """
     if current is None or current.dataset.datasetStatus in (None, STATUS_OPEN):
         return False
-    return proposed.dataset.scientificMetadata != current.dataset.scientificMetadata or _dump(
-        proposed.datablock
-    ) != _dump(current.datablock)
+    return (
+        proposed.dataset.scientificMetadata != current.dataset.scientificMetadata
+        or proposed.datablock != current.datablock
+    )
 
 
 def _next_version(proposed: CatalogueEntry, current: CatalogueEntry) -> CatalogueEntry:
@@ -304,9 +313,13 @@ def _update(
 ) -> CatalogueEntry:
     """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
-    files = absolute_files(entry)
     folder = stored_folder(dataset)
-    if measurement is None:
+    if measurement is None and merge_changes_nothing(
+        dataset.scientificMetadata, data.metadata, ignored=SI_KEYS
+    ):
+        metadata = dataset.scientificMetadata
+        unit_issues = stored_unit_issues(dataset.scientificMetadataIssues)
+    elif measurement is None:
         metadata, unit_issues = with_si_units(
             merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
         )
@@ -315,7 +328,9 @@ def _update(
         unit_issues = [i for run in measurement.runs for i in with_si_units(run.metadata)[1]]
     changes: dict[str, Any] = {
         "scientificMetadata": metadata,
-        "scientificMetadataIssues": _issues(dataset, unit_issues, issues),
+        "scientificMetadataIssues": dataset_issues(
+            dataset.scientificMetadataIssues, unit_issues, issues
+        ),
     }
     if isinstance(data, RunStartedData):
         changes |= _run_started_fields(data, dataset, grouped=measurement is not None)
@@ -323,27 +338,22 @@ def _update(
             folder = normalise_absolute(data.source_folder, what="source_folder")
     elif isinstance(data, FileClosedData):
         path = normalise_file_path(data.path)
+        changed = dataset.model_copy(update=changes)
+        in_place = with_closed_file(changed, entry.datablock, folder, path, data)
+        if in_place is not None:
+            return in_place
+        files = absolute_files(entry)
         files[path] = closed_file(files.get(path), path, data)
+        return with_files(changed, entry.datablock, files, folder)
     else:
         changes |= {
             "endTime": catalogue_time(data.stopped_at),
             "datasetStatus": data.status,
             STATUS_REASON_FIELD: data.reason,
         }
-    return with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
-
-
-def _issues(
-    dataset: Dataset, unit_issues: list[MetadataIssue], found: Sequence[MetadataIssue]
-) -> list[dict[str, str]]:
-    """Unit issues are recomputed from the whole metadata; others accumulate until fixed."""
-    kept = [
-        issue
-        for issue in map(MetadataIssue.from_document, dataset.scientificMetadataIssues)
-        if issue.source != UNIT_SOURCE
-    ]
-    unique = dict.fromkeys([*kept, *found, *unit_issues])
-    return [issue.as_document() for issue in unique]
+    return with_files(
+        dataset.model_copy(update=changes), entry.datablock, absolute_files(entry), folder
+    )
 
 
 def _run_started_fields(data: RunStartedData, dataset: Dataset, *, grouped: bool) -> dict[str, Any]:
@@ -369,13 +379,8 @@ def _run_started_fields(data: RunStartedData, dataset: Dataset, *, grouped: bool
 
 
 def _same(proposed: CatalogueEntry, current: CatalogueEntry) -> bool:
-    return proposed.dataset.model_dump() == current.dataset.model_dump() and _dump(
-        proposed.datablock
-    ) == _dump(current.datablock)
-
-
-def _dump(datablock: OrigDatablock | None) -> dict[str, Any] | None:
-    return None if datablock is None else datablock.model_dump(by_alias=True)
+    """Model equality: field by field, and parts an event left alone are the same objects."""
+    return proposed.dataset == current.dataset and proposed.datablock == current.datablock
 
 
 def _stamped(entry: CatalogueEntry, *, now: datetime, created: bool) -> CatalogueEntry:

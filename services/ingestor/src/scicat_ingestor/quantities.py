@@ -13,7 +13,7 @@ survive a new `value`, and re-applying it to its own output changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,6 +46,27 @@ class MetadataIssue:
             source=str(document.get("source", "")),
             problem=str(document.get("problem", "")),
         )
+
+
+def stored_unit_issues(stored: Sequence[Mapping[str, Any]]) -> list[MetadataIssue]:
+    """The unit issues among a dataset's stored issues (still true of metadata left as it is)."""
+    return [
+        issue for issue in map(MetadataIssue.from_document, stored) if issue.source == UNIT_SOURCE
+    ]
+
+
+def dataset_issues(
+    stored: Sequence[Mapping[str, Any]],
+    unit_issues: list[MetadataIssue],
+    found: Sequence[MetadataIssue],
+) -> list[dict[str, str]]:
+    """A dataset's issues after a change: unit issues are recomputed from the whole metadata
+    (`unit_issues`); others (NeXus) accumulate, with those `found` now, until fixed."""
+    kept = [
+        issue for issue in map(MetadataIssue.from_document, stored) if issue.source != UNIT_SOURCE
+    ]
+    unique = dict.fromkeys([*kept, *found, *unit_issues])
+    return [issue.as_document() for issue in unique]
 
 
 def quantity_parts(value: object) -> tuple[Any, Any] | None:

@@ -41,6 +41,56 @@ def merge_scientific_metadata(
     return merged
 
 
+def merge_changes_nothing(
+    current: Mapping[str, Any], incoming: Mapping[str, Any], *, ignored: tuple[str, ...] = ()
+) -> bool:
+    """Whether merging `incoming` into `current` leaves it as it is: every key of `incoming` is
+    in `current` with the same value (of the same JSON type: `1`, `1.0` and `true` differ).
+
+    `ignored` keys of a quantity are not compared (the SI values a later step derives from it).
+    Lets an event that repeats its run's metadata, as detectors do on every file, skip the merge
+    and the SI annotation of the whole metadata. Anything but plain JSON (dicts, lists, scalars)
+    answers "no", which only costs the full computation.
+    """
+    for key, value in incoming.items():
+        if key not in current:
+            return False
+        old = current[key]
+        if type(value) is not dict:
+            if not _same_json(old, value):
+                return False
+        elif type(old) is not dict:
+            return False
+        elif is_quantity(value):
+            if not _same_quantity(old, value, ignored):
+                return False
+        elif is_quantity(old) or not merge_changes_nothing(old, value, ignored=ignored):
+            return False
+    return True
+
+
+def _same_quantity(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str, ...]) -> bool:
+    compared = [key for key in new if key not in ignored]
+    if len(compared) != sum(key not in ignored for key in old):
+        return False
+    return all(key in old and _same_json(old[key], new[key]) for key in compared)
+
+
+def _same_json(a: object, b: object) -> bool:
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        assert isinstance(a, dict) and isinstance(b, dict)
+        return a.keys() == b.keys() and all(_same_json(a[key], b[key]) for key in a)
+    if kind is list:
+        assert isinstance(a, list) and isinstance(b, list)
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 def check_storable(metadata: Mapping[str, Any], *, where: str = "metadata") -> None:
     """Raise `UnstorableMetadata` for keys MongoDB cannot store or SciCat cannot query.
 
@@ -56,14 +106,20 @@ def _is_group(value: object) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(value, Mapping) and not is_quantity(value)
 
 
+_LEAVES = (str, float, bool, type(None))
+"""Values with nothing to check: not descended into (most of any metadata)."""
+
+
 def _check_value(value: object, where: str) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             _check_key(key, where)
-            _check_value(item, f"{where}.{key}")
+            if type(item) not in _LEAVES:
+                _check_value(item, f"{where}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_value(item, f"{where}[{index}]")
+            if type(item) not in _LEAVES:
+                _check_value(item, f"{where}[{index}]")
     elif isinstance(value, int) and not isinstance(value, bool):
         if not INT64_MIN <= value <= INT64_MAX:
             raise UnstorableMetadata(

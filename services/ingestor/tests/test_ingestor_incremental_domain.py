@@ -1,0 +1,124 @@
+"""The incremental domain step: what an event leaves alone is not recomputed, with equal results.
+
+Every shortcut is checked against the full computation it replaces.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scicat_ingestor.catalogue_entry import CatalogueEntry, absolute_files, with_files
+from scicat_ingestor.domain import apply_event, stored_folder
+from scicat_ingestor.quantities import SI_KEYS
+from scicat_ingestor.scientific_metadata import merge_changes_nothing
+from scicat_ingestor.settings import Settings
+from scicat_schemas.events import Checksum, FileClosedData
+
+NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
+FOLDER = "/gpfs/current/raw/scan_0042"
+POLICY = Settings(pid_prefix="test").policy()
+
+
+def file_closed(name: str, size: int, metadata=None, checksum: str | None = None):
+    return FileClosedData(
+        run_id="scan_0042",
+        beamtime_id="11012345",
+        instrument="P08",
+        path=f"{FOLDER}/{name}",
+        size=size,
+        closed_at=NOW,
+        metadata=metadata or {},
+        checksum=None if checksum is None else Checksum(algorithm="blake2b", value=checksum),
+    )
+
+
+def recomputed(entry: CatalogueEntry) -> CatalogueEntry:
+    """The full computation: file list placed again, sizes summed from it."""
+    return with_files(
+        entry.dataset, entry.datablock, absolute_files(entry), stored_folder(entry.dataset)
+    )
+
+
+def test_repeated_metadata_changes_nothing_and_new_values_do() -> None:
+    stored = {
+        "energy": {"value": 12.4, "unit": "keV", "valueSI": 1.98e-15, "unitSI": "kg*m^2/s^2"},
+        "sample": {"name": "LaB6", "temperature": 295},
+        "mode": "fly",
+    }
+
+    assert merge_changes_nothing(
+        stored, {"energy": {"value": 12.4, "unit": "keV"}}, ignored=SI_KEYS
+    )
+    assert merge_changes_nothing(stored, {"sample": {"name": "LaB6"}}, ignored=SI_KEYS)
+    assert not merge_changes_nothing(stored, {"energy": {"value": 12.5, "unit": "keV"}})
+    assert not merge_changes_nothing(stored, {"sample": {"temperature": 295.0}})
+    assert not merge_changes_nothing(stored, {"mode": True})
+    assert not merge_changes_nothing(stored, {"frame": 1})
+    assert not merge_changes_nothing(stored, {"sample": "LaB6"})
+
+
+def test_file_repeating_its_runs_metadata_keeps_the_stored_si_values_and_unit_issues() -> None:
+    metadata = {"energy": {"value": 12.4, "unit": "keV"}, "flux": {"value": 3, "unit": "zorkmids"}}
+    first = apply_event(file_closed("a.cbf", 10, metadata), None, policy=POLICY, now=NOW)
+    assert first is not None
+
+    second = apply_event(file_closed("b.cbf", 20, metadata), first, policy=POLICY, now=NOW)
+
+    assert second is not None
+    assert second.dataset.scientificMetadata is first.dataset.scientificMetadata
+    assert second.dataset.scientificMetadataIssues == first.dataset.scientificMetadataIssues
+    assert [issue["key"] for issue in second.dataset.scientificMetadataIssues] == ["flux"]
+    changed = apply_event(
+        file_closed("c.cbf", 30, {"energy": {"value": 10, "unit": "keV"}}),
+        second,
+        policy=POLICY,
+        now=NOW,
+    )
+    assert changed is not None
+    assert (
+        changed.dataset.scientificMetadata["energy"]["valueSI"]
+        != (first.dataset.scientificMetadata["energy"]["valueSI"])
+    )
+
+
+files = st.lists(
+    st.tuples(
+        st.sampled_from(["a.cbf", "b.cbf", "sub/c.cbf", "d.cbf"]),
+        st.integers(min_value=0, max_value=1000),
+        st.sampled_from([None, "ab", "cd"]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(files)
+def test_file_list_updated_in_place_equals_the_list_recomputed(events) -> None:
+    entry = None
+    for step, (name, size, checksum) in enumerate(events):
+        now = NOW + timedelta(seconds=step)
+        data = file_closed(name, size, checksum=checksum)
+        entry = apply_event(data, entry, policy=POLICY, now=now) or entry
+
+        assert entry is not None and entry.datablock is not None
+        full = recomputed(entry)
+        assert entry.dataset == full.dataset
+        assert entry.datablock == full.datablock
+        assert entry.dataset.size == sum(r.size for r in entry.datablock.dataFileList)
+        assert entry.dataset.numberOfFiles == len({name for name, _, _ in events[: step + 1]})
+
+
+def test_file_outside_the_folder_still_widens_it() -> None:
+    first = apply_event(file_closed("a.cbf", 10), None, policy=POLICY, now=NOW)
+    outside = file_closed("a.cbf", 5).model_copy(update={"path": "/gpfs/current/raw/other.cbf"})
+
+    entry = apply_event(outside, first, policy=POLICY, now=NOW)
+
+    assert entry is not None and entry.datablock is not None
+    assert entry.dataset.sourceFolder == "/gpfs/current/raw"
+    assert [r.path for r in entry.datablock.dataFileList] == ["scan_0042/a.cbf", "other.cbf"]
+    assert entry.dataset.size == 15
