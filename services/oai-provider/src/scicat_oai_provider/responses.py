@@ -11,12 +11,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from scicat_oai_provider.domain import MetadataFormat, OaiRecord, SetEntry
 from scicat_oai_provider.protocol import Granularity, OaiError, format_datestamp
 from scicat_schemas.datacite import DC_NS, OAI_DC_NS, OAI_DC_SCHEMA_LOCATION
+
+if TYPE_CHECKING:
+    from scicat_oai_provider.listing import ListEntry
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
 OAI_SCHEMA = "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"
@@ -201,27 +205,51 @@ def record_document(envelope: Envelope, record: OaiRecord, prefix: str) -> bytes
     return _serialize_with_metadata(root, slots)
 
 
+def header_xml(record: OaiRecord) -> str:
+    """The record's `<header>` serialized once, to be joined into list pages.
+
+    It carries no namespace declaration: inside a list response the OAI-PMH namespace is the
+    default one already, so the header is in it, exactly as if it had been built in place.
+    """
+    holder = etree.Element(_oai("ListIdentifiers"), nsmap={None: OAI_NS})
+    _header(holder, record)
+    serialized = etree.tostring(holder[0], encoding="unicode")
+    if not serialized.startswith(_HEADER_WITH_NAMESPACE):
+        raise AssertionError(f"unexpected header serialization: {serialized[:80]!r}")
+    return "<header" + serialized[len(_HEADER_WITH_NAMESPACE) :]
+
+
+_HEADER_WITH_NAMESPACE = f'<header xmlns="{OAI_NS}"'
+
+
 def list_document(
     envelope: Envelope,
     *,
     verb: str,
-    records: Iterable[OaiRecord],
-    prefix: str,
+    entries: Iterable[ListEntry],
     token: ResumptionToken | None,
 ) -> bytes:
-    """ListIdentifiers (headers) or ListRecords (records), then the resumptionToken if any."""
+    """ListIdentifiers (headers) or ListRecords (records), then the resumptionToken if any.
+
+    The envelope is built with lxml; the entries' stored headers and metadata are joined into
+    it as text (see `_serialize_with_metadata`), so a page costs a string join per record.
+    """
     root = _document(envelope)
     listing = _sub(root, verb)
-    slots: list[str] = []
-    for record in records:
-        if verb == "ListIdentifiers":
-            _header(listing, record)
-        else:
-            _record(listing, record, prefix, slots)
+    listing.append(etree.ProcessingInstruction(_SLOT, "0"))
+    if verb == "ListIdentifiers":
+        body = "".join(entry.header for entry in entries)
+    else:
+        body = "".join(
+            f"<record>{entry.header}</record>"
+            if entry.metadata is None
+            else f"<record>{entry.header}<metadata>{entry.metadata}</metadata></record>"
+            for entry in entries
+        )
     if token is not None:
         element = _sub(listing, "resumptionToken", token.value or None)
         if token.expires is not None:
             element.set("expirationDate", format_datestamp(token.expires))
         element.set("completeListSize", str(token.complete_list_size))
         element.set("cursor", str(token.cursor))
-    return _serialize_with_metadata(root, slots)
+    return _serialize_with_metadata(root, [body])

@@ -1,29 +1,30 @@
-"""The OAI-PMH read model in MongoDB (collection `OaiRecord`), behind the protocol the verbs use.
+"""The OAI-PMH read model in MongoDB, behind the protocol the verbs use.
 
-One document per DOI, `_id` = the OAI identifier:
+Collection `OaiRecord`, one document per DOI, `_id` = the OAI identifier, the source of truth:
 
-    {_id, harvestKey, doi, publicationId, datestamp, deleted, sets: [{spec, name}],
+    {_id, doi, publicationId, datestamp, deleted, sets: [{spec, name}],
      setPaths: [spec and every ancestor], formats: [prefix], metadata: {prefix: xml},
      contentHash, appliedEvents: [{event, content}], version}
 
-`harvestKey` is the keyset order `(datestamp, _id)` as one sortable string; `setPaths` makes
-hierarchical set selection an exact match (`set=a` finds `a:b`); the indexes `harvest_key` and
-`harvest_key_by_set` serve a page with and without a set. `Proposal` (SciCat's collection in the
-same database) is read for beamtime → proposal relations. Writes use
-optimistic concurrency on `version`, so two consumers racing on one DOI (during a rebalance)
-cannot lose an update: the loser raises `ConcurrentUpdate` and its message is retried.
+and, derived from it in the same transaction, the list entries of `listing` (collection
+`OaiListEntry`, one per record and format) that ListRecords and ListIdentifiers read. `setPaths`
+makes hierarchical set selection an exact match (`set=a` finds `a:b`); the `datestamp` index
+serves `earliestDatestamp`. `Proposal` (SciCat's collection in the same database) is read for
+beamtime → proposal relations. Writes use optimistic concurrency on `version`, so two consumers
+racing on one DOI (during a rebalance) cannot lose an update: the loser raises
+`ConcurrentUpdate` and its message is retried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.write_concern import WriteConcern
 
 from scicat_oai_provider.domain import (
     AppliedEvent,
@@ -33,11 +34,28 @@ from scicat_oai_provider.domain import (
     SetEntry,
     set_ancestors,
 )
+from scicat_oai_provider.listing import (
+    OAI_LIST_COLLECTION,
+    Page,
+    create_indexes,
+    entry_documents,
+    list_filter,
+    read_page,
+    stale_entry_ids,
+)
 from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
-_LEGACY_INDEXES = frozenset({"harvest_order", "harvest_order_by_set"})
-"""Indexes of the `(datestamp, _id)` order that `harvestKey` replaced; dropped at start-up."""
+_LEGACY_INDEXES = frozenset(
+    {"harvest_order", "harvest_order_by_set", "harvest_key", "harvest_key_by_set"}
+)
+"""Indexes of earlier layouts, when lists were read from `OaiRecord`; dropped at start-up."""
+READ_MODEL_COLLECTION = "OaiReadModel"
+LAYOUT = 3
+"""Layout 3: list entries in `OaiListEntry`. A store with a lower (or no) layout marker gets its
+list entries built from `OaiRecord` at start-up, then the marker."""
+_BACKFILL_BATCH = 500
+_DUPLICATE_KEY = 11000
 PROPOSAL_COLLECTION = "Proposal"
 
 
@@ -71,7 +89,7 @@ class OaiRecordStore(Protocol):
         with_metadata: bool,
         span_seconds: int = 0,
     ) -> Page:
-        """Up to `limit` records of `query` strictly after `after`, in `(datestamp, id)` order.
+        """Up to `limit` list entries of `query` strictly after `after`, in `(datestamp, id)` order.
 
         `span_seconds` is the time window the previous page needed (0: unknown); the answer
         says what this page needed, for the next one.
@@ -87,59 +105,10 @@ class ProposalDirectory(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Page:
-    records: list[OaiRecord]
-    span_seconds: int
-
-
-def harvest_key(datestamp: datetime, identifier: str) -> str:
-    """The harvest order `(datestamp, identifier)` as one string that sorts the same way.
-
-    The datestamp part has a fixed width, so string order is tuple order, and a bare datestamp
-    prefix is a bound: every key of an earlier second sorts below it, every key of that second
-    or later above.
-    """
-    return f"{_second(datestamp)} {identifier}"
-
-
-def _second(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _filter(query: ListQuery, after: RecordKey | None, *, below: datetime | None = None) -> Any:
-    """One range on `harvestKey` (+ set equality): `(from | after, min(until, below))`.
-
-    The format is not part of it: nearly every record has every format, and the few that have
-    none (withdrawn before they were disseminated) are cheaper to skip after reading.
-    """
-    upper = query.until + timedelta(seconds=1)
-    key: dict[str, str] = {"$lt": _second(min(upper, below) if below else upper)}
-    if after is not None:
-        key["$gt"] = harvest_key(after.datestamp, after.identifier)
-    elif query.from_ is not None:
-        key["$gte"] = _second(query.from_)
-    selector: dict[str, Any] = {"harvestKey": key}
-    if query.set_spec is not None:
-        selector["setPaths"] = query.set_spec
-    return selector
-
-
-_HEADER_FIELDS = ("doi", "publicationId", "datestamp", "deleted", "sets", "formats")
-"""What a list page reads besides the one format's metadata: an inclusion projection, which
-SecantusDB applies by copying a few fields instead of deep-copying the whole document."""
-
-
-def _window_seconds(seconds_per_page: int) -> int:
-    """Seconds of harvest order to read for a page, from the density last seen, plus 25 %."""
-    return max(seconds_per_page + seconds_per_page // 4, 1)
-
-
 def _to_document(record: OaiRecord) -> dict[str, Any]:
     paths = sorted({path for entry in record.sets for path in set_ancestors(entry.spec)})
     return {
         "_id": record.identifier,
-        "harvestKey": harvest_key(record.datestamp, record.identifier),
         "doi": record.doi,
         "publicationId": record.publication_id,
         "datestamp": record.datestamp,
@@ -180,42 +149,87 @@ class MongoOaiRecordStore:
         self._earliest: datetime | None = None
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._collection: AsyncCollection[dict[str, Any]] | None = None
+        self._entries: AsyncCollection[dict[str, Any]] | None = None
 
     async def open(self) -> None:
-        """Connect and create the indexes the harvest queries need (idempotent)."""
+        """Connect, create the indexes, and bring a read model of an earlier layout up to date.
+
+        Idempotent, and safe to interrupt: the layout marker is written only after every list
+        entry exists, so an interrupted upgrade is resumed at the next start.
+        """
         self._client = AsyncMongoClient(
             self._settings.uri,
             tz_aware=True,
             tzinfo=UTC,
             serverSelectionTimeoutMS=self._settings.timeout_ms,
         )
-        self._collection = self._client[self._settings.database][OAI_RECORD_COLLECTION]
-        await self._collection.create_index([("harvestKey", ASCENDING)], name="harvest_key")
-        await self._collection.create_index(
-            [("setPaths", ASCENDING), ("harvestKey", ASCENDING)], name="harvest_key_by_set"
-        )
+        database = self._client[self._settings.database]
+        self._collection = database[OAI_RECORD_COLLECTION]
+        self._entries = database[OAI_LIST_COLLECTION]
         await self._collection.create_index([("datestamp", ASCENDING)], name="datestamp")
+        await create_indexes(self._entries)
         existing = await self._collection.index_information()
         for legacy in _LEGACY_INDEXES & existing.keys():
             await self._collection.drop_index(legacy)
-        async for document in self._collection.find(
-            {"harvestKey": {"$exists": False}}, projection={"datestamp": 1}
-        ):
-            await self._collection.update_one(
-                {"_id": document["_id"]},
-                {"$set": {"harvestKey": harvest_key(document["datestamp"], document["_id"])}},
+        layouts = database[READ_MODEL_COLLECTION]
+        marker = await layouts.find_one({"_id": "layout"})
+        if marker is None or int(marker.get("version", 0)) < LAYOUT:
+            await self._build_list_entries()
+            await layouts.replace_one({"_id": "layout"}, {"version": LAYOUT}, upsert=True)
+
+    async def _build_list_entries(self) -> None:
+        """Writes the list entries of every stored record (upgrade from an earlier layout).
+
+        An entry the event path wrote meanwhile for a newer version of its record is kept: the
+        conditional upsert matches only an older or missing entry, and a newer one makes the
+        insert fail on its `_id`, which is ignored.
+        """
+        batch: list[OaiRecord] = []
+        async for document in self.collection.find({}, projection={"appliedEvents": 0}):
+            batch.append(_from_document(document))
+            if len(batch) == _BACKFILL_BATCH:
+                await self._upsert_entries(batch)
+                batch = []
+        await self._upsert_entries(batch)
+        await self.collection.update_many(
+            {"harvestKey": {"$exists": True}}, {"$unset": {"harvestKey": ""}}
+        )
+
+    async def _upsert_entries(self, records: list[OaiRecord]) -> None:
+        writes = [
+            UpdateOne(
+                {"_id": entry["_id"], "version": {"$lte": entry["version"]}},
+                {"$set": {k: v for k, v in entry.items() if k != "_id"}},
+                upsert=True,
             )
+            for record in records
+            for entry in entry_documents(record)
+        ]
+        if not writes:
+            return
+        try:
+            await self.entries.bulk_write(writes, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != _DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
-            self._client = self._collection = None
+            self._client = self._collection = self._entries = None
 
     @property
     def collection(self) -> AsyncCollection[dict[str, Any]]:
         if self._collection is None:
             raise RuntimeError("the OAI record store is not open")
         return self._collection
+
+    @property
+    def entries(self) -> AsyncCollection[dict[str, Any]]:
+        """The list entries (`listing`), derived from `collection`."""
+        if self._entries is None:
+            raise RuntimeError("the OAI record store is not open")
+        return self._entries
 
     async def ping(self) -> bool:
         if self._client is None:
@@ -228,34 +242,64 @@ class MongoOaiRecordStore:
         return _from_document(document) if document else None
 
     async def save(self, record: OaiRecord, *, expected_version: int | None) -> None:
+        """The record and its list entries in one transaction, so lists never lag the record.
+
+        A write conflict with another transaction on the same DOI is a `ConcurrentUpdate` too.
+        """
+        if self._client is None:
+            raise RuntimeError("the OAI record store is not open")
         document = _to_document(record)
         self._note_datestamp(record.datestamp)
-        if expected_version is None:
+        async with self._client.start_session() as session:
             try:
-                await self.collection.insert_one(document)
+                async with await session.start_transaction(
+                    write_concern=WriteConcern(w="majority")
+                ):
+                    await self._write_record(document, expected_version, session)
+                    for entry in entry_documents(record):
+                        await self.entries.replace_one(
+                            {"_id": entry["_id"]}, entry, upsert=True, session=session
+                        )
+                    if stale := stale_entry_ids(record):
+                        await self.entries.delete_many({"_id": {"$in": stale}}, session=session)
             except DuplicateKeyError as error:
                 raise ConcurrentUpdate(f"{record.identifier} was created meanwhile") from error
+            except OperationFailure as error:
+                if error.has_error_label("TransientTransactionError"):
+                    raise ConcurrentUpdate(
+                        f"{record.identifier} is being written by someone else"
+                    ) from error
+                raise
+
+    async def _write_record(
+        self, document: dict[str, Any], expected_version: int | None, session: Any
+    ) -> None:
+        if expected_version is None:
+            await self.collection.insert_one(document, session=session)
             return
         result = await self.collection.replace_one(
-            {"_id": record.identifier, "version": expected_version}, document
+            {"_id": document["_id"], "version": expected_version}, document, session=session
         )
         if result.matched_count != 1:
             raise ConcurrentUpdate(
-                f"{record.identifier} changed since version {expected_version} was read"
+                f"{document['_id']} changed since version {expected_version} was read"
             )
 
     async def insert_many(self, records: Iterable[OaiRecord]) -> int:
-        """Bulk-load new pre-rendered records (seeding, benchmarks); returns how many.
+        """Bulk-load new pre-rendered records and their list entries (seeding, benchmarks).
 
-        Not for the event path: it skips the optimistic concurrency `save` gives, and an
-        identifier that exists already fails the whole call with `BulkWriteError`.
+        Not for the event path: it skips the optimistic concurrency and the transaction `save`
+        gives, and an identifier that exists already fails the whole call with `BulkWriteError`.
         """
-        documents = [_to_document(record) for record in records]
-        for document in documents:
-            self._note_datestamp(document["datestamp"])
-        if documents:
-            await self.collection.insert_many(documents, ordered=False)
-        return len(documents)
+        batch = list(records)
+        for record in batch:
+            self._note_datestamp(record.datestamp)
+        if batch:
+            await self.collection.insert_many([_to_document(r) for r in batch], ordered=False)
+            entries = [entry for record in batch for entry in entry_documents(record)]
+            if entries:
+                await self.entries.insert_many(entries, ordered=False)
+        return len(batch)
 
     async def earliest_datestamp(self) -> datetime | None:
         """A lower bound of every datestamp (the smallest, unless that record was re-dated since).
@@ -302,46 +346,19 @@ class MongoOaiRecordStore:
         with_metadata: bool,
         span_seconds: int = 0,
     ) -> Page:
-        """Walks the harvest order in time windows of adaptive width, each one indexed range.
-
-        A plain `range + sort + limit` is ideal on MongoDB, but engines without sort-by-index
-        and without a limit pushed into the index walk (the embedded SecantusDB) read, decode
-        and match every document of the range before sorting and cutting it, which makes a full
-        harvest quadratic. Bounding each query to a window keeps every query near one page on
-        any engine. The window is sized from the record density the previous page saw (carried
-        in the token as the seconds `limit` records needed) with 25 % headroom, because every
-        document read beyond the page is paid for and then dropped; a window that comes up
-        short is followed by one sized for the records still missing (four times wider when it
-        was empty, so sparse years are crossed in a few queries).
-        """
-        projection = dict.fromkeys(_HEADER_FIELDS, 1)
-        if with_metadata:
-            projection[f"metadata.{query.metadata_prefix}"] = 1
+        """One indexed query on the list entries per time window; see `listing.read_page`."""
         start = after.datestamp if after else query.from_ or await self.earliest_datestamp()
         if start is None or start > query.until:
             return Page([], span_seconds)
-        seconds = _window_seconds(span_seconds)
-        window_start, position = start, after
-        records: list[OaiRecord] = []
-        while len(records) < limit and window_start <= query.until:
-            below = window_start + timedelta(seconds=seconds)
-            cursor = (
-                self.collection.find(_filter(query, position, below=below), projection=projection)
-                .sort("harvestKey", ASCENDING)
-                .limit(limit - len(records))
-            )
-            found = [_from_document(document) async for document in cursor]
-            if found:
-                position = found[-1].key
-            records += [r for r in found if query.metadata_prefix in r.formats]
-            missing = limit - len(records)
-            if missing > 0:
-                window_start = below
-                seconds = _window_seconds(seconds * missing // len(found)) if found else seconds * 4
-        if not records:
-            return Page(records, seconds)
-        used = (records[-1].datestamp - start).total_seconds() + 1
-        return Page(records, max(int(used * limit / len(records)), 1))
+        return await read_page(
+            self.entries,
+            query,
+            start=start,
+            after=after,
+            limit=limit,
+            with_metadata=with_metadata,
+            span_seconds=span_seconds,
+        )
 
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int:
         """Exact for selective lists; for a whole-repository list, the collection's size.
@@ -353,8 +370,7 @@ class MongoOaiRecordStore:
         """
         if after is None and query.from_ is None and query.set_spec is None:
             return await self.collection.estimated_document_count()
-        selector = _filter(query, after) | {"formats": query.metadata_prefix}
-        return await self.collection.count_documents(selector)
+        return await self.entries.count_documents(list_filter(query, after))
 
     async def proposal_parents(self, proposal_ids: Collection[str]) -> dict[str, str]:
         """Reads SciCat's `Proposal` collection (same database), where beamtimes name a parent."""

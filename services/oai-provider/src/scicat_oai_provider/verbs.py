@@ -232,7 +232,7 @@ async def _list(
         with_metadata=request.verb == "ListRecords",
         span_seconds=span,
     )
-    records = found.records
+    records = found.entries
     if not records:
         rest = "the rest of this list (its records changed meanwhile)" if after else "the request"
         raise OaiProtocolError.of(ErrorCode.NO_RECORDS_MATCH, f"No record matches {rest}.")
@@ -252,9 +252,7 @@ async def _list(
         token = ResumptionToken(issued.value, max(size, lower_bound), cursor, issued.expires)
     elif cursor > 0:
         token = ResumptionToken("", cursor + len(page), cursor)
-    return responses.list_document(
-        envelope, verb=request.verb, records=page, prefix=query.metadata_prefix, token=token
-    )
+    return responses.list_document(envelope, verb=request.verb, entries=page, token=token)
 
 
 _HANDLERS: dict[str, VerbHandler] = {
