@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from scicat_schemas.units import UnitError, compatible, convert, si_unit, to_si
+from scicat_schemas.units import (
+    UnitError,
+    _round,
+    canonical,
+    compatible,
+    convert,
+    registry,
+    si_unit,
+    to_si,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +71,58 @@ def test_compatibility_and_conversion() -> None:
     with pytest.raises(UnitError, match="different dimensions"):
         convert(5, "keV", "K")
     assert si_unit("keV") == si_unit("J")
+
+
+FACILITY_UNITS = [
+    "keV",
+    "eV",
+    "MeV",
+    "Å",
+    "nm",
+    "mm",
+    "um",
+    "deg",
+    "°",
+    "mrad",
+    "mbar",
+    "Pa",
+    "bar",
+    "s",
+    "ms",
+    "counts",
+    "cps",
+    "K",
+    "°C",
+    "degF",
+    "mA",
+    "T",
+    "Hz",
+    "kg/m^3",
+    "mm/s",
+    "1/nm",
+]
+
+
+def _pint_reference(value: float, unit: str) -> tuple[float, str]:
+    """The conversion as pint computes it on every call, without the remembered factors."""
+    quantity = registry().Quantity(value, registry().parse_units(canonical(unit)))
+    base = quantity.to_base_units()
+    return _round(float(base.magnitude)), f"{base.units:~C}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False, width=64)
+    | st.integers(-(10**12), 10**12),
+    unit=st.sampled_from(FACILITY_UNITS),
+)
+def test_remembered_conversion_gives_pints_result_bit_for_bit(value: float, unit: str) -> None:
+    converted = to_si(value, unit)
+
+    assert (converted.value, converted.unit) == _pint_reference(float(value), unit)
+
+
+def test_unknown_unit_is_refused_every_time_not_remembered_as_valid() -> None:
+    for _ in range(2):
+        with pytest.raises(UnitError, match="zorkmid"):
+            to_si(1.0, "zorkmid")
