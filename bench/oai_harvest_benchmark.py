@@ -140,20 +140,13 @@ async def load(mongo: MongoSettings, count: int) -> float:
 
 
 async def query_plan(mongo: MongoSettings) -> str:
-    """How the server runs one page's query (a window of the `harvestKey` range), if it says."""
+    """How the server runs one page's query (a window of the `listKey` range), if it says."""
     store = MongoOaiRecordStore(mongo)
     await store.open()
     try:
+        window = {"$gt": "oai_dc 2025-01-01T00:10:00Z", "$lt": "oai_dc 2025-01-01T00:11:00Z"}
         explained = (
-            await store.collection.find(
-                {
-                    "harvestKey": {"$gt": "2025-01-01T00:10:00Z", "$lt": "2025-01-01T00:11:00Z"},
-                    "formats": "oai_dc",
-                }
-            )
-            .sort("harvestKey", 1)
-            .limit(101)
-            .explain()
+            await store.entries.find({"listKey": window}).sort("listKey", 1).limit(101).explain()
         )
         plan = explained.get("queryPlanner", {}).get("winningPlan", explained)
         stages = []

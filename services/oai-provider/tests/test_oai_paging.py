@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oai_testkit import (
+    NS,
     REPOSITORY_IDENTIFIER,
     Harvester,
     clone_record,
@@ -16,7 +17,14 @@ from oai_testkit import (
 )
 from pymongo import AsyncMongoClient
 
-from scicat_oai_provider.domain import apply_content, withdrawn_content
+from scicat_oai_provider.domain import (
+    ListQuery,
+    OaiRecord,
+    RecordKey,
+    apply_content,
+    withdrawn_content,
+)
+from scicat_oai_provider.listing import entry_documents, read_page
 from scicat_oai_provider.store import MongoOaiRecordStore
 from scicat_schemas.runtime.settings import MongoSettings
 
@@ -82,35 +90,119 @@ async def test_records_without_the_format_are_skipped_without_ending_the_list(
     ]
 
 
-async def test_a_read_model_of_the_previous_layout_is_upgraded_at_start_up(
+def previous_layout_document(record: OaiRecord) -> dict[str, Any]:
+    """An `OaiRecord` document as the previous layout stored it: lists read it directly."""
+    return {
+        "_id": record.identifier,
+        "harvestKey": f"{record.datestamp:%Y-%m-%dT%H:%M:%SZ} {record.identifier}",
+        "doi": record.doi,
+        "datestamp": record.datestamp,
+        "deleted": record.deleted,
+        "sets": [{"spec": s.spec, "name": s.name} for s in record.sets],
+        "setPaths": ["openaire_data"],
+        "formats": list(record.formats),
+        "metadata": dict(record.metadata),
+        "contentHash": record.content_hash,
+        "version": 1,
+    }
+
+
+async def test_a_read_model_of_a_previous_layout_is_upgraded_at_start_up(
     mongo_uri: str, database_name: str
 ) -> None:
-    """Documents without `harvestKey` get one, and the old `(datestamp, _id)` indexes go."""
-    record = stored_record("10.5072/old", DAY)
+    """List entries are built from `OaiRecord` at start-up, and the old list indexes go."""
+    records = [
+        stored_record("10.5072/old", DAY),
+        stored_record("10.5072/old-withdrawn", DAY + timedelta(seconds=1), deleted=True),
+    ]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
     try:
         collection = client[database_name]["OaiRecord"]
         await collection.create_index([("datestamp", 1), ("_id", 1)], name="harvest_order")
-        document = {
-            "_id": record.identifier,
-            "doi": record.doi,
-            "datestamp": record.datestamp,
-            "deleted": False,
-            "sets": [{"spec": s.spec, "name": s.name} for s in record.sets],
-            "setPaths": ["openaire_data"],
-            "formats": list(record.formats),
-            "metadata": dict(record.metadata),
-            "contentHash": record.content_hash,
-            "version": 1,
-        }
-        await collection.insert_one(document)
+        await collection.create_index([("harvestKey", 1)], name="harvest_key")
+        await collection.insert_many([previous_layout_document(r) for r in records])
         store = MongoOaiRecordStore(MongoSettings(uri=mongo_uri, database=database_name))
         await store.open()
         try:
-            headers, _ = await Harvester(store).harvest(NOW, metadataPrefix="oai_dc")
-            assert header_ids(headers) == [record.identifier]
-            assert "harvest_order" not in await collection.index_information()
+            page = await Harvester(store)(NOW, verb="ListRecords", metadataPrefix="oai_dc")
+            assert header_ids(page.iterfind(".//oai:header", NS)) == [r.identifier for r in records]
+            deleted = page.find(".//oai:header[@status='deleted']", NS)
+            assert deleted is not None and deleted.findtext("oai:identifier", namespaces=NS) == (
+                records[1].identifier
+            )
+            assert len(page.findall(".//oai:metadata", NS)) == 1
+            assert {"harvest_order", "harvest_key"}.isdisjoint(await collection.index_information())
         finally:
             await store.close()
     finally:
         await client.close()
+
+
+async def test_the_upgrade_keeps_list_entries_written_for_newer_versions(
+    mongo_uri: str, database_name: str
+) -> None:
+    """An entry the event path wrote meanwhile for a newer version is not overwritten."""
+    old = stored_record("10.5072/raced", DAY)
+    newer = stored_record("10.5072/raced", DAY + timedelta(seconds=5))
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        database = client[database_name]
+        await database["OaiRecord"].insert_one(previous_layout_document(old))
+        await database["OaiListEntry"].insert_many(entry_documents(replace(newer, version=2)))
+        store = MongoOaiRecordStore(MongoSettings(uri=mongo_uri, database=database_name))
+        await store.open()
+        try:
+            headers, _ = await Harvester(store).harvest(NOW, metadataPrefix="datacite")
+            assert [h.findtext("oai:datestamp", namespaces=NS) for h in headers] == [
+                "2024-03-10T00:00:05Z"
+            ]
+        finally:
+            await store.close()
+    finally:
+        await client.close()
+
+
+class CountingEntries:
+    """The list entries collection, remembering the filter of every query a page runs."""
+
+    def __init__(self, entries: Any) -> None:
+        self.entries = entries
+        self.filters: list[Any] = []
+
+    def find(self, selector: Any, **options: Any) -> Any:
+        self.filters.append(selector)
+        return self.entries.find(selector, **options)
+
+
+async def test_a_harvest_reads_few_documents_beyond_those_it_returns(
+    store: MongoOaiRecordStore,
+) -> None:
+    """The embedded MongoDB reads every document of a query's range, so windows must fit."""
+    template = stored_record("10.5072/template", DAY)
+    records = [
+        clone_record(template, f"10.5072/d{n:04d}", DAY + timedelta(seconds=n // 3))
+        for n in range(600)
+    ]
+    await store.insert_many(records)
+    query = ListQuery("oai_dc", None, None, NOW)
+    counting = CountingEntries(store.entries)
+    delivered: list[str] = []
+    after: RecordKey | None = None
+    span = 0
+    while True:
+        page = await read_page(
+            counting,  # type: ignore[arg-type]
+            query,
+            start=after.datestamp if after else DAY,
+            after=after,
+            limit=51,
+            with_metadata=True,
+            span_seconds=span,
+        )
+        delivered += [entry.key.identifier for entry in page.entries[:50]]
+        if len(page.entries) <= 50:
+            break
+        after, span = page.entries[49].key, page.span_seconds
+    assert delivered == [r.identifier for r in records]
+    read = [await store.entries.count_documents(selector) for selector in counting.filters]
+    assert sum(read) <= 1.4 * len(records), read

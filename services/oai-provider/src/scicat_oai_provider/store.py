@@ -191,9 +191,6 @@ class MongoOaiRecordStore:
                 await self._upsert_entries(batch)
                 batch = []
         await self._upsert_entries(batch)
-        await self.collection.update_many(
-            {"harvestKey": {"$exists": True}}, {"$unset": {"harvestKey": ""}}
-        )
 
     async def _upsert_entries(self, records: list[OaiRecord]) -> None:
         writes = [
