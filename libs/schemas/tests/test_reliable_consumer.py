@@ -28,8 +28,10 @@ async def _produce(bootstrap: str, *values: bytes) -> None:
         await producer.stop()
 
 
-def _consumer(bootstrap: str) -> tuple[ReliableConsumer, Any]:
-    registry = CollectorRegistry()
+def _consumer(
+    bootstrap: str, registry: CollectorRegistry | None = None
+) -> tuple[ReliableConsumer, Any]:
+    registry = registry or CollectorRegistry()
     settings = KafkaSettings(
         bootstrap_servers=bootstrap,
         retry_initial_seconds=0.05,
@@ -113,6 +115,33 @@ async def test_committed_offsets_are_not_redelivered_after_restart(kafka: str) -
     finally:
         await broker2.stop()
     assert seen == [b"a", b"b", b"c"]
+
+
+async def test_lag_counts_the_records_left_after_each_one_handled(kafka: str) -> None:
+    registry = CollectorRegistry()
+    seen: list[float | None] = []
+
+    def lag() -> float | None:
+        return registry.get_sample_value(
+            "scicat_consumer_lag_messages", {"topic": TOPIC, "partition": str(partition)}
+        )
+
+    async def handler(record: ConsumerRecord[Any, Any]) -> None:
+        seen.append(lag())
+
+    await _produce(kafka, *(f"m{n}".encode() for n in range(5)))
+    records = await read_topic(kafka, TOPIC, expected=5)
+    partition = records[0].partition
+    consumer, broker = _consumer(kafka, registry)
+    consumer.subscribe(TOPIC, handler=handler)
+    await broker.start()
+    try:
+        await wait_for(lambda: _async(len(seen) == 5), what="five messages")
+        await wait_for(lambda: _async(lag() == 0), what="no lag left")
+    finally:
+        await broker.stop()
+    assert seen[0] is None, "nothing is known before the first commit"
+    assert seen[1:] == [4, 3, 2, 1]
 
 
 async def _async(value: Any) -> Any:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from scicat_pipeline.testing.records import BatchMessage, consumer_record
+from scicat_pipeline.testing.records import BatchMessage, SeekingConsumer, consumer_record
 from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
 from scicat_schemas.runtime.settings import KafkaSettings
 
@@ -57,3 +58,28 @@ async def test_a_failed_mixed_batch_counts_a_transient_failure_for_every_topic_i
     assert (
         _value(registry, "scicat_message_duration_seconds_count", topic="acquisition.events") == 0
     )
+
+
+async def test_after_a_batch_the_lag_of_each_partition_is_what_follows_its_last_record() -> None:
+    @dataclass
+    class FetchingConsumer(SeekingConsumer):
+        marks: dict[TopicPartition, int] = field(default_factory=dict)
+
+        def highwater(self, partition: TopicPartition) -> int | None:
+            return self.marks.get(partition)
+
+    async def handle(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Rejected | None]:
+        return [None] * len(records)
+
+    consumer = FetchingConsumer(
+        marks={
+            TopicPartition("acquisition.events", 0): 10,
+            TopicPartition("proposals.events", 0): 2,
+        }
+    )
+    registry = CollectorRegistry()
+    await _consumer(registry).process_batch(BatchMessage(BATCH, consumer), handle)  # type: ignore[arg-type]
+
+    lag = "scicat_consumer_lag_messages"
+    assert _value(registry, lag, topic="acquisition.events", partition="0") == 7
+    assert _value(registry, lag, topic="proposals.events", partition="0") == 0

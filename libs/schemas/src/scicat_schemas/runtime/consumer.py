@@ -33,7 +33,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage as InjectedKafkaMessage
 from faststream.kafka.message import KafkaMessage
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from scicat_schemas.runtime import dead_letter
@@ -87,6 +87,7 @@ class ConsumerMetrics:
     dead_letters: Counter = field(init=False)
     transient_failures: Counter = field(init=False)
     duration: Histogram = field(init=False)
+    lag: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         self.processed = Counter(
@@ -111,6 +112,13 @@ class ConsumerMetrics:
             "scicat_message_duration_seconds",
             "Handler time per message, retries excluded.",
             ["topic"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "scicat_consumer_lag_messages",
+            "Records on a partition after the last one handled (its high watermark when last "
+            "fetched, minus the next offset): how far behind the service is.",
+            ["topic", "partition"],
             registry=self.registry,
         )
 
@@ -216,6 +224,7 @@ class ReliableConsumer:
                     record.topic, "ok" if outcome is None else "dead-lettered"
                 ).inc()
             await message.ack()
+            self._observe_lag(message, records)
 
     def _observe_batch_duration(
         self, records: Sequence[ConsumerRecord[Any, Any]], seconds: float
@@ -267,6 +276,7 @@ class ReliableConsumer:
                 self._attempts.pop(where, None)
                 self.metrics.processed.labels(record.topic, "dead-lettered").inc()
                 await message.ack()
+                self._observe_lag(message, (record,))
             except Exception as error:
                 attempt = self._attempts.get(where, 0) + 1
                 self._attempts[where] = attempt
@@ -284,6 +294,30 @@ class ReliableConsumer:
                 self._attempts.pop(where, None)
                 self.metrics.processed.labels(record.topic, "ok").inc()
                 await message.ack()
+                self._observe_lag(message, (record,))
+
+    def _observe_lag(
+        self, message: KafkaMessage, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        """After a commit: what is left on each partition of `records`, as last fetched.
+
+        Read from the consumer's own fetch state (no request to the broker), so it costs nothing;
+        it is as fresh as the last fetch, and a consumer stuck retrying does not update it (its
+        `scicat_transient_failures_total` rises instead).
+        """
+        highwater = getattr(message.consumer, "highwater", None)
+        if highwater is None:
+            return
+        handled: dict[TopicPartition, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            handled[partition] = max(record.offset, handled.get(partition, record.offset))
+        for partition, offset in handled.items():
+            mark = highwater(partition)
+            if mark is not None:
+                self.metrics.lag.labels(partition.topic, str(partition.partition)).set(
+                    max(mark - offset - 1, 0)
+                )
 
     def backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter, capped so the consumer stays in its group."""
