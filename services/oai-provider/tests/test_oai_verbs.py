@@ -22,6 +22,7 @@ from oai_testkit import (
 
 from scicat_oai_provider.domain import OaiRecord, apply_content, withdrawn_content
 from scicat_oai_provider.store import MongoOaiRecordStore
+from scicat_schemas.runtime.settings import MongoSettings
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAY = datetime(2024, 3, 10, tzinfo=UTC)
@@ -73,6 +74,28 @@ async def test_identify_on_an_empty_store_gives_now_as_earliest_datestamp(
     assert root.findtext("oai:Identify/oai:earliestDatestamp", namespaces=NS) == (
         "2024-06-01T12:00:00Z"
     )
+
+
+async def test_the_earliest_datestamp_is_kept_for_every_replica_and_lowered_by_writes(
+    store: MongoOaiRecordStore, mongo_uri: str, database_name: str
+) -> None:
+    """Found once per store (a full read on the embedded MongoDB), then kept in the store."""
+    settings = MongoSettings(uri=mongo_uri, database=database_name)
+    await put(store, stored_record("10.5072/a", DAY))
+
+    async def earliest_seen_by_a_new_replica() -> datetime | None:
+        replica = MongoOaiRecordStore(settings)
+        await replica.open()
+        try:
+            return await replica.earliest_datestamp()
+        finally:
+            await replica.close()
+
+    assert await earliest_seen_by_a_new_replica() == DAY
+    await put(store, stored_record("10.5072/b", DAY - timedelta(days=1)))
+    await store.insert_many([stored_record("10.5072/c", DAY - timedelta(days=2))])
+    await put(store, stored_record("10.5072/d", DAY + timedelta(days=1)))
+    assert await earliest_seen_by_a_new_replica() == DAY - timedelta(days=2)
 
 
 async def test_bad_verb_and_bad_argument_echo_only_the_base_url(store: MongoOaiRecordStore) -> None:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from scicat_oai_provider.domain import METADATA_FORMATS, ListQuery, OaiRecord, RecordKey
 from scicat_oai_provider.responses import header_xml
@@ -30,6 +31,7 @@ from scicat_oai_provider.sets import set_ancestors
 
 OAI_LIST_COLLECTION = "OaiListEntry"
 _DATESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,33 @@ def entry_documents(record: OaiRecord) -> list[dict[str, Any]]:
 def stale_entry_ids(record: OaiRecord) -> list[str]:
     """Entries of formats the record is no longer disseminated in."""
     return [entry_id(p, record.identifier) for p in METADATA_FORMATS if p not in record.formats]
+
+
+async def upsert_entries(
+    collection: AsyncCollection[dict[str, Any]], records: list[OaiRecord]
+) -> None:
+    """Writes the entries of `records` unless a newer version of them is there already.
+
+    For rebuilding entries beside the event path (the upgrade from an earlier layout): the
+    conditional upsert matches only an older or missing entry, and a newer one makes the
+    insert fail on its `_id`, which is ignored.
+    """
+    writes = [
+        UpdateOne(
+            {"_id": entry["_id"], "version": {"$lte": entry["version"]}},
+            {"$set": {k: v for k, v in entry.items() if k != "_id"}},
+            upsert=True,
+        )
+        for record in records
+        for entry in entry_documents(record)
+    ]
+    if not writes:
+        return
+    try:
+        await collection.bulk_write(writes, ordered=False)
+    except BulkWriteError as error:
+        if any(e.get("code") != _DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            raise
 
 
 async def create_indexes(collection: AsyncCollection[dict[str, Any]]) -> None:

@@ -21,9 +21,9 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.write_concern import WriteConcern
 
 from scicat_oai_provider.domain import (
@@ -42,6 +42,7 @@ from scicat_oai_provider.listing import (
     list_filter,
     read_page,
     stale_entry_ids,
+    upsert_entries,
 )
 from scicat_schemas.runtime.settings import MongoSettings
 
@@ -55,7 +56,7 @@ LAYOUT = 3
 """Layout 3: list entries in `OaiListEntry`. A store with a lower (or no) layout marker gets its
 list entries built from `OaiRecord` at start-up, then the marker."""
 _BACKFILL_BATCH = 500
-_DUPLICATE_KEY = 11000
+_EARLIEST = "earliest"
 PROPOSAL_COLLECTION = "Proposal"
 
 
@@ -150,6 +151,7 @@ class MongoOaiRecordStore:
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._collection: AsyncCollection[dict[str, Any]] | None = None
         self._entries: AsyncCollection[dict[str, Any]] | None = None
+        self._read_model: AsyncCollection[dict[str, Any]] | None = None
 
     async def open(self) -> None:
         """Connect, create the indexes, and bring a read model of an earlier layout up to date.
@@ -171,49 +173,26 @@ class MongoOaiRecordStore:
         existing = await self._collection.index_information()
         for legacy in _LEGACY_INDEXES & existing.keys():
             await self._collection.drop_index(legacy)
-        layouts = database[READ_MODEL_COLLECTION]
-        marker = await layouts.find_one({"_id": "layout"})
+        self._read_model = database[READ_MODEL_COLLECTION]
+        marker = await self._read_model.find_one({"_id": "layout"})
         if marker is None or int(marker.get("version", 0)) < LAYOUT:
             await self._build_list_entries()
-            await layouts.replace_one({"_id": "layout"}, {"version": LAYOUT}, upsert=True)
+            await self._read_model.replace_one({"_id": "layout"}, {"version": LAYOUT}, upsert=True)
 
     async def _build_list_entries(self) -> None:
-        """Writes the list entries of every stored record (upgrade from an earlier layout).
-
-        An entry the event path wrote meanwhile for a newer version of its record is kept: the
-        conditional upsert matches only an older or missing entry, and a newer one makes the
-        insert fail on its `_id`, which is ignored.
-        """
+        """Writes the list entries of every stored record (upgrade from an earlier layout)."""
         batch: list[OaiRecord] = []
         async for document in self.collection.find({}, projection={"appliedEvents": 0}):
             batch.append(_from_document(document))
             if len(batch) == _BACKFILL_BATCH:
-                await self._upsert_entries(batch)
+                await upsert_entries(self.entries, batch)
                 batch = []
-        await self._upsert_entries(batch)
-
-    async def _upsert_entries(self, records: list[OaiRecord]) -> None:
-        writes = [
-            UpdateOne(
-                {"_id": entry["_id"], "version": {"$lte": entry["version"]}},
-                {"$set": {k: v for k, v in entry.items() if k != "_id"}},
-                upsert=True,
-            )
-            for record in records
-            for entry in entry_documents(record)
-        ]
-        if not writes:
-            return
-        try:
-            await self.entries.bulk_write(writes, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != _DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
+        await upsert_entries(self.entries, batch)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
-            self._client = self._collection = self._entries = None
+            self._client = self._collection = self._entries = self._read_model = None
 
     @property
     def collection(self) -> AsyncCollection[dict[str, Any]]:
@@ -227,6 +206,13 @@ class MongoOaiRecordStore:
         if self._entries is None:
             raise RuntimeError("the OAI record store is not open")
         return self._entries
+
+    @property
+    def read_model(self) -> AsyncCollection[dict[str, Any]]:
+        """Facts about the read model as a whole: its layout, the earliest datestamp."""
+        if self._read_model is None:
+            raise RuntimeError("the OAI record store is not open")
+        return self._read_model
 
     async def ping(self) -> bool:
         if self._client is None:
@@ -246,13 +232,13 @@ class MongoOaiRecordStore:
         if self._client is None:
             raise RuntimeError("the OAI record store is not open")
         document = _to_document(record)
-        self._note_datestamp(record.datestamp)
         async with self._client.start_session() as session:
             try:
                 async with await session.start_transaction(
                     write_concern=WriteConcern(w="majority")
                 ):
                     await self._write_record(document, expected_version, session)
+                    await self._lower_earliest(record.datestamp, session)
                     for entry in entry_documents(record):
                         await self.entries.replace_one(
                             {"_id": entry["_id"]}, entry, upsert=True, session=session
@@ -289,9 +275,8 @@ class MongoOaiRecordStore:
         gives, and an identifier that exists already fails the whole call with `BulkWriteError`.
         """
         batch = list(records)
-        for record in batch:
-            self._note_datestamp(record.datestamp)
         if batch:
+            await self._lower_earliest(min(record.datestamp for record in batch))
             await self.collection.insert_many([_to_document(r) for r in batch], ordered=False)
             entries = [entry for record in batch for entry in entry_documents(record)]
             if entries:
@@ -301,22 +286,41 @@ class MongoOaiRecordStore:
     async def earliest_datestamp(self) -> datetime | None:
         """A lower bound of every datestamp (the smallest, unless that record was re-dated since).
 
-        Looked up once, then kept: records are stamped "now", never before it, so the bound only
-        loosens when the earliest record is re-dated, and a lower bound is all Identify and the
-        first list page need.
+        Kept in `OaiReadModel` (`_id: "earliest"`), lowered by every write of an earlier
+        datestamp, and cached here: finding the smallest datestamp in the records is a sort
+        that the embedded SecantusDB answers by reading the whole collection (11 s at 100k
+        records), so it is done once per store, not once per process. Records are stamped
+        "now", never before it, so the bound only loosens when the earliest record is re-dated,
+        and a lower bound is all Identify and the first list page need.
         """
         if self._earliest is None:
+            kept = await self.read_model.find_one({"_id": _EARLIEST})
+            if kept is not None:
+                self._earliest = kept["datestamp"].astimezone(UTC)
+                return self._earliest
             document = await self.collection.find_one(
                 {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING)]
             )
             if document is not None:
                 self._earliest = document["datestamp"].astimezone(UTC)
+                await self.read_model.update_one(
+                    {"_id": _EARLIEST}, {"$min": {"datestamp": self._earliest}}, upsert=True
+                )
         return self._earliest
 
-    def _note_datestamp(self, datestamp: datetime) -> None:
-        """Keep the bound true after a write; unknown stays unknown (looked up when needed)."""
+    async def _lower_earliest(self, datestamp: datetime, session: Any = None) -> None:
+        """Keep the bounds true after a write; unknown stays unknown (looked up when needed).
+
+        The stored bound is written only when it moves down, so concurrent writes of records
+        stamped "now" never touch (and never conflict on) that one document.
+        """
         if self._earliest is not None and datestamp < self._earliest:
             self._earliest = datestamp
+        await self.read_model.update_one(
+            {"_id": _EARLIEST, "datestamp": {"$gt": datestamp}},
+            {"$set": {"datestamp": datestamp}},
+            session=session,
+        )
 
     async def has_sets(self) -> bool:
         document = await self.collection.find_one(
