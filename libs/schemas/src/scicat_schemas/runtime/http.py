@@ -72,7 +72,10 @@ def create_service_app(
                 ok = await asyncio.wait_for(check(), timeout=3.0)
                 results[check_name] = "ok" if ok is not False else "unavailable"
             except Exception as error:
-                results[check_name] = f"unavailable: {error!r}"[:300]
+                # The answer may be public (ingress): name the failure, keep hosts and URIs
+                # (which can carry credentials) in the log only.
+                results[check_name] = f"unavailable: {type(error).__name__}"
+                log.warning("readiness check failed", check=check_name, error=repr(error))
         ready = all(v == "ok" for v in results.values())
         response.status_code = 200 if ready else 503
         return {"status": "ready" if ready else "not ready", "checks": results}
