@@ -57,6 +57,8 @@ LAYOUT = 3
 list entries built from `OaiRecord` at start-up, then the marker."""
 _BACKFILL_BATCH = 500
 _EARLIEST = "earliest"
+_NO_RECORDS = datetime(9999, 12, 31, tzinfo=UTC)
+"""The kept earliest datestamp of a store that has had no record yet."""
 PROPOSAL_COLLECTION = "Proposal"
 
 
@@ -174,6 +176,11 @@ class MongoOaiRecordStore:
         for legacy in _LEGACY_INDEXES & existing.keys():
             await self._collection.drop_index(legacy)
         self._read_model = database[READ_MODEL_COLLECTION]
+        if await self._collection.estimated_document_count() == 0:
+            # A new store: every record will lower this, so the bound is never searched for.
+            await self._read_model.update_one(
+                {"_id": _EARLIEST}, {"$setOnInsert": {"datestamp": _NO_RECORDS}}, upsert=True
+            )
         marker = await self._read_model.find_one({"_id": "layout"})
         if marker is None or int(marker.get("version", 0)) < LAYOUT:
             await self._build_list_entries()
@@ -289,14 +296,17 @@ class MongoOaiRecordStore:
         Kept in `OaiReadModel` (`_id: "earliest"`), lowered by every write of an earlier
         datestamp, and cached here: finding the smallest datestamp in the records is a sort
         that the embedded SecantusDB answers by reading the whole collection (11 s at 100k
-        records), so it is done once per store, not once per process. Records are stamped
+        records), so it is done at most once per store (for a store created before the bound
+        was kept), not once per process. Records are stamped
         "now", never before it, so the bound only loosens when the earliest record is re-dated,
         and a lower bound is all Identify and the first list page need.
         """
         if self._earliest is None:
             kept = await self.read_model.find_one({"_id": _EARLIEST})
             if kept is not None:
-                self._earliest = kept["datestamp"].astimezone(UTC)
+                kept_datestamp = kept["datestamp"].astimezone(UTC)
+                if kept_datestamp < _NO_RECORDS:
+                    self._earliest = kept_datestamp
                 return self._earliest
             document = await self.collection.find_one(
                 {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING)]
