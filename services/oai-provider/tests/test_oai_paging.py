@@ -1,4 +1,5 @@
-"""Paging over the read model's adaptive query windows: empty years, crowded seconds."""
+"""Lists over the read model's entries: adaptive query windows, consistency with the records,
+the upgrade from the previous layout."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from oai_testkit import (
     NS,
     REPOSITORY_IDENTIFIER,
@@ -206,3 +208,28 @@ async def test_a_harvest_reads_few_documents_beyond_those_it_returns(
     assert delivered == [r.identifier for r in records]
     read = [await store.entries.count_documents(selector) for selector in counting.filters]
     assert sum(read) <= 1.4 * len(records), read
+
+
+async def test_a_record_and_its_list_entries_are_written_together_or_not_at_all(
+    store: MongoOaiRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails after the record was replaced leaves the record and lists as they were."""
+    first = stored_record("10.5072/atomic", DAY)
+    await store.save(first, expected_version=None)
+    changed = replace(
+        stored_record("10.5072/atomic", DAY + timedelta(hours=1), deleted=True), version=2
+    )
+
+    def entries_fail(record: OaiRecord) -> list[dict[str, Any]]:
+        raise RuntimeError("the list entries could not be written")
+
+    monkeypatch.setattr("scicat_oai_provider.store.entry_documents", entries_fail)
+    with pytest.raises(RuntimeError):
+        await store.save(changed, expected_version=first.version)
+    monkeypatch.undo()
+    stored = await store.get(first.identifier)
+    assert stored is not None and (stored.version, stored.deleted) == (first.version, False)
+    headers, _ = await Harvester(store).harvest(NOW, metadataPrefix="oai_dc")
+    assert [(h.get("status"), h.findtext("oai:datestamp", namespaces=NS)) for h in headers] == [
+        (None, "2024-03-10T00:00:00Z")
+    ]
