@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
@@ -98,28 +98,21 @@ def stale_entry_ids(record: OaiRecord) -> list[str]:
     return [entry_id(p, record.identifier) for p in METADATA_FORMATS if p not in record.formats]
 
 
-async def upsert_entries(
+async def insert_missing_entries(
     collection: AsyncCollection[dict[str, Any]], records: list[OaiRecord]
 ) -> None:
-    """Writes the entries of `records` unless a newer version of them is there already.
+    """Writes the entries of `records` that do not exist yet.
 
-    For rebuilding entries beside the event path (the upgrade from an earlier layout): the
-    conditional upsert matches only an older or missing entry, and a newer one makes the
-    insert fail on its `_id`, which is ignored.
+    For building entries beside the event path (the upgrade from an earlier layout). An entry
+    that exists already was written by the event path, with its record in one transaction, so
+    for the record's current or a newer version, or by an interrupted earlier upgrade from the
+    same record: either way it is kept, and its duplicate `_id` is ignored.
     """
-    writes = [
-        UpdateOne(
-            {"_id": entry["_id"], "version": {"$lte": entry["version"]}},
-            {"$set": {k: v for k, v in entry.items() if k != "_id"}},
-            upsert=True,
-        )
-        for record in records
-        for entry in entry_documents(record)
-    ]
-    if not writes:
+    documents = [entry for record in records for entry in entry_documents(record)]
+    if not documents:
         return
     try:
-        await collection.bulk_write(writes, ordered=False)
+        await collection.insert_many(documents, ordered=False)
     except BulkWriteError as error:
         if any(e.get("code") != _DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
             raise

@@ -39,10 +39,10 @@ from scicat_oai_provider.listing import (
     Page,
     create_indexes,
     entry_documents,
+    insert_missing_entries,
     list_filter,
     read_page,
     stale_entry_ids,
-    upsert_entries,
 )
 from scicat_schemas.runtime.settings import MongoSettings
 
@@ -192,9 +192,9 @@ class MongoOaiRecordStore:
         async for document in self.collection.find({}, projection={"appliedEvents": 0}):
             batch.append(_from_document(document))
             if len(batch) == _BACKFILL_BATCH:
-                await upsert_entries(self.entries, batch)
+                await insert_missing_entries(self.entries, batch)
                 batch = []
-        await upsert_entries(self.entries, batch)
+        await insert_missing_entries(self.entries, batch)
 
     async def close(self) -> None:
         if self._client is not None:
