@@ -7,7 +7,8 @@ changes nothing (a file closed twice, a repeated start). That "no change" answer
 
 Events of one run may arrive in any order a producer manages to send them: each one creates the
 dataset if it is missing, a start never re-opens a stopped run, and the file list, the
-`sourceFolder` and the sizes are recomputed from the files themselves (`catalogue_entry`).
+`sourceFolder` and the sizes follow from the files themselves (`catalogue_entry`; a file inside
+the folder updates them in place, by its difference).
 Native producers (ESS wrdn, bluesky, ASAP::O) are adapters that emit the same payloads.
 
 Around that core: every quantity gets SI values (`quantities`); the run's beamtime, when known,

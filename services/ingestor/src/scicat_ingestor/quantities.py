@@ -7,8 +7,9 @@ convert query units, so stored and queried SI values agree to the letter. A two-
 event (SciCat backend-v3 #419): the quantity is kept as sent, without `valueSI`/`unitSI`, and a
 `MetadataIssue` names it so a person can fix the producer.
 
-Annotation is recomputed from the merged metadata on every change, so a stale `valueSI` cannot
-survive a new `value`, and re-applying it to its own output changes nothing.
+Annotation is recomputed from the merged metadata whenever an event changes the metadata, so a
+stale `valueSI` cannot survive a new `value`, and re-applying it to its own output changes
+nothing; metadata an event repeats exactly keeps its stored annotation (`domain`).
 """
 
 from __future__ import annotations
