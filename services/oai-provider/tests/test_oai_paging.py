@@ -90,6 +90,13 @@ async def test_records_without_the_format_are_skipped_without_ending_the_list(
         ("0", "7"),
         ("1", "2"),
     ]
+    # So does `openaire_data`, the set of every record; any other set is counted exactly.
+    for set_spec, first_size in (("openaire_data", "7"), ("facility", "2")):
+        headers, tokens = await Harvester(store, page_size=1).harvest(
+            NOW, "ListIdentifiers", metadataPrefix="datacite", set=set_spec
+        )
+        assert header_ids(headers) == [identifier("10.5072/a"), identifier("10.5072/c")]
+        assert tokens[0].get("completeListSize") == first_size
 
 
 def previous_layout_document(record: OaiRecord) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from scicat_oai_provider.listing import (
     read_page,
     stale_entry_ids,
 )
+from scicat_oai_provider.sets import OPENAIRE_DATA
 from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
@@ -374,12 +375,14 @@ class MongoOaiRecordStore:
     async def count(self, query: ListQuery, *, after: RecordKey | None) -> int:
         """Exact for selective lists; for a whole-repository list, the collection's size.
 
-        Counting means reading every matching key; for the full list that is the whole
-        collection, once per harvest. OAI-PMH allows `completeListSize` to be an estimate, and
-        the collection's size overestimates only by the tombstones without formats and the
-        records of the current second.
+        Counting means reading every matching key; for the full list, or `openaire_data` (the
+        set of every record, OpenAIRE's usual harvest), that is the whole collection, once per
+        harvest. OAI-PMH allows `completeListSize` to be an estimate, and the collection's size
+        overestimates only by the tombstones without formats and the records of the current
+        second.
         """
-        if after is None and query.from_ is None and query.set_spec is None:
+        whole = query.set_spec is None or query.set_spec == OPENAIRE_DATA
+        if after is None and query.from_ is None and whole:
             return await self.collection.estimated_document_count()
         return await self.entries.count_documents(list_filter(query, after))
 
