@@ -213,7 +213,7 @@ def header_xml(record: OaiRecord) -> str:
     """
     holder = etree.Element(_oai("ListIdentifiers"), nsmap={None: OAI_NS})
     _header(holder, record)
-    serialized = etree.tostring(holder[0], encoding="unicode")
+    serialized = str(etree.tostring(holder[0], encoding="unicode"))
     if not serialized.startswith(_HEADER_WITH_NAMESPACE):
         raise AssertionError(f"unexpected header serialization: {serialized[:80]!r}")
     return "<header" + serialized[len(_HEADER_WITH_NAMESPACE) :]
