@@ -122,3 +122,16 @@ def test_file_outside_the_folder_still_widens_it() -> None:
     assert entry.dataset.sourceFolder == "/gpfs/current/raw"
     assert [r.path for r in entry.datablock.dataFileList] == ["scan_0042/a.cbf", "other.cbf"]
     assert entry.dataset.size == 15
+
+
+def test_dataset_size_edited_apart_from_its_file_list_is_recomputed_not_carried_on() -> None:
+    first = apply_event(file_closed("a.cbf", 10), None, policy=POLICY, now=NOW)
+    assert first is not None and first.datablock is not None
+    edited = CatalogueEntry(
+        dataset=first.dataset.model_copy(update={"size": 999}), datablock=first.datablock
+    )
+
+    entry = apply_event(file_closed("b.cbf", 20), edited, policy=POLICY, now=NOW)
+
+    assert entry is not None and entry.datablock is not None
+    assert (entry.dataset.size, entry.datablock.size) == (30, 30)

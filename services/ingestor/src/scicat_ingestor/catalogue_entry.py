@@ -158,13 +158,17 @@ def with_closed_file(
     file: the record is replaced or appended, the sizes updated by its difference; `None` when
     the folder would change or the dataset has no file list yet (then `with_files` decides).
 
-    Relies on what `with_files` keeps true: the datablock's `size` is the sum of its list.
+    Relies on what `with_files` keeps true: the datablock's `size` is the sum of its list; a
+    stored state whose dataset and datablock disagree (edited by hand) is left to `with_files`,
+    which recomputes and so repairs it.
     """
     prefix = folder + "/"
     if datablock is None or dataset.sourceFolder != folder or not path.startswith(prefix):
         return None
-    relative = path[len(prefix) :]
     records = datablock.dataFileList
+    if (dataset.size, dataset.numberOfFiles) != (datablock.size, len(records)):
+        return None
+    relative = path[len(prefix) :]
     index = next((n for n, record in enumerate(records) if record.path == relative), None)
     previous = None if index is None else records[index]
     record = _placed(closed_file(previous, path, data), relative)
