@@ -159,12 +159,15 @@ class MongoCatalogueStore:
         `pipelineBasePid`; events always address the first, and apply to the latest.
         `latest=False` loads exactly `pid`.
         """
-        versions = [{"pid": pid}, {"pipelineBasePid": pid}] if latest else [{"pid": pid}]
-        dataset_doc = await self._db[DATASET_COLLECTION].find_one(
-            {"$or": versions},
-            sort=[("pipelineVersion", -1)],
-            session=session,
-        )
+        datasets = self._db[DATASET_COLLECTION]
+        # One query per index, not an `$or` (which SecantusDB answers by scanning the collection).
+        dataset_doc = await datasets.find_one({"pid": pid}, session=session)
+        if latest:
+            newest = await datasets.find_one(
+                {"pipelineBasePid": pid}, sort=[("pipelineVersion", -1)], session=session
+            )
+            if newest is not None:
+                dataset_doc = newest
         if dataset_doc is None:
             return None
         block_doc = await self._db[ORIG_DATABLOCK_COLLECTION].find_one(
