@@ -149,14 +149,16 @@ def with_files(
 
 def with_closed_file(
     dataset: Dataset,
+    changes: dict[str, Any],
     datablock: OrigDatablock | None,
     folder: str,
     path: str,
     data: FileClosedData,
 ) -> CatalogueEntry | None:
-    """`with_files` for one closed file that lies in the dataset's folder, in O(1) per unchanged
-    file: the record is replaced or appended, the sizes updated by its difference; `None` when
-    the folder would change or the dataset has no file list yet (then `with_files` decides).
+    """`with_files` (of `dataset` with `changes`) for one closed file that lies in the dataset's
+    folder, in O(1) per unchanged file: the record is replaced or appended, the sizes updated by
+    its difference; `None` when the folder would change or the dataset has no file list yet
+    (then `with_files` decides).
 
     Relies on what `with_files` keeps true: the datablock's `size` is the sum of its list; a
     stored state whose dataset and datablock disagree (edited by hand) is left to `with_files`,
@@ -182,7 +184,7 @@ def with_closed_file(
             f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
         )
     unchanged_algorithm = record.chkAlg is None and (previous is None or previous.chkAlg is None)
-    dataset = dataset.model_copy(update={"size": size, "numberOfFiles": len(file_list)})
+    dataset = dataset.model_copy(update=changes | {"size": size, "numberOfFiles": len(file_list)})
     block_fields: dict[str, Any] = {
         "datasetId": dataset.pid,
         "size": size,

@@ -339,13 +339,12 @@ def _update(
             folder = normalise_absolute(data.source_folder, what="source_folder")
     elif isinstance(data, FileClosedData):
         path = normalise_file_path(data.path)
-        changed = dataset.model_copy(update=changes)
-        in_place = with_closed_file(changed, entry.datablock, folder, path, data)
+        in_place = with_closed_file(dataset, changes, entry.datablock, folder, path, data)
         if in_place is not None:
             return in_place
         files = absolute_files(entry)
         files[path] = closed_file(files.get(path), path, data)
-        return with_files(changed, entry.datablock, files, folder)
+        return with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
     else:
         changes |= {
             "endTime": catalogue_time(data.stopped_at),

@@ -70,10 +70,12 @@ def merge_changes_nothing(
 
 
 def _same_quantity(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str, ...]) -> bool:
-    compared = [key for key in new if key not in ignored]
-    if len(compared) != sum(key not in ignored for key in old):
-        return False
-    return all(key in old and _same_json(old[key], new[key]) for key in compared)
+    for key, value in new.items():
+        if key not in ignored and (key not in old or not _same_json(old[key], value)):
+            return False
+    ignored_old = sum(1 for key in ignored if key in old)
+    ignored_new = sum(1 for key in ignored if key in new)
+    return len(old) - ignored_old == len(new) - ignored_new
 
 
 def _same_json(a: object, b: object) -> bool:
