@@ -141,6 +141,9 @@ async def test_a_read_model_of_a_previous_layout_is_upgraded_at_start_up(
             )
             assert len(page.findall(".//oai:metadata", NS)) == 1
             assert {"harvest_order", "harvest_key"}.isdisjoint(await collection.index_information())
+            # Facts an earlier layout did not keep are found in the records.
+            assert await store.earliest_datestamp() == DAY
+            assert await store.has_sets()
         finally:
             await store.close()
     finally:

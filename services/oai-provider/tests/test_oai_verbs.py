@@ -98,6 +98,35 @@ async def test_the_earliest_datestamp_is_kept_for_every_replica_and_lowered_by_w
     assert await earliest_seen_by_a_new_replica() == DAY - timedelta(days=2)
 
 
+async def test_whether_records_are_in_sets_is_kept_for_every_replica(
+    store: MongoOaiRecordStore, mongo_uri: str, database_name: str
+) -> None:
+    """Kept in the store, because finding a record in a set reads every record on SecantusDB."""
+    settings = MongoSettings(uri=mongo_uri, database=database_name)
+
+    async def seen_by_a_new_replica() -> bool:
+        replica = MongoOaiRecordStore(settings)
+        await replica.open()
+        try:
+            return await replica.has_sets()
+        finally:
+            await replica.close()
+
+    assert not await seen_by_a_new_replica()
+    never_shown = withdrawn_content(
+        None,
+        repository_identifier=REPOSITORY_IDENTIFIER,
+        doi="10.5072/never-shown",
+        publication_id="never-shown",
+    )
+    tombstone = apply_content(None, never_shown, event="withdrawn", now=DAY)
+    assert tombstone is not None and tombstone.sets == ()
+    await put(store, tombstone)
+    assert not await seen_by_a_new_replica()
+    await put(store, stored_record("10.5072/a", DAY))
+    assert await seen_by_a_new_replica()
+
+
 async def test_bad_verb_and_bad_argument_echo_only_the_base_url(store: MongoOaiRecordStore) -> None:
     harvester = Harvester(store)
     bad_verb = await harvester(NOW, verb="Explode")

@@ -45,6 +45,7 @@ from scicat_oai_provider.listing import (
     stale_entry_ids,
 )
 from scicat_oai_provider.sets import OPENAIRE_DATA
+from scicat_oai_provider.summary import READ_MODEL_COLLECTION, ReadModelSummary
 from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
@@ -52,14 +53,10 @@ _LEGACY_INDEXES = frozenset(
     {"harvest_order", "harvest_order_by_set", "harvest_key", "harvest_key_by_set"}
 )
 """Indexes of earlier layouts, when lists were read from `OaiRecord`; dropped at start-up."""
-READ_MODEL_COLLECTION = "OaiReadModel"
 LAYOUT = 3
 """Layout 3: list entries in `OaiListEntry`. A store with a lower (or no) layout marker gets its
 list entries built from `OaiRecord` at start-up, then the marker."""
 _BACKFILL_BATCH = 500
-_EARLIEST = "earliest"
-_NO_RECORDS = datetime(9999, 12, 31, tzinfo=UTC)
-"""The kept earliest datestamp of a store that has had no record yet."""
 PROPOSAL_COLLECTION = "Proposal"
 
 
@@ -150,11 +147,10 @@ class MongoOaiRecordStore:
 
     def __init__(self, settings: MongoSettings) -> None:
         self._settings = settings
-        self._earliest: datetime | None = None
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._collection: AsyncCollection[dict[str, Any]] | None = None
         self._entries: AsyncCollection[dict[str, Any]] | None = None
-        self._read_model: AsyncCollection[dict[str, Any]] | None = None
+        self._summary: ReadModelSummary | None = None
 
     async def open(self) -> None:
         """Connect, create the indexes, and bring a read model of an earlier layout up to date.
@@ -176,16 +172,12 @@ class MongoOaiRecordStore:
         existing = await self._collection.index_information()
         for legacy in _LEGACY_INDEXES & existing.keys():
             await self._collection.drop_index(legacy)
-        self._read_model = database[READ_MODEL_COLLECTION]
+        self._summary = summary = ReadModelSummary(database[READ_MODEL_COLLECTION])
         if await self._collection.estimated_document_count() == 0:
-            # A new store: every record will lower this, so the bound is never searched for.
-            await self._read_model.update_one(
-                {"_id": _EARLIEST}, {"$setOnInsert": {"datestamp": _NO_RECORDS}}, upsert=True
-            )
-        marker = await self._read_model.find_one({"_id": "layout"})
-        if marker is None or int(marker.get("version", 0)) < LAYOUT:
+            await summary.start_empty_store()
+        if await summary.layout() < LAYOUT:
             await self._build_list_entries()
-            await self._read_model.replace_one({"_id": "layout"}, {"version": LAYOUT}, upsert=True)
+            await summary.set_layout(LAYOUT)
 
     async def _build_list_entries(self) -> None:
         """Writes the list entries of every stored record (upgrade from an earlier layout)."""
@@ -200,7 +192,7 @@ class MongoOaiRecordStore:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
-            self._client = self._collection = self._entries = self._read_model = None
+            self._client = self._collection = self._entries = self._summary = None
 
     @property
     def collection(self) -> AsyncCollection[dict[str, Any]]:
@@ -216,11 +208,10 @@ class MongoOaiRecordStore:
         return self._entries
 
     @property
-    def read_model(self) -> AsyncCollection[dict[str, Any]]:
-        """Facts about the read model as a whole: its layout, the earliest datestamp."""
-        if self._read_model is None:
+    def summary(self) -> ReadModelSummary:
+        if self._summary is None:
             raise RuntimeError("the OAI record store is not open")
-        return self._read_model
+        return self._summary
 
     async def ping(self) -> bool:
         if self._client is None:
@@ -246,13 +237,16 @@ class MongoOaiRecordStore:
                     write_concern=WriteConcern(w="majority")
                 ):
                     await self._write_record(document, expected_version, session)
-                    await self._lower_earliest(record.datestamp, session)
+                    await self.summary.note_written(
+                        record.datestamp, in_a_set=bool(record.sets), session=session
+                    )
                     for entry in entry_documents(record):
                         await self.entries.replace_one(
                             {"_id": entry["_id"]}, entry, upsert=True, session=session
                         )
                     if stale := stale_entry_ids(record):
                         await self.entries.delete_many({"_id": {"$in": stale}}, session=session)
+                self.summary.committed(in_a_set=bool(record.sets))
             except DuplicateKeyError as error:
                 raise ConcurrentUpdate(f"{record.identifier} was created meanwhile") from error
             except OperationFailure as error:
@@ -284,56 +278,37 @@ class MongoOaiRecordStore:
         """
         batch = list(records)
         if batch:
-            await self._lower_earliest(min(record.datestamp for record in batch))
+            in_a_set = any(record.sets for record in batch)
+            await self.summary.note_written(
+                min(record.datestamp for record in batch), in_a_set=in_a_set, session=None
+            )
             await self.collection.insert_many([_to_document(r) for r in batch], ordered=False)
             entries = [entry for record in batch for entry in entry_documents(record)]
             if entries:
                 await self.entries.insert_many(entries, ordered=False)
+            self.summary.committed(in_a_set=in_a_set)
         return len(batch)
 
     async def earliest_datestamp(self) -> datetime | None:
         """A lower bound of every datestamp (the smallest, unless that record was re-dated since).
 
-        Kept in `OaiReadModel` (`_id: "earliest"`), lowered by every write of an earlier
-        datestamp, and cached here: finding the smallest datestamp in the records is a sort
-        that the embedded SecantusDB answers by reading the whole collection (11 s at 100k
-        records), so it is done at most once per store (for a store created before the bound
-        was kept), not once per process. Records are stamped
-        "now", never before it, so the bound only loosens when the earliest record is re-dated,
-        and a lower bound is all Identify and the first list page need.
+        Kept in `OaiReadModel` (see `summary`): records are stamped "now", never before it, so
+        the bound only loosens when the earliest record is re-dated, and a lower bound is all
+        Identify and the first list page need.
         """
-        if self._earliest is None:
-            kept = await self.read_model.find_one({"_id": _EARLIEST})
-            if kept is not None:
-                kept_datestamp = kept["datestamp"].astimezone(UTC)
-                if kept_datestamp < _NO_RECORDS:
-                    self._earliest = kept_datestamp
-                return self._earliest
-            document = await self.collection.find_one(
-                {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING)]
-            )
-            if document is not None:
-                self._earliest = document["datestamp"].astimezone(UTC)
-                await self.read_model.update_one(
-                    {"_id": _EARLIEST}, {"$min": {"datestamp": self._earliest}}, upsert=True
-                )
-        return self._earliest
+        return await self.summary.earliest(self._search_earliest_datestamp)
 
-    async def _lower_earliest(self, datestamp: datetime, session: Any = None) -> None:
-        """Keep the bounds true after a write; unknown stays unknown (looked up when needed).
-
-        The stored bound is written only when it moves down, so concurrent writes of records
-        stamped "now" never touch (and never conflict on) that one document.
-        """
-        if self._earliest is not None and datestamp < self._earliest:
-            self._earliest = datestamp
-        await self.read_model.update_one(
-            {"_id": _EARLIEST, "datestamp": {"$gt": datestamp}},
-            {"$set": {"datestamp": datestamp}},
-            session=session,
+    async def _search_earliest_datestamp(self) -> datetime | None:
+        document = await self.collection.find_one(
+            {}, projection={"datestamp": 1}, sort=[("datestamp", ASCENDING)]
         )
+        return None if document is None else document["datestamp"].astimezone(UTC)
 
     async def has_sets(self) -> bool:
+        """Kept in `OaiReadModel` (see `summary`); a record never leaves its sets."""
+        return await self.summary.has_sets(self._search_sets)
+
+    async def _search_sets(self) -> bool:
         document = await self.collection.find_one(
             {"setPaths.0": {"$exists": True}}, projection={"_id": 1}
         )
