@@ -27,7 +27,7 @@ from pymongo.errors import BulkWriteError
 
 from scicat_oai_provider.domain import METADATA_FORMATS, ListQuery, OaiRecord, RecordKey
 from scicat_oai_provider.responses import header_xml
-from scicat_oai_provider.sets import set_ancestors
+from scicat_oai_provider.sets import OPENAIRE_DATA, set_ancestors
 
 OAI_LIST_COLLECTION = "OaiListEntry"
 _DATESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -126,7 +126,13 @@ async def create_indexes(collection: AsyncCollection[dict[str, Any]]) -> None:
 
 
 def list_filter(query: ListQuery, after: RecordKey | None, *, below: datetime | None = None) -> Any:
-    """One range on `listKey` (+ set equality): `(from | after, min(until, below))`."""
+    """One range on `listKey` (+ set equality): `(from | after, min(until, below))`.
+
+    `openaire_data` is the set of every record (`sets.publication_sets`; a withdrawal keeps the
+    sets, and a record without sets has no formats, hence no entries), so its list is the whole
+    list and is served by the single-field index, which SecantusDB walks in order, instead of
+    the compound one, whose candidates it sorts (about a third slower).
+    """
     prefix = query.metadata_prefix
     upper = query.until + timedelta(seconds=1)
     key: dict[str, str] = {"$lt": f"{prefix} {second(min(upper, below) if below else upper)}"}
@@ -137,7 +143,7 @@ def list_filter(query: ListQuery, after: RecordKey | None, *, below: datetime | 
     else:
         key["$gt"] = f"{prefix} "
     selector: dict[str, Any] = {"listKey": key}
-    if query.set_spec is not None:
+    if query.set_spec is not None and query.set_spec != OPENAIRE_DATA:
         selector["setPaths"] = query.set_spec
     return selector
 
