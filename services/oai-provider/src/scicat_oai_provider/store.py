@@ -7,12 +7,13 @@ Collection `OaiRecord`, one document per DOI, `_id` = the OAI identifier, the so
      contentHash, appliedEvents: [{event, content}], version}
 
 and, derived from it in the same transaction, the list entries of `listing` (collection
-`OaiListEntry`, one per record and format) that ListRecords and ListIdentifiers read. `setPaths`
-makes hierarchical set selection an exact match (`set=a` finds `a:b`); the `datestamp` index
-serves `earliestDatestamp`. `Proposal` (SciCat's collection in the same database) is read for
-beamtime → proposal relations. Writes use optimistic concurrency on `version`, so two consumers
-racing on one DOI (during a rebalance) cannot lose an update: the loser raises
-`ConcurrentUpdate` and its message is retried.
+`OaiListEntry`, one per record and format) that ListRecords and ListIdentifiers read, and the
+facts about the store as a whole of `summary` (collection `OaiReadModel`). `setPaths` makes
+hierarchical set selection an exact match (`set=a` finds `a:b`); the `datestamp` index finds
+`earliestDatestamp` in a store that does not keep it yet. `Proposal` (SciCat's collection in
+the same database) is read for beamtime → proposal relations. Writes use optimistic
+concurrency on `version`, so two consumers racing on one DOI (during a rebalance) cannot lose
+an update: the loser raises `ConcurrentUpdate` and its message is retried.
 """
 
 from __future__ import annotations
