@@ -8,16 +8,23 @@ import pytest
 
 from scicat_indexer.domain import (
     MAX_METADATA_DEPTH,
+    CatalogueContext,
     flatten_scientific_metadata,
     indexed_dataset,
+)
+from scicat_indexer.freetext import (
+    MAX_VALUE_CHARS,
+    MEMBER_TEXT_FIELD,
+    TEXT_FIELD,
+    VALUE_END,
+    VALUE_START,
     text_query,
 )
 from scicat_indexer.mapping import (
+    DERIVED,
+    MAPPING_REVISION,
     MAPPINGS,
-    MAX_GRAM,
     METADATA_PAIRS,
-    MIN_GRAM,
-    SUBSTRING_FIELDS,
     concrete_index,
     index_body,
 )
@@ -194,41 +201,94 @@ def test_no_text_or_blank_text_matches_everything() -> None:
     assert text_query("   ") == {"match_all": {}}
 
 
-def test_fragment_of_gram_length_is_one_ngram_term_per_field() -> None:
-    for fragment in ("abc", "x" * MAX_GRAM):
-        clauses = _clauses(text_query(fragment))
-        assert clauses == [
-            {"match": {f"{name}.ngram": {"query": fragment, "operator": "and"}}}
-            for name in SUBSTRING_FIELDS
-        ]
-
-
-def test_short_fragment_is_a_case_insensitive_wildcard_on_the_keyword_subfield() -> None:
-    clauses = _clauses(text_query("Ab"))
-    assert clauses == [
-        {"wildcard": {f"{name}.lower": {"value": "*Ab*", "case_insensitive": True}}}
-        for name in SUBSTRING_FIELDS
-    ]
-
-
-def test_fragment_longer_than_max_gram_is_a_wildcard() -> None:
-    fragment = "y" * (MAX_GRAM + 1)
-    [first, *_] = _clauses(text_query(fragment))
-    assert first == {
-        "wildcard": {"datasetName.lower": {"value": f"*{fragment}*", "case_insensitive": True}}
+def test_longer_fragment_needs_all_its_trigrams_as_a_phrase() -> None:
+    [clause] = _clauses(text_query("LaB6 s"))
+    assert clause == {
+        "bool": {
+            "filter": [{"term": {TEXT_FIELD: gram}} for gram in ("lab", "6 s")],
+            "must": [{"match_phrase": {TEXT_FIELD: "lab6 s"}}],
+        }
     }
 
 
-def test_wildcard_characters_in_the_fragment_are_literal() -> None:
-    [first, *_] = _clauses(text_query("*?"))
-    assert first["wildcard"]["datasetName.lower"]["value"] == "*\\*\\?*"
-    [first, *_] = _clauses(text_query("a\\"))
-    assert first["wildcard"]["datasetName.lower"]["value"] == "*a\\\\*"
+def test_filtered_trigrams_cover_every_character_once_and_repeat_never() -> None:
+    [clause] = _clauses(text_query("scan_012345"))
+    grams = [f["term"][TEXT_FIELD] for f in clause["bool"]["filter"]]
+    assert grams == ["sca", "n_0", "123", "345"]
+    [clause] = _clauses(text_query("aaaaaa"))
+    assert clause["bool"]["filter"] == [{"term": {TEXT_FIELD: "aaa"}}]
 
 
-def test_fragment_is_trimmed_before_choosing_the_path() -> None:
-    [first, *_] = _clauses(text_query("  ab  "))
-    assert first["wildcard"]["datasetName.lower"]["value"] == "*ab*"
+def test_three_character_fragment_is_one_trigram_term() -> None:
+    assert _clauses(text_query("Q7a")) == [{"term": {TEXT_FIELD: "q7a"}}]
+
+
+def test_short_fragment_is_a_wildcard_over_the_trigrams() -> None:
+    assert _clauses(text_query("Ab")) == [{"wildcard": {TEXT_FIELD: {"value": "*ab*"}}}]
+
+
+def test_wildcard_characters_in_a_short_fragment_are_literal() -> None:
+    [clause] = _clauses(text_query("*?"))
+    assert clause["wildcard"][TEXT_FIELD]["value"] == "*\\*\\?*"
+    [clause] = _clauses(text_query("a\\"))
+    assert clause["wildcard"][TEXT_FIELD]["value"] == "*a\\\\*"
+
+
+def test_fragment_is_trimmed_and_loses_control_characters_before_choosing_the_path() -> None:
+    assert _clauses(text_query("  a\x02b  ")) == [{"wildcard": {TEXT_FIELD: {"value": "*ab*"}}}]
+    assert text_query(f"{VALUE_START}{VALUE_END}") == {"match_all": {}}
+
+
+def test_members_also_search_pi_e_mails_but_only_in_their_datasets() -> None:
+    members = {"terms": {"ownerGroup": ["g1"]}}
+    anonymous, member = _clauses(text_query("ada@")), _clauses(text_query("ada@", members))
+    assert len(anonymous) == 1
+    assert member[0] == anonymous[0]
+    assert member[1]["bool"]["filter"] == [members]
+    [substring] = member[1]["bool"]["must"]
+    assert substring["bool"]["must"] == [{"match_phrase": {MEMBER_TEXT_FIELD: "ada@"}}]
+
+
+def test_free_text_holds_every_searchable_value_marked_and_e_mails_apart(
+    make_dataset: Callable[..., Dataset],
+) -> None:
+    dataset = make_dataset(
+        description="Silver behenate",
+        keywords=["Si"],
+        principalInvestigators=["ada@example.org", "Ada Lovelace"],
+        scientificMetadata={"sample": {"name": "LaB6"}},
+    )
+    context = CatalogueContext(
+        files=("img_00001.cbf",),
+        proposals=({"proposalId": "DOOR-1", "title": "Strain", "pi_email": "bob@example.org"},),
+    )
+    derived = indexed_dataset(dataset, context).source[DERIVED]
+    assert derived["text"] == [
+        f"{VALUE_START}{value}{VALUE_END}"
+        for value in (
+            "scan_001",
+            "Silver behenate",
+            dataset.sourceFolder,
+            "Si",
+            "img_00001.cbf",
+            "LaB6",
+            "11012345",
+            "DOOR-1",
+            "Strain",
+            "Ada Lovelace",
+        )
+    ]
+    assert derived["memberText"] == [
+        f"{VALUE_START}{e}{VALUE_END}" for e in ("ada@example.org", "bob@example.org")
+    ]
+
+
+def test_a_long_value_is_searchable_in_its_first_characters_only(
+    make_dataset: Callable[..., Dataset],
+) -> None:
+    dataset = make_dataset(description="x" * (MAX_VALUE_CHARS + 10))
+    [_, description, *_] = indexed_dataset(dataset).source[DERIVED]["text"]
+    assert len(description) == MAX_VALUE_CHARS + 2
 
 
 # --- the mapping ---------------------------------------------------------------------------------
@@ -240,18 +300,17 @@ def test_mapping_never_grows_from_documents() -> None:
     assert MAPPINGS["properties"][METADATA_PAIRS]["type"] == "nested"
 
 
-def test_every_substring_field_has_ngram_and_lowercase_keyword_subfields() -> None:
-    for name in SUBSTRING_FIELDS:
-        field = MAPPINGS
-        for part in name.split("."):
-            field = field["properties"][part]
-        subfields = field["fields"]
-        assert subfields["lower"]["normalizer"] == "lowercase_keyword"
-        assert subfields["ngram"]["analyzer"] == "substring_ngram"
+def test_free_text_fields_are_trigrams_with_positions_apart_per_value() -> None:
+    derived = MAPPINGS["properties"][DERIVED]["properties"]
+    for name in ("text", "memberText"):
+        assert derived[name]["analyzer"] == "trigram"
+        assert derived[name]["position_increment_gap"] >= 2
+    tokenizer = index_body(None)["settings"]["analysis"]["tokenizer"]["trigram"]
+    assert (tokenizer["min_gram"], tokenizer["max_gram"], tokenizer["token_chars"]) == (3, 3, [])
 
 
-def test_index_is_versioned_behind_its_alias_and_allows_the_gram_range() -> None:
+def test_index_is_versioned_behind_its_alias_and_records_its_mapping_revision() -> None:
     body = index_body("datasets")
     assert concrete_index("datasets") == "datasets-v1"
     assert body["aliases"] == {"datasets": {"is_write_index": True}}
-    assert body["settings"]["index"]["max_ngram_diff"] == MAX_GRAM - MIN_GRAM
+    assert body["mappings"]["_meta"] == {"mapping_revision": MAPPING_REVISION}

@@ -201,8 +201,10 @@ async def test_files_and_proposals_from_the_catalogue_are_indexed_with_the_datas
     )
     source = index.documents[dataset.pid].source
     assert source is not None
-    assert source["search"]["files"] == ["img_00001.cbf", "sub/img_00002.cbf"]
+    text = [value.strip("\x02\x03") for value in source["search"]["text"]]
+    assert {"img_00001.cbf", "sub/img_00002.cbf", "Liquid crystals under strain"} <= set(text)
+    assert {"11012345", "DOOR-77", "Ada Lovelace"} <= set(text)
+    assert source["search"]["memberText"] == ["\x02ada@example.org\x03"]
     assert source["search"]["beamtimeIds"] == ["11012345"]
     assert source["search"]["proposalIds"] == ["11012345", "DOOR-77"]
-    assert source["search"]["proposalTitles"] == ["Liquid crystals under strain"]
     assert source["search"]["pis"] == ["Ada Lovelace", "ada@example.org"]

@@ -71,3 +71,21 @@ async def test_search_and_get_show_contacts_only_to_members(
     page, one = await as_caller(MEMBER)
     assert page["items"][0]["contactEmail"] == "ada@example.org"
     assert one["ownerEmail"] == "max@example.org"
+
+
+async def test_free_text_finds_a_pi_e_mail_only_for_members(
+    indexer: RunningIndexer,
+    make_dataset: Callable[..., Dataset],
+    stored_event: Callable[..., bytes],
+) -> None:
+    dataset = make_dataset("scan_043", **PUBLISHED_WITH_CONTACTS)
+    await indexer.produce((dataset.pid, stored_event(dataset)))
+    await indexer.wait_total(1, text="scan_043")
+
+    async def totals(principal: Principal) -> list[int]:
+        indexer.app.dependency_overrides[current_principal] = lambda: principal
+        return [(await indexer.search(text=t))["total"] for t in ("ada@exa", "a@e", "Lovelace")]
+
+    assert await totals(Principal.anonymous()) == [0, 0, 1]
+    assert await totals(OUTSIDER) == [0, 0, 1]
+    assert await totals(MEMBER) == [1, 1, 1]

@@ -29,6 +29,7 @@ from scicat_indexer.query import (
     SearchRequest,
     encode_cursor,
     facet_counts,
+    membership_filter,
     search_body,
     unit_conditions,
     visibility_filter,
@@ -73,7 +74,7 @@ BAD_SEARCH = {400: {"model": Problem, "description": "Unknown or incompatible un
 async def run_search(index: DatasetIndex, request: SearchRequest, principal: Principal) -> Any:
     visible = visibility_filter(principal)
     try:
-        page = await index.search(search_body(request, visible))
+        page = await index.search(search_body(request, visible, membership_filter(principal)))
         with_units = unit_conditions(request)
         if page.total == 0 and with_units:
             # A unit of another dimension matches nothing: say why instead of an empty page.

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scicat_indexer.domain import escape_wildcard
+from scicat_indexer.freetext import escape_wildcard
 from scicat_indexer.mapping import METADATA_PAIRS
 from scicat_schemas.units import UnitError, to_si
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from scicat_indexer.mapping import DERIVED, MAX_GRAM, METADATA_PAIRS, MIN_GRAM, SUBSTRING_FIELDS
+from scicat_indexer.freetext import indexed_values
+from scicat_indexer.mapping import DERIVED, METADATA_PAIRS
+from scicat_indexer.redaction import is_email
 from scicat_schemas.documents import Dataset
 from scicat_schemas.units import UnitError, to_si
 
@@ -246,10 +248,15 @@ def indexed_dataset(dataset: Dataset, context: CatalogueContext | None = None) -
 def derived_fields(
     dataset: Dataset, context: CatalogueContext, pairs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """File paths, string metadata values, proposal ids/titles, beamtime ids and PIs."""
-    texts: list[str] = []
+    """Free text (`text`, members-only `memberText`), proposal and beamtime ids and PIs.
+
+    `text` holds every value a fragment should find: name, description, source folder,
+    keywords, file paths, string metadata values, proposal and beamtime ids, proposal titles
+    and PI names. PI e-mail addresses go to `memberText` instead (see `freetext`).
+    """
+    metadata_texts: list[str] = []
     for pair in pairs:
-        texts.extend(_as_list(pair.get("text", [])))
+        metadata_texts.extend(_as_list(pair.get("text", [])))
     proposal_ids = list(dataset.proposalIds)
     beamtime_ids: list[str] = []
     titles: list[str] = []
@@ -265,46 +272,27 @@ def derived_fields(
             str(proposal[k]) for k in ("pi_firstname", "pi_lastname") if proposal.get(k)
         )
         pis += [p for p in (name, proposal.get("pi_email")) if p]
+    unique_pis = _unique(str(p) for p in pis)
+    unique_proposals = _unique(str(i) for i in proposal_ids)
+    text = [
+        dataset.datasetName,
+        dataset.description,
+        dataset.sourceFolder,
+        *dataset.keywords,
+        *context.files[:MAX_INDEXED_FILES],
+        *_unique(metadata_texts)[:MAX_METADATA_TEXTS],
+        *unique_proposals,
+        *titles,
+        *(p for p in unique_pis if not is_email(p)),
+    ]
     return {
-        "files": list(context.files[:MAX_INDEXED_FILES]),
-        "metadataText": _unique(texts)[:MAX_METADATA_TEXTS],
-        "proposalIds": _unique(str(i) for i in proposal_ids),
+        "text": indexed_values(v for v in text if v),
+        "memberText": indexed_values(p for p in unique_pis if is_email(p)),
+        "proposalIds": unique_proposals,
         "beamtimeIds": _unique(beamtime_ids),
-        "proposalTitles": _unique(titles),
-        "pis": _unique(str(p) for p in pis),
+        "pis": unique_pis,
     }
 
 
 def _unique(values: Any) -> list[str]:
     return list(dict.fromkeys(values))
-
-
-def escape_wildcard(fragment: str) -> str:
-    """Make `*`, `?` and `\\` literal in a Lucene wildcard pattern."""
-    return "".join(f"\\{c}" if c in "*?\\" else c for c in fragment)
-
-
-def text_query(text: str | None) -> dict[str, Any]:
-    """The query for `?text=`: datasets where any substring field contains `text`, any case.
-
-    A fragment of MIN_GRAM..MAX_GRAM characters is looked up as one term in the `.ngram`
-    subfield (every such substring of a value is indexed there). Shorter or longer fragments
-    have no gram of their own, so they become a case-insensitive `*fragment*` wildcard on the
-    lower-cased `.lower` keyword subfield. Both paths are exact substring matches.
-    """
-    fragment = (text or "").strip()
-    if not fragment:
-        return {"match_all": {}}
-    clauses: list[dict[str, Any]]
-    if MIN_GRAM <= len(fragment) <= MAX_GRAM:
-        clauses = [
-            {"match": {f"{name}.ngram": {"query": fragment, "operator": "and"}}}
-            for name in SUBSTRING_FIELDS
-        ]
-    else:
-        pattern = f"*{escape_wildcard(fragment)}*"
-        clauses = [
-            {"wildcard": {f"{name}.lower": {"value": pattern, "case_insensitive": True}}}
-            for name in SUBSTRING_FIELDS
-        ]
-    return {"bool": {"should": clauses, "minimum_should_match": 1}}

@@ -17,28 +17,19 @@ from typing import Any, Final
 FIRST_VERSION: Final = 1
 """The `-vN` suffix of the first concrete index; `reindex` creates `-v(N+1)` next to it."""
 
-MIN_GRAM: Final = 3
-MAX_GRAM: Final = 20
-"""Fragments with MIN_GRAM..MAX_GRAM characters match one indexed gram exactly."""
+MAPPING_REVISION: Final = 2
+"""Bumped with every change of `ANALYSIS` or `MAPPINGS`; kept in the index's `_meta`.
+
+An index of an older revision keeps working but lacks what the new code queries (revision 1 had
+no `search.text`): the indexer warns at start-up until `scicat-pipeline reindex` has moved the
+alias to an index of this revision.
+"""
 
 DERIVED: Final = "search"
-"""Object of fields derived at indexing time (file names, proposal titles, PIs, metadata text).
+"""Object of fields derived at indexing time (free text, proposal ids, beamtimes, PIs).
 
 Not part of the dataset: readers never get it back.
 """
-
-SUBSTRING_FIELDS: Final = (
-    "datasetName",
-    "description",
-    "sourceFolder",
-    "keywords",
-    f"{DERIVED}.files",
-    f"{DERIVED}.metadataText",
-    f"{DERIVED}.proposalIds",
-    f"{DERIVED}.proposalTitles",
-    f"{DERIVED}.pis",
-)
-"""Fields free text searches for a substring; each has `.ngram` and `.lower` subfields."""
 
 METADATA_PAIRS: Final = "scientificMetadataPairs"
 """Indexed copy of the scientific metadata, derived from it; not part of the dataset itself."""
@@ -65,12 +56,6 @@ SORT_FIELDS: Final = {
 KEYWORD_MAX_CHARS: Final = 8191
 """Longer values are not put in keyword fields: Lucene refuses terms over 32766 UTF-8 bytes."""
 
-NGRAM_MAX_TOKENS: Final = (MAX_GRAM - MIN_GRAM + 1) * 4096
-"""Grams indexed per value: substrings starting in the first 4096 characters are findable.
-
-Without a cap one long description would expand to millions of terms.
-"""
-
 
 def concrete_index(alias: str, version: int = FIRST_VERSION) -> str:
     """The versioned index `<alias>-v<version>`."""
@@ -88,47 +73,29 @@ def _keyword(**extra: Any) -> dict[str, Any]:
     return {"type": "keyword", **extra}
 
 
-def _substring_subfields() -> dict[str, Any]:
-    return {
-        "lower": {
-            "type": "keyword",
-            "normalizer": "lowercase_keyword",
-            "ignore_above": KEYWORD_MAX_CHARS,
-        },
-        "ngram": {
-            "type": "text",
-            "analyzer": "substring_ngram",
-            "search_analyzer": "whole_value_lowercase",
-        },
-    }
+def _lowercase_keyword() -> dict[str, Any]:
+    return {"type": "keyword", "normalizer": "lowercase_keyword", "ignore_above": KEYWORD_MAX_CHARS}
 
 
 ANALYSIS: Final[dict[str, Any]] = {
     "tokenizer": {
         # token_chars [] keeps every character, spaces and punctuation included, so a fragment
-        # like "scan 0" or "/p08/" is one gram of the indexed value.
-        "substring_ngram": {
-            "type": "ngram",
-            "min_gram": MIN_GRAM,
-            "max_gram": MAX_GRAM,
-            "token_chars": [],
-        }
+        # like "scan 0" or "/p08/" is a chain of grams of the indexed value.
+        "trigram": {"type": "ngram", "min_gram": 3, "max_gram": 3, "token_chars": []}
     },
-    "filter": {"substring_ngram_cap": {"type": "limit", "max_token_count": NGRAM_MAX_TOKENS}},
     "normalizer": {"lowercase_keyword": {"type": "custom", "filter": ["lowercase"]}},
     "analyzer": {
-        "substring_ngram": {
-            "type": "custom",
-            "tokenizer": "substring_ngram",
-            "filter": ["lowercase", "substring_ngram_cap"],
-        },
-        # The query side keeps the fragment whole: one term, equal to one indexed gram.
-        "whole_value_lowercase": {
-            "type": "custom",
-            "tokenizer": "keyword",
-            "filter": ["lowercase"],
-        },
+        "trigram": {"type": "custom", "tokenizer": "trigram", "filter": ["lowercase"]},
     },
+}
+
+_FREE_TEXT: Final[dict[str, Any]] = {
+    "type": "text",
+    "analyzer": "trigram",
+    "norms": False,
+    "index_options": "positions",
+    # Values of one document are 100 positions apart: a chain of grams never spans two values.
+    "position_increment_gap": 100,
 }
 
 MAPPINGS: Final[dict[str, Any]] = {
@@ -136,10 +103,11 @@ MAPPINGS: Final[dict[str, Any]] = {
     "properties": {
         "pid": _keyword(),
         "type": _keyword(),
-        "datasetName": {"type": "text", "fields": _substring_subfields()},
-        "description": {"type": "text", "fields": _substring_subfields()},
-        "sourceFolder": _keyword(ignore_above=KEYWORD_MAX_CHARS, fields=_substring_subfields()),
-        "keywords": _keyword(ignore_above=KEYWORD_MAX_CHARS, fields=_substring_subfields()),
+        "datasetName": _keyword(
+            ignore_above=KEYWORD_MAX_CHARS, fields={"lower": _lowercase_keyword()}
+        ),
+        "sourceFolder": _keyword(ignore_above=KEYWORD_MAX_CHARS),
+        "keywords": _keyword(ignore_above=KEYWORD_MAX_CHARS),
         "ownerGroup": _keyword(),
         "accessGroups": _keyword(),
         "proposalIds": _keyword(),
@@ -156,27 +124,18 @@ MAPPINGS: Final[dict[str, Any]] = {
         DERIVED: {
             "type": "object",
             "properties": {
-                "files": _keyword(ignore_above=KEYWORD_MAX_CHARS, fields=_substring_subfields()),
-                "metadataText": _keyword(
-                    ignore_above=KEYWORD_MAX_CHARS, fields=_substring_subfields()
-                ),
-                "proposalIds": _keyword(fields=_substring_subfields()),
-                "beamtimeIds": _keyword(),
-                "proposalTitles": {"type": "text", "fields": _substring_subfields()},
-                "pis": _keyword(ignore_above=KEYWORD_MAX_CHARS, fields=_substring_subfields()),
+                "text": _FREE_TEXT,
+                "memberText": _FREE_TEXT,
+                "proposalIds": _keyword(ignore_above=KEYWORD_MAX_CHARS),
+                "beamtimeIds": _keyword(ignore_above=KEYWORD_MAX_CHARS),
+                "pis": _keyword(ignore_above=KEYWORD_MAX_CHARS),
             },
         },
         METADATA_PAIRS: {
             "type": "nested",
             "properties": {
                 "key": _keyword(ignore_above=1024),
-                "text": _keyword(
-                    ignore_above=1024,
-                    fields={
-                        "words": {"type": "text"},
-                        "lower": {"type": "keyword", "normalizer": "lowercase_keyword"},
-                    },
-                ),
+                "text": _keyword(ignore_above=1024, fields={"lower": _lowercase_keyword()}),
                 "number": {"type": "double"},
                 "unit": _keyword(ignore_above=256),
                 "numberSI": {"type": "double"},
@@ -193,11 +152,8 @@ def index_body(alias: str | None) -> dict[str, Any]:
     `reindex` creates the next version without the alias and moves the alias once it is full.
     """
     body: dict[str, Any] = {
-        "settings": {
-            "index": {"max_ngram_diff": MAX_GRAM - MIN_GRAM},
-            "analysis": ANALYSIS,
-        },
-        "mappings": MAPPINGS,
+        "settings": {"analysis": ANALYSIS},
+        "mappings": {**MAPPINGS, "_meta": {"mapping_revision": MAPPING_REVISION}},
     }
     if alias is not None:
         body["aliases"] = {alias: {"is_write_index": True}}

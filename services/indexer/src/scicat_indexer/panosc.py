@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from scicat_indexer.conditions import Condition, QueryError, Relation, condition_clause
-from scicat_indexer.domain import escape_wildcard, flatten_scientific_metadata
+from scicat_indexer.domain import flatten_scientific_metadata
+from scicat_indexer.freetext import escape_wildcard
 from scicat_schemas.units import UnitError, convert
 
 DEFAULT_LIMIT: Final = 100

@@ -22,7 +22,7 @@ from scicat_indexer.conditions import (
     Relation,
     condition_clause,
 )
-from scicat_indexer.domain import text_query
+from scicat_indexer.freetext import text_query
 from scicat_indexer.mapping import FACET_FIELDS, SORT_FIELDS
 
 MAX_RESULT_WINDOW: Final = 10_000
@@ -123,22 +123,26 @@ class Viewer(Protocol):
     def groups(self) -> frozenset[str]: ...
 
 
-def visibility_filter(viewer: Viewer) -> dict[str, Any]:
-    """Published datasets, plus those whose `ownerGroup` or `accessGroups` the viewer is in."""
-    published: dict[str, Any] = {"term": {"isPublished": True}}
+def membership_filter(viewer: Viewer) -> dict[str, Any] | None:
+    """Datasets whose `ownerGroup` or `accessGroups` the viewer is in; None for no groups."""
     if not viewer.authenticated or not viewer.groups:
-        return published
+        return None
     groups = sorted(viewer.groups)
     return {
         "bool": {
-            "should": [
-                published,
-                {"terms": {"ownerGroup": groups}},
-                {"terms": {"accessGroups": groups}},
-            ],
+            "should": [{"terms": {"ownerGroup": groups}}, {"terms": {"accessGroups": groups}}],
             "minimum_should_match": 1,
         }
     }
+
+
+def visibility_filter(viewer: Viewer) -> dict[str, Any]:
+    """Published datasets, plus those whose `ownerGroup` or `accessGroups` the viewer is in."""
+    published: dict[str, Any] = {"term": {"isPublished": True}}
+    members = membership_filter(viewer)
+    if members is None:
+        return published
+    return {"bool": {"should": [published, *members["bool"]["should"]], "minimum_should_match": 1}}
 
 
 def published_only() -> dict[str, Any]:
@@ -153,8 +157,14 @@ def unit_conditions(request: SearchRequest) -> list[Condition]:
     ]
 
 
-def search_body(request: SearchRequest, visible: dict[str, Any]) -> dict[str, Any]:
-    """The OpenSearch request of `request`, restricted to `visible`."""
+def search_body(
+    request: SearchRequest, visible: dict[str, Any], members: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The OpenSearch request of `request`, restricted to `visible`.
+
+    `members` (`membership_filter`) are the datasets in which free text also searches PI
+    e-mail addresses.
+    """
     filters: list[dict[str, Any]] = [visible]
     filters += [condition_clause(c) for c in request.conditions]
     filters += [
@@ -168,7 +178,7 @@ def search_body(request: SearchRequest, visible: dict[str, Any]) -> dict[str, An
     text = (request.text or "").strip()
     query: dict[str, Any] = {"bool": {"filter": filters}}
     if text:
-        query["bool"]["must"] = [text_query(text)]
+        query["bool"]["must"] = [text_query(text, members)]
     sort = sort_clause(request.sort)
     body: dict[str, Any] = {
         "query": query,

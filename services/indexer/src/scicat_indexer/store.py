@@ -19,7 +19,13 @@ import structlog
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import RequestError
 
-from scicat_indexer.mapping import DERIVED, METADATA_PAIRS, concrete_index, index_body
+from scicat_indexer.mapping import (
+    DERIVED,
+    MAPPING_REVISION,
+    METADATA_PAIRS,
+    concrete_index,
+    index_body,
+)
 from scicat_indexer.settings import OpenSearchSettings
 
 log = structlog.get_logger("scicat.indexer.store")
@@ -137,6 +143,7 @@ class OpenSearchDatasetIndex:
         decision, not a start-up one. Two replicas starting together both end with the alias.
         """
         if await self.client.indices.exists_alias(name=self.alias):
+            await self.warn_if_outdated()
             return
         if await self.client.indices.exists(index=self.alias):
             raise RuntimeError(
@@ -153,6 +160,30 @@ class OpenSearchDatasetIndex:
                 raise
             await self.client.indices.put_alias(
                 index=index, name=self.alias, body={"is_write_index": True}
+            )
+
+    async def outdated_indices(self) -> dict[str, int]:
+        """Indices behind the alias built with an older mapping revision, with their revision.
+
+        An index from before revisions were recorded counts as revision 1.
+        """
+        mappings = await self.client.indices.get_mapping(index=self.alias)
+        revisions = {
+            name: int(body.get("mappings", {}).get("_meta", {}).get("mapping_revision", 1))
+            for name, body in mappings.items()
+        }
+        return {name: rev for name, rev in revisions.items() if rev < MAPPING_REVISION}
+
+    async def warn_if_outdated(self) -> None:
+        """Say at start-up that searches need `reindex`: the alias keeps its index until then."""
+        for index, revision in (await self.outdated_indices()).items():
+            log.warning(
+                "index.mapping_outdated",
+                index=index,
+                revision=revision,
+                current=MAPPING_REVISION,
+                action="run `scicat-pipeline reindex` to rebuild it with the current mapping; "
+                "until then free text and new fields search the old layout",
             )
 
     async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]:
