@@ -144,6 +144,9 @@ async def test_a_read_model_of_a_previous_layout_is_upgraded_at_start_up(
             # Facts an earlier layout did not keep are found in the records.
             assert await store.earliest_datestamp() == DAY
             assert await store.has_sets()
+            assert sorted(e.spec for e in await store.set_entries()) == sorted(
+                {entry.spec for record in records for entry in record.sets}
+            )
         finally:
             await store.close()
     finally:

@@ -98,21 +98,24 @@ async def test_the_earliest_datestamp_is_kept_for_every_replica_and_lowered_by_w
     assert await earliest_seen_by_a_new_replica() == DAY - timedelta(days=2)
 
 
-async def test_whether_records_are_in_sets_is_kept_for_every_replica(
+async def test_the_sets_of_the_records_are_kept_for_every_replica(
     store: MongoOaiRecordStore, mongo_uri: str, database_name: str
 ) -> None:
     """Kept in the store, because finding a record in a set reads every record on SecantusDB."""
     settings = MongoSettings(uri=mongo_uri, database=database_name)
+    record = stored_record("10.5072/a", DAY)
 
-    async def seen_by_a_new_replica() -> bool:
+    async def seen_by_a_new_replica() -> dict[str, str]:
         replica = MongoOaiRecordStore(settings)
         await replica.open()
         try:
-            return await replica.has_sets()
+            named = {entry.spec: entry.name for entry in await replica.set_entries()}
+            assert bool(named) == await replica.has_sets()
+            return named
         finally:
             await replica.close()
 
-    assert not await seen_by_a_new_replica()
+    assert await seen_by_a_new_replica() == {}
     never_shown = withdrawn_content(
         None,
         repository_identifier=REPOSITORY_IDENTIFIER,
@@ -122,9 +125,9 @@ async def test_whether_records_are_in_sets_is_kept_for_every_replica(
     tombstone = apply_content(None, never_shown, event="withdrawn", now=DAY)
     assert tombstone is not None and tombstone.sets == ()
     await put(store, tombstone)
-    assert not await seen_by_a_new_replica()
-    await put(store, stored_record("10.5072/a", DAY))
-    assert await seen_by_a_new_replica()
+    assert await seen_by_a_new_replica() == {}
+    await put(store, record)
+    assert await seen_by_a_new_replica() == {entry.spec: entry.name for entry in record.sets}
 
 
 async def test_bad_verb_and_bad_argument_echo_only_the_base_url(store: MongoOaiRecordStore) -> None:

@@ -46,7 +46,7 @@ from scicat_oai_provider.listing import (
     stale_entry_ids,
 )
 from scicat_oai_provider.sets import OPENAIRE_DATA
-from scicat_oai_provider.summary import READ_MODEL_COLLECTION, ReadModelSummary
+from scicat_oai_provider.summary import READ_MODEL_COLLECTION, SET_COLLECTION, ReadModelSummary
 from scicat_schemas.runtime.settings import MongoSettings
 
 OAI_RECORD_COLLECTION = "OaiRecord"
@@ -173,7 +173,9 @@ class MongoOaiRecordStore:
         existing = await self._collection.index_information()
         for legacy in _LEGACY_INDEXES & existing.keys():
             await self._collection.drop_index(legacy)
-        self._summary = summary = ReadModelSummary(database[READ_MODEL_COLLECTION])
+        self._summary = summary = ReadModelSummary(
+            database[READ_MODEL_COLLECTION], database[SET_COLLECTION]
+        )
         if await self._collection.estimated_document_count() == 0:
             await summary.start_empty_store()
         if await summary.layout() < LAYOUT:
@@ -181,14 +183,17 @@ class MongoOaiRecordStore:
             await summary.set_layout(LAYOUT)
 
     async def _build_list_entries(self) -> None:
-        """Writes the list entries of every stored record (upgrade from an earlier layout)."""
+        """Writes the list entries and summary of every stored record (upgrade)."""
         batch: list[OaiRecord] = []
         async for document in self.collection.find({}, projection={"appliedEvents": 0}):
             batch.append(_from_document(document))
             if len(batch) == _BACKFILL_BATCH:
                 await insert_missing_entries(self.entries, batch)
+                await self._summarize(batch)
                 batch = []
         await insert_missing_entries(self.entries, batch)
+        if batch:
+            await self._summarize(batch)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -239,7 +244,7 @@ class MongoOaiRecordStore:
                 ):
                     await self._write_record(document, expected_version, session)
                     await self.summary.note_written(
-                        record.datestamp, in_a_set=bool(record.sets), session=session
+                        record.datestamp, sets=record.sets, session=session
                     )
                     for entry in entry_documents(record):
                         await self.entries.replace_one(
@@ -247,7 +252,7 @@ class MongoOaiRecordStore:
                         )
                     if stale := stale_entry_ids(record):
                         await self.entries.delete_many({"_id": {"$in": stale}}, session=session)
-                self.summary.committed(in_a_set=bool(record.sets))
+                self.summary.committed(sets=record.sets)
             except DuplicateKeyError as error:
                 raise ConcurrentUpdate(f"{record.identifier} was created meanwhile") from error
             except OperationFailure as error:
@@ -279,16 +284,19 @@ class MongoOaiRecordStore:
         """
         batch = list(records)
         if batch:
-            in_a_set = any(record.sets for record in batch)
-            await self.summary.note_written(
-                min(record.datestamp for record in batch), in_a_set=in_a_set, session=None
-            )
             await self.collection.insert_many([_to_document(r) for r in batch], ordered=False)
             entries = [entry for record in batch for entry in entry_documents(record)]
             if entries:
                 await self.entries.insert_many(entries, ordered=False)
-            self.summary.committed(in_a_set=in_a_set)
+            await self._summarize(batch)
         return len(batch)
+
+    async def _summarize(self, records: list[OaiRecord]) -> None:
+        """The summary of records written without `save` (bulk load, upgrade)."""
+        sets = [entry for record in records for entry in record.sets]
+        earliest = min(record.datestamp for record in records)
+        await self.summary.note_written(earliest, sets=sets, session=None)
+        self.summary.committed(sets=sets)
 
     async def earliest_datestamp(self) -> datetime | None:
         """A lower bound of every datestamp (the smallest, unless that record was re-dated since).
@@ -316,14 +324,8 @@ class MongoOaiRecordStore:
         return document is not None
 
     async def set_entries(self) -> list[SetEntry]:
-        cursor = await self.collection.aggregate(
-            [
-                {"$unwind": "$sets"},
-                {"$group": {"_id": "$sets.spec", "name": {"$first": "$sets.name"}}},
-                {"$sort": {"_id": 1}},
-            ]
-        )
-        return [SetEntry(document["_id"], document["name"]) async for document in cursor]
+        """Kept in `OaiSet` (see `summary`); a record never leaves its sets."""
+        return await self.summary.set_entries()
 
     async def page(
         self,

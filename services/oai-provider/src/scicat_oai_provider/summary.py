@@ -1,27 +1,31 @@
-"""What is kept about the read model as a whole (collection `OaiReadModel`).
+"""What is kept about the read model as a whole: collections `OaiReadModel` and `OaiSet`.
 
-    {_id: "layout", version}        the layout of `OaiRecord` + `OaiListEntry` (see `store`)
-    {_id: "earliest", datestamp}    a lower bound of every datestamp (`earliestDatestamp`)
-    {_id: "sets", any}              whether any record is in a set (else `noSetHierarchy`)
+    OaiReadModel {_id: "layout", version}      the layout of the collections (see `store`)
+    OaiReadModel {_id: "earliest", datestamp}  a lower bound of every datestamp
+    OaiReadModel {_id: "sets", any}            whether any record is in a set
+    OaiSet {_id: setSpec, name}                every set a record is in (ListSets)
 
-The last two are facts the records hold, but finding them there is a sort or an unindexed
-match, which the embedded SecantusDB answers by reading the whole collection (5–11 s at 100k
-records): on the first Identify, the first list page and the first set request of every
-process. So they are written with the records instead: set when the store is created empty,
-changed by a write only when it changes them (a write of a record stamped "now" in a set
-changes neither, so concurrent writes do not conflict on them), and searched for in the
-records only in a store created before they were kept, once.
+All but the layout are facts the records hold, but finding them there is a sort, an unindexed
+match or an aggregation, which the embedded SecantusDB answers by reading the whole collection
+(5–11 s at 100k records): on the first Identify, list page and set request of every process, and
+on every ListSets. So they are written with the records instead: set when the store is created
+empty (or upgraded), changed by a write only when it changes them (a write of a record stamped
+"now" in known sets changes none of them, so concurrent writes do not conflict on them), and
+searched for in the records only in a store created before they were kept, once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from scicat_oai_provider.sets import SetEntry
+
 READ_MODEL_COLLECTION = "OaiReadModel"
+SET_COLLECTION = "OaiSet"
 _LAYOUT = "layout"
 _EARLIEST = "earliest"
 _SETS = "sets"
@@ -30,12 +34,18 @@ _NO_RECORDS = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class ReadModelSummary:
-    """The `OaiReadModel` documents, cached once read (they only ever move one way)."""
+    """The kept facts, cached once read (they only ever move one way)."""
 
-    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        sets: AsyncCollection[dict[str, Any]],
+    ) -> None:
         self._collection = collection
+        self._set_names = sets
         self._earliest: datetime | None = None
         self._sets = False
+        self._known_sets: set[str] = set()
 
     async def layout(self) -> int:
         marker = await self._collection.find_one({"_id": _LAYOUT})
@@ -80,11 +90,17 @@ class ReadModelSummary:
                 self._sets = True
         return self._sets
 
-    async def note_written(self, datestamp: datetime, *, in_a_set: bool, session: Any) -> None:
-        """Keep both facts true for a record being written (in its transaction, if any).
+    async def set_entries(self) -> list[SetEntry]:
+        """Every set a record is in, with its name (the name first written wins)."""
+        return [SetEntry(d["_id"], d["name"]) async for d in self._set_names.find({})]
 
-        The earliest bound is written only when this datestamp lowers it, and the set flag
-        only until this process has seen it set.
+    async def note_written(
+        self, datestamp: datetime, *, sets: Iterable[SetEntry], session: Any
+    ) -> None:
+        """Keep the facts true for records being written (in their transaction, if any).
+
+        The earliest bound is written only when this datestamp lowers it; the set flag and a
+        set's name only until this process has seen them written.
         """
         if self._earliest is not None and datestamp < self._earliest:
             self._earliest = datestamp
@@ -93,11 +109,18 @@ class ReadModelSummary:
             {"$set": {"datestamp": datestamp}},
             session=session,
         )
-        if in_a_set and not self._sets:
+        names = {entry.spec: entry.name for entry in sets}
+        if names and not self._sets:
             await self._collection.update_one(
                 {"_id": _SETS}, {"$set": {"any": True}}, upsert=True, session=session
             )
+        for spec in sorted(names.keys() - self._known_sets):
+            await self._set_names.update_one(
+                {"_id": spec}, {"$setOnInsert": {"name": names[spec]}}, upsert=True, session=session
+            )
 
-    def committed(self, *, in_a_set: bool) -> None:
-        """The write `note_written` saw is durable: a set flag it wrote is true from now on."""
-        self._sets = self._sets or in_a_set
+    def committed(self, *, sets: Iterable[SetEntry]) -> None:
+        """The write `note_written` saw is durable: what it wrote is known from now on."""
+        specs = {entry.spec for entry in sets}
+        self._sets = self._sets or bool(specs)
+        self._known_sets |= specs
