@@ -40,8 +40,17 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
+from scicat_indexer.auth import Principal
+from scicat_indexer.conditions import condition_clause, parse_condition
 from scicat_indexer.domain import CatalogueContext, indexed_dataset
+from scicat_indexer.freetext import text_query
 from scicat_indexer.mapping import index_body
+from scicat_indexer.query import (
+    SearchRequest,
+    facet_aggregations,
+    search_body,
+    visibility_filter,
+)
 from scicat_indexer.store import BulkWrite, bulk_into
 from scicat_pipeline.embedded import (
     EmbeddedKafka,
@@ -119,15 +128,31 @@ def synthetic(count: int, seed: int = 4) -> tuple[list[Dataset], dict[str, Catal
         datasets.append(dataset)
         contexts[dataset.pid] = CatalogueContext(
             files=tuple(f"img_{f:05d}.cbf" for f in range(5)),
-            proposals=(
-                {
-                    "proposalId": beamtime,
-                    "type": "Beamtime",
-                    "parentProposalId": f"DOOR-{n % 200 // 2}",
-                },
-            ),
+            proposals=(beamtime_proposal(n % 200), door_proposal(n % 200 // 2)),
         )
     return datasets, contexts
+
+
+def beamtime_proposal(b: int) -> dict[str, Any]:
+    return {
+        "proposalId": f"110{b:05d}",
+        "type": "Beamtime",
+        "parentProposalId": f"DOOR-{b // 2}",
+        "ownerGroup": "x",
+    }
+
+
+def door_proposal(p: int) -> dict[str, Any]:
+    """The proposal a beamtime belongs to; the raw `_bulk` documents carry it too, so both
+    passes index the same documents."""
+    return {
+        "proposalId": f"DOOR-{p}",
+        "type": "DOOR Proposal",
+        "title": f"{WORDS[p % 9]} study {p}",
+        "pi_firstname": "Ada",
+        "pi_lastname": f"Lovelace{p}",
+        "ownerGroup": "x",
+    }
 
 
 async def raw_bulk_rate(url: str, writes: list[BulkWrite], batch: int) -> float:
@@ -148,6 +173,10 @@ async def store_catalogue(uri: str, datasets: list[Dataset]) -> None:
     """Datasets, datablocks and proposals in MongoDB, as the ingestor leaves them."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     db = client[DATABASE]
+    # The indexes the ingestor creates (`ensure_indexes`) and the indexer's lookups rely on:
+    # without the one on datasetId, each batch's file lookup scans every datablock.
+    await db[ORIG_DATABLOCK_COLLECTION].create_index("datasetId")
+    await db[PROPOSAL_COLLECTION].create_index("proposalId")
     for offset in range(0, len(datasets), 1000):
         chunk = datasets[offset : offset + 1000]
         await db[DATASET_COLLECTION].insert_many(
@@ -169,26 +198,7 @@ async def store_catalogue(uri: str, datasets: list[Dataset]) -> None:
             ]
         )
     await db[PROPOSAL_COLLECTION].insert_many(
-        [
-            {
-                "proposalId": f"110{b:05d}",
-                "type": "Beamtime",
-                "parentProposalId": f"DOOR-{b // 2}",
-                "ownerGroup": "x",
-            }
-            for b in range(200)
-        ]
-        + [
-            {
-                "proposalId": f"DOOR-{p}",
-                "type": "DOOR Proposal",
-                "title": f"{WORDS[p % 9]} study {p}",
-                "pi_firstname": "Ada",
-                "pi_lastname": f"Lovelace{p}",
-                "ownerGroup": "x",
-            }
-            for p in range(100)
-        ]
+        [beamtime_proposal(b) for b in range(200)] + [door_proposal(p) for p in range(100)]
     )
     await client.close()
 
@@ -296,6 +306,58 @@ async def latencies(base_url: str, queries: int) -> dict[str, list[float]]:
     return results
 
 
+def operation_bodies() -> dict[str, dict[str, Any]]:
+    """One OpenSearch request per operation a search is made of, as the API builds them for an
+    anonymous caller: what each costs the store on its own."""
+    visible = visibility_filter(Principal.anonymous())
+    only_visible = {"bool": {"filter": [visible]}}
+
+    def count(*clauses: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "query": {"bool": {"filter": [visible, *clauses]}},
+            "size": 0,
+            "track_total_hits": True,
+        }
+
+    bodies: dict[str, dict[str, Any]] = {
+        "visibility filter, count only": count(),
+        "visibility filter, 20 hits unsorted": {
+            "query": only_visible,
+            "size": 20,
+            "track_total_hits": True,
+        },
+        "visibility filter, 20 hits sorted (creationTime, pid)": search_body(
+            SearchRequest(), visible
+        ),
+    }
+    for fragment in ("scan_012345", "lab6", "img_0000"):
+        bodies[f"free text {fragment!r}, count only"] = count(text_query(fragment))
+    for condition in ("energy=8..9 keV", "sample.temperature>300K", "energy>5keV"):
+        bodies[f"condition {condition}, count only"] = count(
+            condition_clause(parse_condition(condition))
+        )
+    request = SearchRequest(facets=list(QUERIES["faceted"][0]["facet"]))
+    for name, aggregation in facet_aggregations(request).items():
+        bodies[f"facet {name} alone"] = {**count(), "aggs": {name: aggregation}}
+    return bodies
+
+
+async def operation_costs(url: str, runs: int) -> list[tuple[str, int, float]]:
+    """(operation, matches, median ms) straight against the store, without the API."""
+    rows = []
+    async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+        for name, body in operation_bodies().items():
+            timings, total = [], 0
+            for _ in range(runs):
+                began = time.perf_counter()
+                response = await http.post("/datasets/_search", json=body)
+                timings.append(time.perf_counter() - began)
+                response.raise_for_status()
+                total = response.json()["hits"]["total"]["value"]
+            rows.append((name, total, statistics.median(timings) * 1000))
+    return rows
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -326,6 +388,8 @@ async def main(arguments: argparse.Namespace) -> None:
             )
             console.print("queries …")
             timings = await latencies(base_url, arguments.queries)
+            console.print("operations …")
+            costs = await operation_costs(opensearch, arguments.operation_runs)
         finally:
             if service is not None:
                 service.terminate()
@@ -348,6 +412,12 @@ async def main(arguments: argparse.Namespace) -> None:
             f"{kind} p50 / p95 (ms)", f"{p50:.1f} / {p95:.1f}", "p95 ≤ 100", _met(p95 <= 100)
         )
     console.print(table)
+    operations = Table(title="what each operation costs the store (anonymous caller)")
+    for column in ("operation", "matches", "median (ms)"):
+        operations.add_column(column)
+    for name, matches, median in costs:
+        operations.add_row(name, f"{matches:,}", f"{median:.0f}")
+    console.print(operations)
     console.print(
         f"queries per kind: {arguments.queries}; mean of all: "
         f"{statistics.mean(v for vs in timings.values() for v in vs) * 1000:.1f} ms"
@@ -370,6 +440,9 @@ if __name__ == "__main__":
     parser.add_argument("--datasets", type=int, default=100_000, help="synthetic datasets")
     parser.add_argument("--batch", type=int, default=500, help="documents per raw _bulk request")
     parser.add_argument("--queries", type=int, default=200, help="queries of each kind")
+    parser.add_argument(
+        "--operation-runs", type=int, default=5, help="runs of each operation measured alone"
+    )
     parser.add_argument("--kafka", help="use this Kafka (host:port) instead of the embedded one")
     parser.add_argument("--mongodb", help="use this MongoDB (a scratch one: the bench writes)")
     parser.add_argument("--opensearch", help="use this OpenSearch URL instead of osmem")
