@@ -14,17 +14,36 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pipeline_support import RunningStack
 
+from scicat_pipeline.testing.otlp import OtlpReceiver
+
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """`scicat-pipeline up` in a subprocess; its first stdout line is the endpoints JSON."""
+def traces() -> Iterator[OtlpReceiver]:
+    """Where the session's stack sends its traces (a collector's OTLP/HTTP face, in memory)."""
+    receiver = OtlpReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, traces: OtlpReceiver) -> Iterator[RunningStack]:
+    """`scicat-pipeline up` in a subprocess; its first stdout line is the endpoints JSON.
+
+    Tracing is on, exporting to `traces`, so every end-to-end test also runs traced services.
+    """
     state = tmp_path_factory.mktemp("stack")
     process = subprocess.Popen(
         [sys.executable, "-m", "scicat_pipeline.cli", "up", "--state-dir", str(state)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ),
+        env={
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
     )
     stderr_lines: list[str] = []
     threading.Thread(

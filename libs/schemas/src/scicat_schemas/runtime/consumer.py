@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.settings import KafkaSettings
+from scicat_schemas.runtime.tracing import batch_span
 from scicat_schemas.topics import dead_letter_topic
 
 log = structlog.get_logger("scicat.consumer")
@@ -206,7 +207,10 @@ class ReliableConsumer:
         ):
             try:
                 began = time.perf_counter()
-                outcomes = list(await handler(records))
+                with batch_span(
+                    self.service, f"{first.topic} handle batch", (r.headers for r in records)
+                ):
+                    outcomes = list(await handler(records))
                 self._observe_batch_duration(records, time.perf_counter() - began)
                 if len(outcomes) != len(records):
                     raise RuntimeError(

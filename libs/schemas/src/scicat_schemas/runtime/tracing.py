@@ -19,8 +19,11 @@ need no code of their own; tests enable tracing with an in-memory exporter first
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_VERSION, Resource
@@ -30,12 +33,18 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 UNTRACED_PATHS = "healthz,readyz,metrics"
 """Probes and scrapes: frequent, uninteresting, and they would drown the real traces."""
 
+MAX_BATCH_LINKS = 128
+"""OpenTelemetry's default limit of links per span; a bigger batch links its first 128 traces."""
+
 _providers: dict[str, TracerProvider] = {}
+_propagator = TraceContextTextMapPropagator()
 
 
 def enable_tracing(service: str, exporter: SpanExporter) -> TracerProvider:
@@ -73,6 +82,31 @@ def tracer_provider(service: str) -> TracerProvider | None:
     _providers[service] = provider
     _instrument_libraries(provider)
     return provider
+
+
+@contextmanager
+def batch_span(
+    service: str, name: str, headers: Iterable[Iterable[tuple[str, bytes]]]
+) -> Iterator[None]:
+    """A span around handling one batch, linked to the trace of every record in it.
+
+    A batch has many parents, so OpenTelemetry links them rather than choosing one. FastStream's
+    middleware links only records it published itself (it keys them by its `correlation_id`
+    header); this links any record carrying a W3C `traceparent`, as a beamline's producer sends.
+    """
+    provider = tracer_provider(service)
+    if provider is None:
+        yield
+        return
+    links: dict[int, Link] = {}
+    for record_headers in headers:
+        carrier = {key: value.decode(errors="replace") for key, value in record_headers}
+        context = trace.get_current_span(_propagator.extract(carrier)).get_span_context()
+        if context.is_valid and len(links) < MAX_BATCH_LINKS:
+            links.setdefault(context.trace_id, Link(context))
+    tracer = provider.get_tracer("scicat_schemas.runtime")
+    with tracer.start_as_current_span(name, kind=SpanKind.CONSUMER, links=list(links.values())):
+        yield
 
 
 def _new_provider(service: str) -> TracerProvider:
