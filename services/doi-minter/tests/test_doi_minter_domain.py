@@ -275,6 +275,16 @@ def test_settings_read_nested_environment_variables(monkeypatch: pytest.MonkeyPa
     assert "secret" not in repr(settings)
 
 
+def test_setting_only_the_http_host_keeps_the_services_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOI_MINTER_DATACITE__USERNAME", "DESY.SCICAT")
+    monkeypatch.setenv("DOI_MINTER_DATACITE__PASSWORD", "secret")
+    monkeypatch.setenv("DOI_MINTER_HTTP__HOST", "127.0.0.1")
+    http = Settings().http  # type: ignore[call-arg]
+    assert (http.host, http.port, http.public_url) == ("127.0.0.1", 8003, "http://localhost:8003")
+
+
 def test_settings_refuse_a_malformed_prefix() -> None:
     with pytest.raises(ValidationError, match="not a DOI prefix"):
         DataCiteSettings(username="u", password=SecretStr("p"), prefix="10.5072/")

@@ -51,6 +51,18 @@ class DataCiteSettings(BaseModel):
         return self.max_attempts * self.timeout_seconds + backoffs
 
 
+class DoiMinterHttpSettings(HttpSettings):
+    """The shared HTTP settings with this service's port as default.
+
+    A subclass rather than a default instance: pydantic-settings builds a nested model from the
+    variables alone, so with a default instance setting only `DOI_MINTER_HTTP__HOST` would reset
+    the port to the shared default.
+    """
+
+    port: int = DEFAULT_PORT
+    public_url: str = f"http://localhost:{DEFAULT_PORT}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DOI_MINTER_", env_nested_delimiter="__", extra="ignore"
@@ -58,11 +70,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
-    http: HttpSettings = Field(
-        default_factory=lambda: HttpSettings(
-            port=DEFAULT_PORT, public_url=f"http://localhost:{DEFAULT_PORT}"
-        )
-    )
+    http: DoiMinterHttpSettings = Field(default_factory=lambda: DoiMinterHttpSettings())
     log_level: str = "INFO"
     public_url: str = Field(
         default=f"http://localhost:{DEFAULT_PORT}",
