@@ -44,6 +44,7 @@ from typing import Any
 import h5py
 import numpy as np
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -192,9 +193,11 @@ async def end_to_end(
     """A backlog of `events` on `acquisition.events` consumed by `ingestors` ingestor processes.
 
     Produced first, outside the timed window (as Kafka consumer benchmarks do). The window opens
-    when the first applied event is seen in MongoDB (start-up and the consumer-group join are
-    not ingestion) and closes when the last event of every partition is recorded; the events
-    applied in it, and the CPU each process spent in it, are what the table reports.
+    when the first applied event is seen in MongoDB and the consumer group is stable with every
+    process (start-up, the group join and the rebalances of later joiners are not ingestion;
+    what was applied before is not counted) and closes when the last event of every partition
+    is recorded; the events applied in it, and the CPU each process spent in it, are what the
+    table reports.
     """
     database = "bench_ingest"
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo.uri, tz_aware=True)
@@ -220,8 +223,12 @@ async def end_to_end(
         recorded = await markers.count_documents({"events": {"$in": last_per_partition}})
         return recorded == len(last_per_partition)
 
+    async def group_stable() -> bool:
+        return await _group_members(kafka, "ingestor") == ingestors
+
     try:
         await until(any_applied)
+        await until(group_stable)
         began = time.perf_counter()
         cpu_before = {name: _cpu_seconds(pid) for name, pid in processes.items()}
         applied_before = await _applied_events(markers)
@@ -238,6 +245,18 @@ async def end_to_end(
         await client.drop_database(database)
         await client.close()
     return EndToEnd(len(events) - applied_before, elapsed, cpu)
+
+
+async def _group_members(kafka: EmbeddedKafka, group: str) -> int:
+    """Members of a consumer group once it is stable, else 0."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [(_, _, state, _, _, members, *_)] = response.groups
+    return len(members) if state == "Stable" else 0
 
 
 async def _produce_backlog(kafka: EmbeddedKafka, events: list[tuple[bytes, bytes]]) -> list[str]:
