@@ -1,6 +1,6 @@
 """Search speed: the indexer's bulk indexing rate next to raw `_bulk`, and query latency.
 
-Prints one table; nothing is asserted. In one run on one machine, on the embedded stack (tansu
+Prints two tables; nothing is asserted. In one run on one machine, on the embedded stack (tansu
 Kafka, SecantusDB MongoDB, osmem OpenSearch):
 
 1. **Raw `_bulk`** — the indexed form of `--datasets` synthetic datasets sent straight to a
@@ -14,9 +14,13 @@ Kafka, SecantusDB MongoDB, osmem OpenSearch):
    in every query), `--queries` of each kind, p50/p95: free text fragments, unit-aware conditions
    (`energy>5keV` etc. over values stored in eV and keV), and faceted searches (six terms facets
    and the creation-time histogram). Target: p95 ≤ 100 ms.
+4. **Operations** — each part of a search (visibility filter, sort, free text, a nested
+   condition, one facet) sent straight to the store on its own, `--operation-runs` times, median:
+   where the time of a slow query goes.
 
     uv run --frozen python bench/search_benchmark.py
     uv run --frozen python bench/search_benchmark.py --datasets 10000 --queries 100
+    flock /tmp/bench.lock uv run --frozen python bench/search_benchmark.py --queries 40
 """
 
 from __future__ import annotations
