@@ -237,7 +237,7 @@ async def _apply(
     kafka: str | None,
 ) -> int:
     """Apply every run's events; returns how many were refused (each is printed)."""
-    store = MongoCatalogueStore(settings.mongo)
+    store = MongoCatalogueStore(settings.mongo, marker_retention=settings.marker_retention())
     broker = None
     events: Any = _Unpublished()
     if kafka is not None:
