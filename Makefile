@@ -31,7 +31,8 @@ lint: sync
 	$(UV) run ruff format --check .
 
 # Strict on the shared library; the usual checks on the CLI and every service whose code is clean.
-TYPED := libs/schemas/src src/scicat_pipeline services/doi-minter/src
+TYPED := libs/schemas/src src/scicat_pipeline services/doi-minter/src services/ingestor/src \
+  services/oai-provider/src
 typecheck: sync
 	$(UV) run mypy $(TYPED)
 

@@ -93,7 +93,11 @@ def from_asapo(value: bytes | None) -> FileClosed | RunStopped:
     identity = event_id(
         "asapo", record.beamtime, record.data_source, record.stream, str(message.id)
     )
-    ref = {"run_id": record.stream, "beamtime_id": record.beamtime, "instrument": record.beamline}
+    ref: dict[str, Any] = {
+        "run_id": record.stream,
+        "beamtime_id": record.beamtime,
+        "instrument": record.beamline,
+    }
     if message.name == FINISH_STREAM:
         return RunStopped(
             id=identity,
