@@ -17,7 +17,11 @@ from scicat_ingestor.store import (
     CorruptStoredDocument,
     MongoCatalogueStore,
 )
-from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    ORIG_DATABLOCK_COLLECTION,
+    PROPOSAL_COLLECTION,
+)
 from scicat_schemas.runtime.settings import MongoSettings
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
@@ -57,6 +61,8 @@ async def test_start_up_creates_the_indexes(store, catalogue) -> None:
         spec["key"] == [("pid", 1)] and spec.get("unique") for spec in dataset_indexes.values()
     )
     assert any(spec["key"] == [("datasetId", 1)] for spec in block_indexes.values())
+    proposal_indexes = await catalogue[PROPOSAL_COLLECTION].index_information()
+    assert any(spec["key"] == [("proposalId", 1)] for spec in proposal_indexes.values())
 
 
 async def test_event_is_stored_with_its_marker_in_one_write(apply, catalogue, acquisitions) -> None:

@@ -146,6 +146,8 @@ class MongoCatalogueStore:
         await self._db[RUN_COLLECTION].create_index([("beamtimeId", 1), ("measurement", 1)])
         await self._db[DATASET_COLLECTION].create_index("pipelineBasePid", sparse=True)
         await self._db[DATASET_COLLECTION].create_index([("datasetStatus", 1), ("updatedAt", 1)])
+        # Readers look proposals up by SciCat's `proposalId` (the indexer, once per batch).
+        await self._db[PROPOSAL_COLLECTION].create_index("proposalId")
 
     async def ping(self) -> None:
         await self._db.command("ping")
