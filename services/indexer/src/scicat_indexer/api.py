@@ -68,7 +68,9 @@ def _dataset_index(request: Request) -> DatasetIndex:
 
 Index = Annotated[DatasetIndex, Depends(_dataset_index)]
 
-BAD_SEARCH = {400: {"model": Problem, "description": "Unknown or incompatible unit, bad cursor."}}
+BAD_SEARCH: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Unknown or incompatible unit, bad cursor."}
+}
 
 
 async def run_search(index: DatasetIndex, request: SearchRequest, principal: Principal) -> Any:

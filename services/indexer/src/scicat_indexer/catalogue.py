@@ -86,8 +86,8 @@ class MongoCatalogue:
         result: dict[str, CatalogueContext] = {}
         for dataset in datasets:
             own = [known[i] for i in dataset.proposalIds if i in known]
-            parents = [p.get("parentProposalId") for p in own]
-            linked = [known[parent] for parent in parents if parent in known]
+            parent_ids = [p.get("parentProposalId") for p in own]
+            linked = [known[parent] for parent in parent_ids if parent in known]
             unique = {p["proposalId"]: p for p in own + linked}
             result[dataset.pid] = CatalogueContext(
                 files=tuple(files.get(dataset.pid, ())), proposals=tuple(unique.values())

@@ -71,7 +71,9 @@ FilterParam = Annotated[
         examples=[FILTER_EXAMPLE],
     ),
 ]
-BAD_FILTER = {400: {"model": Problem, "description": "Filter not understood or unit unknown."}}
+BAD_FILTER: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Filter not understood or unit unknown."}
+}
 
 
 def _parse(text: str | None) -> dict[str, Any]:
@@ -256,4 +258,6 @@ async def _published_by(index: DatasetIndex, field: str) -> dict[str, list[str]]
 
 
 def _iso(value: Any) -> str | None:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return None if value is None else str(value)
