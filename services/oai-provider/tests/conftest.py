@@ -381,3 +381,22 @@ async def oai_base_url(
     )
     async with serving(settings) as base_url:
         yield base_url
+
+
+NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
+DAY = datetime(2024, 3, 10, tzinfo=UTC)
+
+
+async def put(store: MongoOaiRecordStore, *records: OaiRecord) -> None:
+    """Store records as the event path does: a new one, or the next version of a stored one."""
+    for record in records:
+        current = await store.get(record.identifier)
+        version = None if current is None else current.version
+        ready = record if version is None else replace(record, version=version + 1)
+        await store.save(ready, expected_version=version)
+
+
+def request_attributes(root) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    request = root.find("oai:request", NS)
+    assert request.text == BASE_URL
+    return dict(request.attrib)
