@@ -8,8 +8,6 @@ bootstrap and after, is TLS checked against our CA.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,64 +16,18 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scicat_pipeline.embedded import EmbeddedKafka, free_port
 from scicat_pipeline.testing import wait_for
+from scicat_pipeline.testing.tls import self_signed_certificate, tls_proxy
 from scicat_schemas.producer import EventProducer
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.kafka_security import client_options
 from scicat_schemas.runtime.settings import KafkaSecurity, KafkaSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (it is its own CA), and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kafka.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "kafka.crt", folder / "kafka.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError):
-        pass
-    finally:
-        writer.close()
 
 
 @pytest.fixture
@@ -98,24 +50,9 @@ async def tls_kafka(
     tmp_path: Path, tls_port: int, broker_behind_proxy: EmbeddedKafka
 ) -> AsyncIterator[tuple[str, Path]]:
     """The broker behind a TLS proxy; yields the proxy's address and the CA file."""
-    cert_file, key_file = _certificate(tmp_path)
-    plain, tls = broker_behind_proxy.port, tls_port
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", plain)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
-
-    proxy = await asyncio.start_server(forward, "127.0.0.1", tls, ssl=context)
-    try:
-        yield f"127.0.0.1:{tls}", cert_file
-    finally:
-        proxy.close()
+    cert_file, key_file = self_signed_certificate(tmp_path, "kafka.test")
+    async with tls_proxy(broker_behind_proxy.port, cert_file, key_file, port=tls_port) as port:
+        yield f"127.0.0.1:{port}", cert_file
 
 
 async def _create_topic(bootstrap: str, security: KafkaSecurity) -> None:
@@ -170,7 +107,7 @@ async def test_a_broker_certificate_from_an_unknown_ca_is_refused(
 def test_sasl_over_tls_gives_every_client_the_mechanism_credentials_and_a_verifying_context(
     tmp_path: Path,
 ) -> None:
-    ca_file, _ = _certificate(tmp_path)
+    ca_file, _ = self_signed_certificate(tmp_path, "kafka.test")
     security = KafkaSecurity(
         protocol="SASL_SSL", sasl_username="ingestor", sasl_password="pw", ssl_cafile=ca_file
     )

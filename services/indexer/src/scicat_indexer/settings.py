@@ -6,6 +6,7 @@ Nested values use `__`, e.g. `INDEXER_KAFKA__BOOTSTRAP_SERVERS`, `INDEXER_OPENSE
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -26,6 +27,11 @@ class OpenSearchSettings(BaseModel):
     username: str | None = Field(default=None, description="HTTP basic-auth user, if any.")
     password: SecretStr | None = Field(default=None, description="HTTP basic-auth password.")
     verify_certs: bool = Field(default=True, description="Verify the TLS certificate (https).")
+    ca_certs: Path | None = Field(
+        default=None,
+        description="CA bundle the cluster's certificate is checked against (a facility's "
+        "internal CA); default: the system's CAs.",
+    )
     timeout_seconds: float = Field(
         default=10.0, gt=0, description="Per-request timeout; a timeout is retried by the consumer."
     )

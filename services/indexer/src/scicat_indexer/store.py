@@ -131,6 +131,8 @@ class OpenSearchDatasetIndex:
             "ssl_show_warn": settings.verify_certs,
             "timeout": settings.timeout_seconds,
         }
+        if settings.ca_certs is not None:
+            options["ca_certs"] = str(settings.ca_certs)
         if settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else ""
             options["http_auth"] = (settings.username, password)
