@@ -1,4 +1,4 @@
-"""The reliable consumer's batch outcomes (used by the indexer), with a fake message and broker."""
+"""The reliable consumer's batch outcomes (used by the indexer), records and broker in memory."""
 
 from __future__ import annotations
 
@@ -9,30 +9,10 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from scicat_pipeline.testing.records import BatchMessage, consumer_record
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
 from scicat_schemas.runtime.settings import KafkaSettings
-
-
-@dataclass
-class FakeConsumer:
-    seeks: dict[TopicPartition, int] = field(default_factory=dict)
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.seeks[partition] = offset
-
-
-@dataclass
-class FakeMessage:
-    raw_message: tuple[ConsumerRecord[Any, Any], ...]
-    consumer: FakeConsumer = field(default_factory=FakeConsumer)
-    outcome: str | None = None
-
-    async def ack(self) -> None:
-        self.outcome = "ack"
-
-    async def nack(self) -> None:
-        self.outcome = "nack"
 
 
 @dataclass
@@ -44,19 +24,8 @@ class FakeBroker:
 
 
 def _record(partition: int, offset: int) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic="catalogue.datasets",
-        partition=partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"k",
-        value=f"{partition}:{offset}".encode(),
-        checksum=None,
-        serialized_key_size=1,
-        serialized_value_size=3,
-        headers=(),
-    )
+    value = f"{partition}:{offset}".encode()
+    return consumer_record("catalogue.datasets", value, partition=partition, offset=offset)
 
 
 def _consumer(broker: FakeBroker) -> ReliableConsumer:
@@ -71,7 +40,7 @@ async def test_transient_failure_rewinds_every_partition_of_the_batch_to_its_fir
     async def failing(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Rejected | None]:
         raise ConnectionError("OpenSearch unreachable")
 
-    message = FakeMessage(BATCH)
+    message = BatchMessage(BATCH)
     await _consumer(FakeBroker()).process_batch(message, failing)  # type: ignore[arg-type]
     assert message.outcome == "nack"
     assert message.consumer.seeks == {
@@ -89,7 +58,7 @@ async def test_rejected_records_are_dead_lettered_alone_then_the_batch_is_commit
         ]
 
     broker = FakeBroker()
-    message = FakeMessage(BATCH)
+    message = BatchMessage(BATCH)
     await _consumer(broker).process_batch(message, one_bad)  # type: ignore[arg-type]
     assert message.outcome == "ack"
     assert message.consumer.seeks == {}
@@ -103,6 +72,6 @@ async def test_a_handler_answering_for_fewer_records_is_retried_not_committed() 
     async def short(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Rejected | None]:
         return [None]
 
-    message = FakeMessage(BATCH)
+    message = BatchMessage(BATCH)
     await _consumer(FakeBroker()).process_batch(message, short)  # type: ignore[arg-type]
     assert message.outcome == "nack"
