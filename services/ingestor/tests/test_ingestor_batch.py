@@ -24,6 +24,7 @@ from scicat_ingestor.store import (
     MongoCatalogueStore,
     StoreOutcome,
 )
+from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
 from scicat_schemas.events import BeamtimeUpdated, BeamtimeUpdatedData, Person, encode
 from scicat_schemas.runtime.settings import MongoSettings
@@ -86,19 +87,7 @@ async def recorded(catalogue) -> list[list[str]]:
 
 
 def _record(topic: str, value: bytes | None, offset: int) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"scan_0042",
-        value=value,
-        checksum=None,
-        serialized_key_size=9,
-        serialized_value_size=0 if value is None else len(value),
-        headers=(),
-    )
+    return consumer_record(topic, value, offset=offset, key=b"scan_0042")
 
 
 async def test_duplicates_in_a_batch_and_across_batches_apply_once(

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from streaming_data_types import serialise_wrdn
 
 from scicat_ingestor.native import MemoryBlueskyRuns, NativeHandlers, NativeMetrics, NativeTopics
+from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.runtime.consumer import Rejected
 
 SERIALISE = inspect.signature(Publisher.__init__).parameters["serializer"].default
@@ -21,19 +22,7 @@ BLUESKY = "p21.bluesky.runengine.documents"
 
 
 def record(topic: str, value: bytes, offset: int = 0) -> ConsumerRecord:
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        timestamp=1772359200000,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return consumer_record(topic, value, offset=offset, key=None, timestamp=1772359200000)
 
 
 @pytest.fixture

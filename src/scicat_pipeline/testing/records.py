@@ -17,13 +17,14 @@ def consumer_record(
     partition: int = 0,
     key: bytes | None = b"k",
     headers: tuple[tuple[str, bytes], ...] = (),
+    timestamp: int = 0,
 ) -> ConsumerRecord[Any, Any]:
     """A record as aiokafka hands it to a consumer."""
     return ConsumerRecord(
         topic=topic,
         partition=partition,
         offset=offset,
-        timestamp=0,
+        timestamp=timestamp,
         timestamp_type=0,
         key=key,
         value=value,
