@@ -13,22 +13,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from pymongo import AsyncMongoClient
-from starlette.routing import BaseRoute, Route
 
 from scicat_indexer.app import create_app
 from scicat_indexer.settings import OidcSettings, Settings
 from scicat_pipeline.commands.token import fetch_token
 from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
 from scicat_pipeline.testing import wait_for
+from scicat_pipeline.testing.differential import (
+    Caller,
+    Probe,
+    ServedRoute,
+    Snapshot,
+    of,
+    served_routes,
+    snapshot,
+)
 from scicat_schemas.documents import PROPOSAL_COLLECTION, Dataset
 from scicat_schemas.topics import CATALOGUE_DATASETS
 
@@ -141,71 +147,6 @@ def _panosc_probes(pids: list[str]) -> dict[str, list[Probe]]:
     }
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One request; `follow_next` also requests the page its `next` cursor points to."""
-
-    params: dict[str, Any] | None = None
-    body: dict[str, Any] | None = None
-    path: dict[str, str] | None = None
-    method: str = "GET"
-    follow_next: bool = False
-
-    def url(self, template: str) -> str:
-        url = template
-        for name, value in (self.path or {}).items():
-            url = url.replace(f"{{{name}:path}}", value).replace(f"{{{name}}}", value)
-        return url
-
-    async def answers(self, http: httpx.AsyncClient, template: str, caller: Caller) -> list[Any]:
-        response = await self._send(http, template, caller, self.params, self.body)
-        answers = [_answer(response, template, self)]
-        if not self.follow_next:
-            return answers
-        cursor = response.json()["next"]
-        if cursor:
-            params = (
-                (self.params or {}) | {"search_after": cursor} if self.method == "GET" else None
-            )
-            body = (self.body or {}) | {"search_after": cursor} if self.method == "POST" else None
-            answers.append(
-                _answer(await self._send(http, template, caller, params, body), template, self)
-            )
-        return answers
-
-    async def _send(
-        self,
-        http: httpx.AsyncClient,
-        template: str,
-        caller: Caller,
-        params: dict[str, Any] | None,
-        body: dict[str, Any] | None,
-    ) -> httpx.Response:
-        return await http.request(
-            self.method, self.url(template), params=params, json=body, headers=caller.headers
-        )
-
-
-def _answer(response: httpx.Response, template: str, probe: Probe) -> tuple[int, Any]:
-    assert response.status_code < 500, (template, probe, response.text)
-    if "json" in response.headers.get("content-type", ""):
-        return response.status_code, response.json()
-    return response.status_code, response.text
-
-
-Snapshot = dict[tuple[str, str, str], list[Any]]
-
-
-@dataclass
-class Caller:
-    name: str
-    token: str | None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-
 @pytest.fixture
 async def issuer() -> AsyncIterator[StandinIssuer]:
     async with served_issuer(audience=AUDIENCE) as running:
@@ -222,49 +163,13 @@ async def secured_app(indexer_settings: Settings, issuer: StandinIssuer) -> Asyn
         yield app
 
 
-@dataclass(frozen=True)
-class ServedRoute:
-    path: str
-    methods: frozenset[str]
-
-
-def _served_routes(routes: list[BaseRoute]) -> list[ServedRoute]:
-    """Every route the app answers, with included routers flattened.
-
-    FastAPI 0.165 keeps an included router as one `_IncludedRouter` entry in `app.routes`; its
-    `effective_route_contexts()` lists the routes it serves under their full paths.
-    """
-    served: list[ServedRoute] = []
-    for route in routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            for context in contexts():
-                methods = getattr(context.original_route, "methods", None) or {"GET"}
-                served.append(ServedRoute(context.path, frozenset(methods)))
-        elif isinstance(route, Route | APIRoute):
-            served.append(ServedRoute(route.path, frozenset(route.methods or {"GET"})))
-        else:
-            raise AssertionError(f"unknown kind of route, teach the leak test: {route!r}")
-    return served
-
-
 def _data_routes(app: FastAPI) -> list[ServedRoute]:
-    return [route for route in _served_routes(app.routes) if route.path not in INFRASTRUCTURE]
+    return [route for route in served_routes(app.routes) if route.path not in INFRASTRUCTURE]
 
 
 async def _snapshot(http: httpx.AsyncClient, callers: list[Caller], app: FastAPI) -> Snapshot:
-    snapshot: Snapshot = {}
     probes = _probes([PUBLIC_PID, ALPHA_PID, BRAVO_PID, "local/none/such"])
-    for route in _data_routes(app):
-        for probe in probes[route.path]:
-            for caller in callers:
-                answers = await probe.answers(http, route.path, caller)
-                snapshot[(caller.name, route.path, repr(probe))] = answers
-    return snapshot
-
-
-def _of(snapshot: Snapshot, caller: str) -> dict[tuple[str, str], list[Any]]:
-    return {(path, probe): value for (who, path, probe), value in snapshot.items() if who == caller}
+    return await snapshot(http, callers, _data_routes(app), probes)
 
 
 def _datasets(make_dataset: Callable[..., Dataset]) -> list[Dataset]:
@@ -430,10 +335,10 @@ async def test_no_private_dataset_leaks_through_any_endpoint(
 
     # Invisible datasets change nothing, anywhere: not a count, not a facet, not a status.
     for caller in callers:
-        assert _of(with_all, caller.name) == _of(without_bravo, caller.name), caller.name
-    assert _of(with_all, "anonymous") == _of(without_private, "anonymous")
+        assert of(with_all, caller.name) == of(without_bravo, caller.name), caller.name
+    assert of(with_all, "anonymous") == of(without_private, "anonymous")
     for caller in (alpha_owner, alpha_reader):
-        assert _of(without_bravo, caller.name) != _of(without_private, caller.name), (
+        assert of(without_bravo, caller.name) != of(without_private, caller.name), (
             f"{caller.name} must see alpha"
         )
 
