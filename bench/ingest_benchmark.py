@@ -45,6 +45,7 @@ import h5py
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from process_cpu import cpu_seconds
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -176,13 +177,6 @@ class EndToEnd:
         return self.cpu_seconds[process] / self.events * 1e6
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux `/proc`)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def end_to_end(
     kafka: EmbeddedKafka,
     mongo: EmbeddedMongo,
@@ -239,11 +233,11 @@ async def end_to_end(
     try:
         await until(started)
         began = time.perf_counter()
-        cpu_before = {name: _cpu_seconds(pid) for name, pid in processes.items()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         committed_before = await committed()
         await until(finished)
         elapsed = time.perf_counter() - began
-        cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
         stored = await _stored_files(client[database])
         if stored != len(events):
             raise RuntimeError(f"{stored} files stored for {len(events)} events; see {logs}")
@@ -297,7 +291,7 @@ async def _start_ingestor(
         "INGESTOR_HTTP__HOST": "127.0.0.1",
         "INGESTOR_HTTP__PORT": str(free_port()),
         "INGESTOR_PID_PREFIX": "bench",
-        "INGESTOR_LOG_LEVEL": "WARNING",
+        "INGESTOR_LOG_LEVEL": os.environ.get("BENCH_INGESTOR_LOG_LEVEL", "WARNING"),
     }
     with log_path.open("wb") as log:
         return await asyncio.create_subprocess_exec(

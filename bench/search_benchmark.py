@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 from opensearchpy import AsyncOpenSearch
+from process_cpu import child_pid, cpu_seconds
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -125,9 +126,15 @@ async def store_catalogue(uri: str, datasets: list[Dataset]) -> None:
 
 
 async def indexer_rate(
-    kafka: str, mongo: str, url: str, datasets: list[Dataset], logs: Path
-) -> tuple[float, asyncio.subprocess.Process, str]:
-    """Datasets per second through Kafka and the indexer process into OpenSearch."""
+    kafka: str,
+    mongo: str,
+    url: str,
+    datasets: list[Dataset],
+    logs: Path,
+    processes: dict[str, int],
+) -> tuple[float, asyncio.subprocess.Process, str, dict[str, float]]:
+    """Datasets per second through Kafka and the indexer process into OpenSearch, and the CPU
+    seconds per dataset each of `processes` (and the indexer) spent meanwhile."""
     port = free_port()
     env = os.environ | {
         "INDEXER_KAFKA__BOOTSTRAP_SERVERS": kafka,
@@ -169,15 +176,21 @@ async def indexer_rate(
         warm_up, *timed = events
         await producer.send_and_wait(CATALOGUE_DATASETS, warm_up[1], key=warm_up[0])
         await indexed(1)
+        processes = processes | {"indexer": service.pid}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         began = time.perf_counter()
         sends = [await producer.send(CATALOGUE_DATASETS, value, key=key) for key, value in timed]
         await asyncio.gather(*sends)
         await indexed(len(events))
         elapsed = time.perf_counter() - began
+        cpu = {
+            name: (cpu_seconds(pid) - cpu_before[name]) / len(timed)
+            for name, pid in processes.items()
+        }
     finally:
         await producer.stop()
         await client.close()
-    return len(timed) / elapsed, service, f"http://127.0.0.1:{port}"
+    return len(timed) / elapsed, service, f"http://127.0.0.1:{port}", cpu
 
 
 QUERIES: dict[str, list[dict[str, Any]]] = {
@@ -301,13 +314,20 @@ async def main(arguments: argparse.Namespace) -> None:
         service = None
         try:
             await create_topics(kafka, list(ALL_TOPICS))
+            processes = _embedded_processes(embedded)
             console.print("raw _bulk …")
+            osmem = {k: v for k, v in processes.items() if k == "osmem"}
+            raw_cpu_before = {name: cpu_seconds(pid) for name, pid in osmem.items()}
             raw = await raw_bulk_rate(opensearch, writes, arguments.batch)
+            raw_cpu = {
+                name: (cpu_seconds(pid) - raw_cpu_before[name]) / len(writes)
+                for name, pid in osmem.items()
+            }
             console.print("catalogue in MongoDB …")
             await store_catalogue(mongo, datasets)
             console.print("indexer …")
-            rate, service, base_url = await indexer_rate(
-                kafka, mongo, opensearch, datasets, Path(folder)
+            rate, service, base_url, cpu = await indexer_rate(
+                kafka, mongo, opensearch, datasets, Path(folder), processes
             )
             console.print("queries …")
             timings = await latencies(base_url, arguments.queries)
@@ -329,6 +349,10 @@ async def main(arguments: argparse.Namespace) -> None:
         f"≥ {0.8 * raw:,.0f}",
         _met(rate >= 0.8 * raw),
     )
+    for name, seconds in raw_cpu.items():
+        table.add_row(f"raw _bulk, CPU of {name} (ms/doc)", f"{seconds * 1000:.2f}", "", "")
+    for name, seconds in cpu.items():
+        table.add_row(f"indexer run, CPU of {name} (ms/doc)", f"{seconds * 1000:.2f}", "", "")
     for kind, values in timings.items():
         p50, p95 = _percentile(values, 0.5) * 1000, _percentile(values, 0.95) * 1000
         table.add_row(
@@ -345,6 +369,19 @@ async def main(arguments: argparse.Namespace) -> None:
         f"queries per kind: {arguments.queries}; mean of all: "
         f"{statistics.mean(v for vs in timings.values() for v in vs) * 1000:.1f} ms"
     )
+
+
+def _embedded_processes(embedded: list[Any]) -> dict[str, int]:
+    """The embedded servers this run started, by name (none given by URL)."""
+    processes = {"benchmark (producer)": os.getpid()}
+    for server in embedded:
+        if isinstance(server, EmbeddedKafka) and server.process is not None:
+            processes["Kafka (tansu)"] = server.process.pid
+        elif isinstance(server, EmbeddedMongo) and server.process is not None:
+            processes["MongoDB (SecantusDB)"] = server.process.pid
+        elif isinstance(server, EmbeddedOpenSearch):
+            processes["osmem"] = child_pid("osmem-server")
+    return processes
 
 
 def _start(server: Any, started: list[Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -208,3 +209,73 @@ async def test_files_and_proposals_from_the_catalogue_are_indexed_with_the_datas
     assert source["search"]["beamtimeIds"] == ["11012345"]
     assert source["search"]["proposalIds"] == ["11012345", "DOOR-77"]
     assert source["search"]["pis"] == ["Ada Lovelace", "ada@example.org"]
+
+
+class GatedIndex(InMemoryIndex):
+    """Holds its first `_bulk` answer until `gate` opens; records each request's pids."""
+
+    def __init__(self, gate: asyncio.Event, *, fail_first: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.fail_first = fail_first
+        self.sent: list[list[str]] = []
+
+    async def bulk(self, writes: Sequence[BulkWrite]) -> list[BulkResult]:
+        self.sent.append([write.pid for write in writes])
+        if len(self.sent) == 1:
+            await self.gate.wait()
+            if self.fail_first:
+                raise ConnectionError("OpenSearch answered 503")
+        return await super().bulk(writes)
+
+
+class ObservedCatalogue(InMemoryCatalogue):
+    """Opens `gate` when asked for the second request's context."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        super().__init__()
+        self.gate = gate
+        self.asked: list[list[str]] = []
+
+    async def contexts(self, datasets: Sequence[Dataset]) -> dict[str, CatalogueContext]:
+        self.asked.append([d.pid for d in datasets])
+        if len(self.asked) == 2:
+            self.gate.set()
+        return await super().contexts(datasets)
+
+
+async def test_a_batch_goes_out_as_pipelined_requests_in_record_order(
+    make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
+) -> None:
+    """The second request is built while the first is in OpenSearch: without pipelining the
+    first answer would wait for ever for the gate the second request's lookup opens."""
+    gate = asyncio.Event()
+    names = [f"scan_{n:03d}" for n in range(5)]
+    bad = make_dataset(names[2])
+    index = GatedIndex(gate, refuse={bad.pid: "mapper_parsing_exception: bad date"})
+    catalogue = ObservedCatalogue(gate)
+    handle = dataset_batch_handler(index, catalogue, bulk_max_records=2)
+    outcomes = await asyncio.wait_for(
+        handle(batch(*(stored_event(make_dataset(name)) for name in names))), timeout=10
+    )
+    pids = [make_dataset(name).pid for name in names]
+    assert index.sent == [pids[0:2], pids[2:4], pids[4:5]]
+    assert catalogue.asked == index.sent
+    assert [outcome is None for outcome in outcomes] == [True, True, False, True, True]
+    assert isinstance(outcomes[2], Rejected) and "bad date" in outcomes[2].reason
+    assert set(index.documents) == set(pids) - {bad.pid}
+
+
+async def test_a_failed_request_fails_the_batch_and_sends_no_later_one(
+    make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
+) -> None:
+    gate = asyncio.Event()
+    index = GatedIndex(gate, fail_first=True)
+    handle = dataset_batch_handler(index, ObservedCatalogue(gate), bulk_max_records=1)
+    with pytest.raises(ConnectionError, match="503"):
+        await asyncio.wait_for(
+            handle(batch(*(stored_event(make_dataset(f"scan_{n}")) for n in range(3)))),
+            timeout=10,
+        )
+    assert len(index.sent) == 1
+    assert index.documents == {}
