@@ -6,7 +6,10 @@ them, so this runs offline), and checked against what the services really read a
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +156,77 @@ def test_every_service_image_is_one_the_kustomization_tags() -> None:
     tagged = {image["name"] for image in KUSTOMIZATION["images"]}
     assert {_container(service)["image"] for service in SERVICES} == tagged
     assert tagged == {f"scicat-{service}" for service in SERVICES}
+
+
+def _run_topics_job(tmp_path: Path, **env: str) -> list[dict[str, Any]]:
+    """The Job's script under `sh`, with `kafka-topics.sh` replaced by a recorder: per call, its
+    arguments, `KAFKA_OPTS` and the client files it was given."""
+    [container] = _named("Job", "scicat-topics")["spec"]["template"]["spec"]["containers"]
+    [mount] = container["volumeMounts"]
+    recorder = tmp_path / "kafka-topics.sh"
+    calls = tmp_path / "calls.jsonl"
+    recorder.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, os, sys\n"
+        f"config = {str(tmp_path / 'config')!r}\n"
+        "files = {n: open(os.path.join(config, n)).read() for n in sorted(os.listdir(config))}\n"
+        f"with open({str(calls)!r}, 'a') as out:\n"
+        "    out.write(json.dumps({'args': sys.argv[1:], 'opts': os.environ.get('KAFKA_OPTS'),"
+        " 'files': files}) + '\\n')\n"
+    )
+    recorder.chmod(0o755)
+    (tmp_path / "config").mkdir()
+    script = (
+        container["args"][0]
+        .replace("/opt/kafka/bin/kafka-topics.sh", str(recorder))
+        .replace(mount["mountPath"] + "/", str(tmp_path / "config") + "/")
+    )
+    subprocess.run(
+        [container["command"][0], "-c", script],
+        env={"PATH": os.environ["PATH"], "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", **env},
+        check=True,
+    )
+    return [json.loads(line) for line in calls.read_text().splitlines()]
+
+
+def test_the_topics_job_connects_in_plaintext_by_default(tmp_path: Path) -> None:
+    calls = _run_topics_job(tmp_path, KAFKA_SECURITY_PROTOCOL="PLAINTEXT")
+    assert len(calls) == len(ALL_TOPICS)
+    for call in calls:
+        config = call["args"][call["args"].index("--command-config") + 1]
+        assert config.endswith("/client.properties")
+        assert call["files"] == {"client.properties": "security.protocol=PLAINTEXT\n"}
+        assert call["opts"] is None
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "module"),
+    [
+        (None, "org.apache.kafka.common.security.scram.ScramLoginModule"),
+        ("PLAIN", "org.apache.kafka.common.security.plain.PlainLoginModule"),
+    ],
+)
+def test_the_topics_job_signs_in_as_the_services_do(
+    tmp_path: Path, mechanism: str | None, module: str
+) -> None:
+    """SASL from the same ConfigMap keys and Secret as the services; a password with quotes and
+    backslashes is escaped for the JAAS file, not cut short."""
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "scicat",
+        "KAFKA_SASL_PASSWORD": 'p"a\\ss word',
+    }
+    if mechanism is not None:
+        env["KAFKA_SASL_MECHANISM"] = mechanism
+    [call, *_] = _run_topics_job(tmp_path, **env)
+
+    assert call["files"]["client.properties"] == (
+        f"security.protocol=SASL_SSL\nsasl.mechanism={mechanism or 'SCRAM-SHA-512'}\n"
+    )
+    assert call["files"]["jaas.conf"] == (
+        f'KafkaClient {{\n  {module} required\n  username="scicat"\n'
+        '  password="p\\"a\\\\ss word";\n};\n'
+    )
+    assert call["opts"] == (
+        f"-Djava.security.auth.login.config={tmp_path / 'config' / 'jaas.conf'}"
+    )
