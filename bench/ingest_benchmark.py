@@ -41,18 +41,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from nexus_extraction import nexus_extraction
 from process_cpu import cpu_seconds
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
 from scicat_ingestor.domain import CatalogueEntry, apply_event
-from scicat_ingestor.nexus_metadata import FileContext, extract, load_mappings, select_mapping
-from scicat_ingestor.settings import DEFAULT_MAPPINGS_DIR, Settings
+from scicat_ingestor.settings import Settings
 from scicat_ingestor.stored_documents import dataset_doc
 from scicat_pipeline.embedded import EmbeddedKafka, EmbeddedMongo, create_topics, free_port
 from scicat_schemas.documents import DATASET_COLLECTION
@@ -318,35 +316,12 @@ def kafka_pid(kafka: EmbeddedKafka) -> int:
     return kafka.process.pid
 
 
-def nexus_extraction(count: int, folder: Path) -> float:
-    """Seconds per file to apply the shipped P08 mapping to a small NeXus file."""
-    mappings = load_mappings(DEFAULT_MAPPINGS_DIR)
-    paths = []
-    for n in range(count):
-        path = folder / f"scan_{n:04d}.nxs"
-        with h5py.File(path, "w") as nexus:
-            nexus["entry/title"] = f"scan {n}"
-            nexus["entry/start_time"] = START.isoformat()
-            energy = nexus.create_dataset("entry/instrument/monochromator/energy", data=18.0)
-            energy.attrs["units"] = "keV"
-            nexus["entry/sample/name"] = "LaB6"
-            nexus["entry/instrument/detector/distance"] = np.float64(1200.0)
-            nexus["entry/instrument/detector/count_time"] = np.float64(0.1)
-        paths.append(path)
-    mapping = select_mapping(mappings, instrument="P08", path=str(paths[0]))
-    assert mapping is not None
-    began = time.perf_counter()
-    for path in paths:
-        extract(mapping, FileContext(str(path), "scan", BEAMTIME, "P08"))
-    return (time.perf_counter() - began) / count
-
-
 async def main(arguments: argparse.Namespace) -> None:
     events = file_events(arguments.files, arguments.files_per_run)
     cpu = ingestor_alone(events)
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as scratch:
         folder = Path(scratch)
-        per_nexus = nexus_extraction(arguments.nexus_files, folder)
+        per_nexus = nexus_extraction(arguments.nexus_files, folder, beamtime=BEAMTIME, start=START)
         kafka, mongo = EmbeddedKafka().start(), EmbeddedMongo().start()
         try:
             await create_topics(kafka.bootstrap_servers, list(ALL_TOPICS))

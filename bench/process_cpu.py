@@ -28,6 +28,7 @@ def child_pid(executable: str, parent: int | None = None) -> int:
             command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and command.endswith(executable):
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if state != "Z" and int(ppid) == parent and command.endswith(executable):
             return int(entry.name)
     raise LookupError(f"no child process {executable!r} of {parent}")

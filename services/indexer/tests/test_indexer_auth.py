@@ -11,12 +11,10 @@ from typing import Annotated, Any
 import httpx
 import jwt
 import pytest
-import structlog.testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 
-from scicat_indexer.app import create_app
 from scicat_indexer.auth import (
     CurrentPrincipal,
     InvalidToken,
@@ -25,7 +23,7 @@ from scicat_indexer.auth import (
     TokenVerifier,
     current_principal,
 )
-from scicat_indexer.settings import OidcSettings, Settings
+from scicat_indexer.settings import OidcSettings
 from scicat_pipeline.standins.oidc import StandinIssuer, served_issuer
 
 AUDIENCE = "scicat-search"
@@ -354,49 +352,3 @@ async def test_dependency_without_a_verifier_on_the_app_is_anonymous() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.get("/whoami", headers=_bearer("anything"))
     assert response.json() == {"authenticated": False}
-
-
-def test_oidc_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INDEXER_OIDC__ISSUER", "https://keycloak.example.org/realms/desy")
-    monkeypatch.setenv("INDEXER_OIDC__AUDIENCE", "scicat")
-    monkeypatch.setenv("INDEXER_OIDC__GROUPS_CLAIM", "realm_access.roles")
-    oidc = Settings().oidc
-    assert oidc.issuer == "https://keycloak.example.org/realms/desy"
-    assert oidc.audience == "scicat"
-    assert oidc.groups_claim == "realm_access.roles"
-    assert oidc.jwks_url is None
-
-
-@pytest.mark.parametrize(
-    ("settings", "event", "level"),
-    [
-        (OidcSettings(), "oidc.off", "info"),
-        (
-            OidcSettings(issuer="https://kc.example.org/realms/x"),
-            "oidc.audience_unchecked",
-            "warning",
-        ),
-    ],
-    ids=["no-issuer", "no-audience"],
-)
-def test_start_up_says_how_weak_the_configuration_is(
-    settings: OidcSettings, event: str, level: str
-) -> None:
-    with structlog.testing.capture_logs() as logs:
-        TokenVerifier(settings)
-    assert [(log["event"], log["log_level"]) for log in logs] == [(event, level)]
-
-
-async def test_openapi_states_the_bearer_token_is_optional() -> None:
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        spec = (await client.get("/openapi.json")).json()
-    secured = {
-        f"{method.upper()} {path}": operation["security"]
-        for path, operations in spec["paths"].items()
-        for method, operation in operations.items()
-        if "security" in operation
-    }
-    assert "GET /datasets" in secured
-    assert all(security == [{}, {"HTTPBearer": []}] for security in secured.values()), secured
-    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from scicat_ingestor.applied_events import TTL_INDEX
@@ -136,29 +137,48 @@ async def test_earlier_layout_marker_written_after_start_up_is_recognised_on_ret
     assert [o.already_applied for o in retried.outcomes] == [True, False]
 
 
-async def test_event_another_consumer_records_meanwhile_aborts_the_batch(
-    store, catalogue, item, mongo_uri, database_name, acquisitions
+async def test_event_another_consumer_applies_meanwhile_aborts_the_batch(
+    store, catalogue, item, mongo_settings, acquisitions
 ) -> None:
-    """The unique multikey index turns the race into a failed insert, not a double effect."""
+    """Another consumer applies e2 for real (its marker and its dataset) after this batch read
+    the state: this batch's write of the same dataset fails, and the retry applies e2 once."""
     first, second = item("e1", "a.h5"), item("e2", "b.h5")
 
-    def decide_while_another_consumer_records_e2(current, beamtime):
-        with MongoClient(mongo_uri) as other:
-            other[database_name][APPLIED_EVENT_COLLECTION].insert_one(
-                {"_id": "other-consumer", "events": ["p\x1fe2"], "pid": acquisitions.pid()}
-            )
+    async def other_consumer_applies_e2() -> None:
+        async with MongoCatalogueStore(mongo_settings).connected() as other:
+            await other.apply_many([second])
+
+    def decide_while_another_consumer_applies_e2(current, beamtime):
+        worker = threading.Thread(target=asyncio.run, args=(other_consumer_applies_e2(),))
+        worker.start()
+        worker.join()
         return first.decide(current, beamtime)
 
     with pytest.raises((ConcurrentUpdate, OperationFailure)):
         await store.apply_many(
-            [BatchItem(first.event, decide_while_another_consumer_records_e2), second]
+            [BatchItem(first.event, decide_while_another_consumer_applies_e2), second]
         )
 
-    assert await catalogue[DATASET_COLLECTION].count_documents({}) == 0
+    stored = await catalogue[DATASET_COLLECTION].find_one({"pid": acquisitions.pid()})
+    assert stored["numberOfFiles"] == 1
     retried = await store.apply_many([first, second])
     assert [o.already_applied for o in retried.outcomes] == [False, True]
     stored = await catalogue[DATASET_COLLECTION].find_one({"pid": acquisitions.pid()})
-    assert stored["numberOfFiles"] == 1
+    assert (stored["numberOfFiles"], stored["size"]) == (2, 200)
+
+
+async def test_the_unique_identity_index_of_earlier_versions_is_replaced(
+    mongo_settings, catalogue
+) -> None:
+    """Uniqueness is left to the datasets' revision guard (see `applied_events`)."""
+    markers = catalogue[APPLIED_EVENT_COLLECTION]
+    await markers.create_index("events", unique=True, sparse=True)
+
+    async with MongoCatalogueStore(mongo_settings).connected():
+        indexes = await markers.index_information()
+
+    [events_index] = [spec for spec in indexes.values() if spec["key"] == [("events", 1)]]
+    assert not events_index.get("unique") and events_index.get("sparse")
 
 
 async def test_marker_retention_is_a_ttl_index_that_follows_the_setting(

@@ -65,6 +65,8 @@ NS = {
 REPOSITORY_IDENTIFIER = "scicat.example.org"
 BASE_URL = "http://oai.test/oai"
 SECRET = "test-token-secret"
+NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
+DAY = datetime(2024, 3, 10, tzinfo=UTC)
 
 
 def publication_record(
@@ -381,10 +383,6 @@ async def oai_base_url(
     )
     async with serving(settings) as base_url:
         yield base_url
-
-
-NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
-DAY = datetime(2024, 3, 10, tzinfo=UTC)
 
 
 async def put(store: MongoOaiRecordStore, *records: OaiRecord) -> None:

@@ -32,7 +32,7 @@ BatchOutcomes = list[Rejected | None]
 
 
 def dataset_batch_handler(
-    index: DatasetIndex, catalogue: Catalogue, *, bulk_max_records: int = 125
+    index: DatasetIndex, catalogue: Catalogue, *, bulk_max_records: int = 500
 ) -> Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[BatchOutcomes]]:
     """The `catalogue.datasets` batch handler writing to `index`, reading `catalogue`.
 

@@ -92,13 +92,13 @@ class Settings(BaseSettings):
         description="The SciCat database, read for file lists, proposals and `reindex`.",
     )
     batch_max_records: int = Field(
-        default=500,
+        default=2000,
         ge=1,
         le=10_000,
         description="Events consumed per batch at most; offsets are committed per batch.",
     )
     bulk_max_records: int = Field(
-        default=125,
+        default=500,
         ge=1,
         le=10_000,
         description="Events per `_bulk` request at most. A batch's requests are pipelined: the "

@@ -2,11 +2,14 @@
 
 A marker holds the identities (CloudEvent `source` + `id`) of the events one transaction applied
 to one dataset: one per event on the per-event path, one per dataset per batch on the batch path
-(a batch of 500 file events of 25 runs writes 25 markers, not 500). A UNIQUE multikey index on
-`events` keeps the guarantee of the earlier one-document-per-event layout: recording an identity
-another transaction recorded meanwhile fails the insert, so the transaction aborts and is retried
-on fresh state. The marker's `_id` is its first identity, so markers of that earlier layout
-(`{_id: identity}`, no `events`) are still recognised by the same lookup and still collide.
+(a batch of 500 file events of 25 runs writes 25 markers, not 500). Identities are looked up
+through a multikey index on `events`. It is not UNIQUE, because it need not be: two transactions
+that both apply an event with an effect both write its dataset, conditionally on the revision
+they read, so one of them fails and is retried on fresh state, where it finds the marker (an event
+without effect recorded twice changed nothing twice). Uniqueness cost SecantusDB a probe per
+identity, about a fifth of its time per ingested event. The marker's `_id` is its first identity,
+so markers of the earlier one-document-per-event layout (`{_id: identity}`, no `events`) are still
+recognised by the same lookup and still collide on `_id`.
 
 Markers matter only while an event can be delivered again; a TTL index on `appliedAt` removes
 them after the configured retention (`INGESTOR_APPLIED_EVENT_RETENTION_DAYS`), which must exceed
@@ -21,6 +24,7 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 EVENTS_FIELD = "events"
@@ -63,6 +67,23 @@ async def applied_among(
     return recorded.intersection(wanted)
 
 
+class AlreadyApplied(Exception):
+    """Aborts the transaction of a redelivered event on the per-event path."""
+
+
+async def record_applied(
+    db: AsyncDatabase[dict[str, Any]], marker: dict[str, Any], session: AsyncClientSession
+) -> None:
+    """Insert one event's marker, or raise `AlreadyApplied`: a marker holds the event already
+    (whichever path applied it), or one of the earlier layout collides on `_id`."""
+    if await applied_among(db, marker[EVENTS_FIELD], session, earlier_layout=False):
+        raise AlreadyApplied
+    try:
+        await db[APPLIED_EVENT_COLLECTION].insert_one(marker, session=session)
+    except DuplicateKeyError as error:
+        raise AlreadyApplied from error
+
+
 async def earlier_markers_may_exist(db: AsyncDatabase[dict[str, Any]]) -> bool:
     """Whether the oldest marker is of the one-per-event layout (written before the upgrade).
 
@@ -79,7 +100,9 @@ async def earlier_markers_may_exist(db: AsyncDatabase[dict[str, Any]]) -> bool:
 async def ensure_marker_indexes(
     db: AsyncDatabase[dict[str, Any]], retention: timedelta | None
 ) -> None:
-    """The unique multikey index (sparse: earlier markers have no `events`) and the TTL.
+    """The multikey index (sparse: earlier markers have no `events`) and the TTL.
+
+    The index was UNIQUE before (see the module docstring); such an index is replaced.
 
     `retention` `None` leaves the TTL index as it is (tools that share the store but not the
     service's settings); zero removes it (markers kept for ever); a changed retention is applied
@@ -87,10 +110,14 @@ async def ensure_marker_indexes(
     """
     markers = db[APPLIED_EVENT_COLLECTION]
     await markers.create_index("pid")
-    await markers.create_index(EVENTS_FIELD, unique=True, sparse=True)
+    existing_indexes = await markers.index_information()
+    for name, spec in existing_indexes.items():
+        if spec["key"] == [(EVENTS_FIELD, 1)] and spec.get("unique"):
+            await markers.drop_index(name)
+    await markers.create_index(EVENTS_FIELD, sparse=True)
     if retention is None:
         return
-    existing = (await markers.index_information()).get(TTL_INDEX)
+    existing = existing_indexes.get(TTL_INDEX)
     seconds = int(retention.total_seconds())
     if seconds <= 0:
         if existing is not None:

@@ -1,10 +1,9 @@
 """The catalogue in MongoDB: datasets, their datablocks and the record of applied events.
 
-Exactly-once effect over at-least-once delivery (the pyeventsourcing way): one transaction inserts
-a marker holding the event's identity into `PipelineAppliedEvent` (`applied_events`), reads the
-dataset, asks the domain for the new state and writes it. A redelivered event fails on the
-marker's unique identity, the transaction aborts, and nothing changes. A crash before commit
-leaves nothing behind; a crash after commit is recognised by the marker when Kafka redelivers.
+Exactly-once effect over at-least-once delivery (the pyeventsourcing way): one transaction records
+the event's identity in `PipelineAppliedEvent` (`applied_events`), reads the dataset, asks the
+domain for the new state and writes it. A redelivered event is found there and changes nothing;
+a crash before commit leaves nothing behind.
 
 Writes are guarded by `pipelineRevision` and touch only the fields the domain changed, so a field
 another service sets meanwhile (`isPublished`) is neither overwritten nor silently lost: a guard
@@ -25,9 +24,11 @@ from pymongo.errors import DuplicateKeyError
 
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
+    AlreadyApplied,
     earlier_markers_may_exist,
     ensure_marker_indexes,
     marker_document,
+    record_applied,
 )
 from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
@@ -95,10 +96,6 @@ class CatalogueStore(Protocol):
     async def ping(self) -> None:
         """Raise when the store cannot be reached."""
         ...
-
-
-class _AlreadyApplied(Exception):
-    """Aborts the transaction of a redelivered event."""
 
 
 class MongoCatalogueStore:
@@ -202,7 +199,7 @@ class MongoCatalogueStore:
                         return StoreOutcome(unchanged, changed=False, already_applied=False)
                     same_dataset = current is not None and current.pid == proposed.pid
                     stored = await self._write(current if same_dataset else None, proposed, session)
-            except _AlreadyApplied:
+            except AlreadyApplied:
                 entry = await self.load(event.pid)
                 dataset = None if entry is None else entry.dataset
                 return StoreOutcome(dataset, changed=False, already_applied=True)
@@ -255,7 +252,7 @@ class MongoCatalogueStore:
                         else:
                             datasets.append(await self._write(current, completed, session))
                             changed = True
-            except _AlreadyApplied:
+            except AlreadyApplied:
                 pids = await self._pids_of_beamtime(child.proposalId, None)
                 entries = [await self.load(pid, latest=False) for pid in pids]
                 stored = [entry.dataset for entry in entries if entry is not None]
@@ -338,10 +335,7 @@ class MongoCatalogueStore:
         marker = marker_document(
             [event.identity], pid=event.pid, types=[event.type], applied_at=event.applied_at
         )
-        try:
-            await self._db[APPLIED_EVENT_COLLECTION].insert_one(marker, session=session)
-        except DuplicateKeyError as error:
-            raise _AlreadyApplied from error
+        await record_applied(self._db, marker, session)
 
     async def _write(
         self, current: CatalogueEntry | None, proposed: CatalogueEntry, session: AsyncClientSession
