@@ -186,6 +186,7 @@ class ReliableConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
+            decoder=_records_undecoded,
             **self._membership(group_id),
         )
 
@@ -364,3 +365,10 @@ def earliest_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicP
         partition = TopicPartition(record.topic, record.partition)
         earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
     return earliest
+
+
+async def _records_undecoded(message: KafkaMessage, _default: Callable[..., Any]) -> Any:
+    """A batch's bodies as they are: batch handlers read the records themselves, and FastStream's
+    own decoder would build a message and JSON-decode every record into a value nothing uses
+    (~14% of the ingestor's CPU per event, measured with py-spy)."""
+    return message.body
