@@ -33,6 +33,8 @@ def _documents(path: Path) -> list[dict[str, Any]]:
 RESOURCES = [doc for name in KUSTOMIZATION["resources"] for doc in _documents(K8S / name)]
 SECRETS = {doc["metadata"]["name"]: doc for doc in _documents(K8S / "secrets.example.yaml")}
 PATCHES = [doc for path in sorted((K8S / "patches").glob("*.yaml")) for doc in _documents(path)]
+KAFKA_CA_PATCHES = {path.stem: _documents(path)[0] for path in (K8S / "patches/kafka-ca").glob("*")}
+KAFKA_CA_DIR = "/etc/scicat/kafka-ca"
 
 
 def _named(kind: str, name: str) -> dict[str, Any]:
@@ -158,9 +160,10 @@ def test_every_service_image_is_one_the_kustomization_tags() -> None:
     assert tagged == {f"scicat-{service}" for service in SERVICES}
 
 
-def _run_topics_job(tmp_path: Path, **env: str) -> list[dict[str, Any]]:
+def _run_topics_job(tmp_path: Path, ca: str | None = None, **env: str) -> list[dict[str, Any]]:
     """The Job's script under `sh`, with `kafka-topics.sh` replaced by a recorder: per call, its
-    arguments, `KAFKA_OPTS` and the client files it was given."""
+    arguments, `KAFKA_OPTS` and the client files it was given. `ca`: a CA certificate where the
+    kafka-ca patch mounts one."""
     [container] = _named("Job", "scicat-topics")["spec"]["template"]["spec"]["containers"]
     [mount] = container["volumeMounts"]
     recorder = tmp_path / "kafka-topics.sh"
@@ -176,10 +179,14 @@ def _run_topics_job(tmp_path: Path, **env: str) -> list[dict[str, Any]]:
     )
     recorder.chmod(0o755)
     (tmp_path / "config").mkdir()
+    (tmp_path / "kafka-ca").mkdir()
+    if ca is not None:
+        (tmp_path / "kafka-ca" / "ca.crt").write_text(ca)
     script = (
         container["args"][0]
         .replace("/opt/kafka/bin/kafka-topics.sh", str(recorder))
         .replace(mount["mountPath"] + "/", str(tmp_path / "config") + "/")
+        .replace(KAFKA_CA_DIR + "/", str(tmp_path / "kafka-ca") + "/")
     )
     subprocess.run(
         [container["command"][0], "-c", script],
@@ -229,4 +236,52 @@ def test_the_topics_job_signs_in_as_the_services_do(
     )
     assert call["opts"] == (
         f"-Djava.security.auth.login.config={tmp_path / 'config' / 'jaas.conf'}"
+    )
+
+
+def _merged(patch: dict[str, Any]) -> dict[str, Any]:
+    """`patch` merged into the resource it names, as Kustomize merges it: containers by name
+    (env and mounts appended), volumes appended."""
+    merged = yaml.safe_load(yaml.safe_dump(_named(patch["kind"], patch["metadata"]["name"])))
+    pod, extra = merged["spec"]["template"]["spec"], patch["spec"]["template"]["spec"]
+    for patched in extra["containers"]:
+        [container] = [c for c in pod["containers"] if c["name"] == patched["name"]]
+        for field in ("env", "volumeMounts"):
+            container[field] = container.get(field, []) + patched.get(field, [])
+    pod["volumes"] = pod.get("volumes", []) + extra["volumes"]
+    return merged
+
+
+def test_the_kafka_ca_patches_cover_every_kafka_client_and_stay_valid() -> None:
+    assert set(KAFKA_CA_PATCHES) == {*SERVICES, "topics-job"}
+    for patch in KAFKA_CA_PATCHES.values():
+        merged = _merged(patch)
+        kubernetes_validate.validate(merged, KUBERNETES_VERSIONS[-1], strict=True)
+        [volume] = patch["spec"]["template"]["spec"]["volumes"]
+        assert volume["configMap"] == {
+            "name": "scicat-kafka-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }
+        [container] = patch["spec"]["template"]["spec"]["containers"]
+        assert container["volumeMounts"] == [
+            {"name": volume["name"], "mountPath": KAFKA_CA_DIR, "readOnly": True}
+        ]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_the_kafka_ca_patch_points_the_service_at_the_mounted_file(service: str) -> None:
+    [container] = KAFKA_CA_PATCHES[service]["spec"]["template"]["spec"]["containers"]
+    [variable] = container["env"]
+    assert not unknown_variables(service, [variable["name"]])
+    assert variable["name"].endswith("_KAFKA__SECURITY__SSL_CAFILE")
+    assert variable["value"] == f"{KAFKA_CA_DIR}/ca.crt"
+
+
+def test_the_topics_job_trusts_the_mounted_ca_when_there_is_one(tmp_path: Path) -> None:
+    [call, *_] = _run_topics_job(
+        tmp_path, ca="-----BEGIN CERTIFICATE-----\n", KAFKA_SECURITY_PROTOCOL="SSL"
+    )
+    assert call["files"]["client.properties"] == (
+        "security.protocol=SSL\nssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={tmp_path / 'kafka-ca' / 'ca.crt'}\n"
     )
