@@ -37,7 +37,7 @@ typecheck: sync
 	$(UV) run mypy $(TYPED)
 
 bench: sync  ## Run every benchmark in bench/ (prints tables; see README for figures)
-	@for script in bench/*.py; do echo "== $$script"; $(UV) run python $$script || exit 1; done
+	@for script in bench/*_benchmark.py; do echo "== $$script"; $(UV) run python $$script || exit 1; done
 
 contract: sync  ## Regenerate the committed JSON Schema / AsyncAPI documents
 	$(UV) run python -m scicat_schemas.contract
