@@ -289,7 +289,7 @@ async def _start_ingestor(
         "INGESTOR_HTTP__HOST": "127.0.0.1",
         "INGESTOR_HTTP__PORT": str(free_port()),
         "INGESTOR_PID_PREFIX": "bench",
-        "INGESTOR_LOG_LEVEL": os.environ.get("BENCH_INGESTOR_LOG_LEVEL", "WARNING"),
+        "INGESTOR_LOG_LEVEL": "WARNING",
     }
     with log_path.open("wb") as log:
         return await asyncio.create_subprocess_exec(

@@ -66,16 +66,11 @@ def test_every_resource_and_example_is_valid_kubernetes(version: str) -> None:
 
 
 def test_the_data_mount_patch_is_valid_once_merged_into_the_ingestor() -> None:
-    """Kustomize merges containers by name and volumes by name; so does this."""
+    """Kustomize merges containers by name and volumes by name; so does `_merged`."""
     [patch] = PATCHES
-    merged = yaml.safe_load(yaml.safe_dump(_named("Deployment", "ingestor")))
-    pod, extra = merged["spec"]["template"]["spec"], patch["spec"]["template"]["spec"]
-    [container] = pod["containers"]
-    [patched] = extra["containers"]
-    assert patched["name"] == container["name"]
-    container["volumeMounts"] += patched["volumeMounts"]
-    pod["volumes"] += extra["volumes"]
-    kubernetes_validate.validate(merged, KUBERNETES_VERSIONS[-1], strict=True)
+    assert (patch["kind"], patch["metadata"]["name"]) == ("Deployment", "ingestor")
+    kubernetes_validate.validate(_merged(patch), KUBERNETES_VERSIONS[-1], strict=True)
+    [patched] = patch["spec"]["template"]["spec"]["containers"]
     assert all(mount["readOnly"] for mount in patched["volumeMounts"])
 
 
