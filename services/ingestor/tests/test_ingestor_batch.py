@@ -15,7 +15,7 @@ from pymongo.errors import OperationFailure
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.batch_store import BatchItem
 from scicat_ingestor.domain import apply_event
-from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.handlers import AcquisitionHandler, decode_acquisition_event
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,
@@ -286,3 +286,30 @@ async def test_versions_made_inside_one_batch_are_stored_side_by_side(
     blocks = {b["datasetId"]: b["size"] async for b in catalogue[ORIG_DATABLOCK_COLLECTION].find()}
     assert blocks == {pid: 10, f"{pid}/2": 11, f"{pid}/3": 12}
     assert published.ids() == [f"{pid}#2", f"{pid}/2#1", f"{pid}/3#1"]
+
+
+async def test_a_record_of_several_events_is_rejected_when_one_is_and_the_rest_apply(
+    store, catalogue, published, policy, acquisitions
+) -> None:
+    """Native records may give several events (a wrdn: the file and the run's stop)."""
+    handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
+    batcher = BatchIngestor(handler, store, published)
+
+    def event(value: bytes):
+        return decode_acquisition_event(value)
+
+    outcomes: list = [None, None]
+    await batcher.apply_in_order(
+        [
+            (0, event(acquisitions.envelope(acquisitions.file_closed("a.h5")))),
+            (0, event(acquisitions.envelope(acquisitions.file_closed(path="relative/b.h5")))),
+            (0, event(acquisitions.envelope(acquisitions.file_closed(path="relative/c.h5")))),
+            (1, event(acquisitions.envelope(acquisitions.file_closed("d.h5")))),
+        ],
+        outcomes,
+    )
+
+    assert outcomes[0] is not None and outcomes[1] is None
+    assert "relative/b.h5" in outcomes[0].reason
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": acquisitions.pid()})
+    assert [f["path"] for f in block["dataFileList"]] == ["a.h5", "d.h5"]

@@ -1,4 +1,4 @@
-"""Native-topic handlers without a broker: routing, outcomes, file sizes, run context."""
+"""The native-topic batch handler without a broker: routing, order, outcomes, sizes, run context."""
 
 from __future__ import annotations
 
@@ -27,17 +27,32 @@ def record(topic: str, value: bytes, offset: int = 0) -> ConsumerRecord:
 
 @pytest.fixture
 def applied() -> list:
+    """`(record position, event)` as handed to the applier, batch after batch."""
     return []
 
 
 @pytest.fixture
-def native(applied) -> NativeHandlers:
-    async def apply(event) -> None:
-        applied.append(event)
+def refuse() -> set[str]:
+    """Paths whose `file.closed` the applier rejects, as the store rejects an invalid event."""
+    return set()
+
+
+@pytest.fixture
+def native(applied, refuse) -> NativeHandlers:
+    async def apply(entries, outcomes) -> None:
+        applied.extend(entries)
+        for position, event in entries:
+            if getattr(event.data, "path", None) in refuse:
+                outcomes[position] = outcomes[position] or Rejected(f"refused {event.data.path}")
 
     return NativeHandlers(
         apply=apply, runs=MemoryBlueskyRuns(), metrics=NativeMetrics(CollectorRegistry())
     )
+
+
+@pytest.fixture
+def handle(native):
+    return native.batch_handler(NativeTopics())
 
 
 def count(native: NativeHandlers, producer: str, outcome: str) -> float:
@@ -59,51 +74,128 @@ def test_one_pattern_matches_every_enabled_native_topic_and_nothing_else() -> No
     assert NativeTopics(filewriter="", bluesky_pattern="", asapo="").pattern() is None
 
 
-async def test_wrdn_file_gets_its_size_from_the_file_when_readable(native, applied, tmp_path):
+def wrdn_of(path: str, job: str = "job") -> bytes:
+    metadata = json.dumps({"proposal_id": "1", "instrument_name": "CODA"})
+    return serialise_wrdn("fw", job, False, path, metadata)
+
+
+def asapo_of(name: str, message_id: int = 1) -> bytes:
+    message = {"_id": message_id, "name": name, "size": 10, "timestamp": 1772359200000000000}
+    return json.dumps(
+        {
+            "beamtime": "11012345",
+            "beamline": "p08",
+            "core_path": "/asap3/petra3/gpfs/p08/2026/data/11012345",
+            "message": message,
+        }
+    ).encode()
+
+
+async def test_wrdn_file_gets_its_size_from_the_file_when_readable(
+    native, handle, applied, tmp_path
+):
     data = tmp_path / "run.hdf"
     data.write_bytes(b"\0" * 4096)
-    metadata = json.dumps({"proposal_id": "1", "instrument_name": "CODA"})
 
-    await native.route(NativeTopics())(
-        record("filewriter.status", serialise_wrdn("fw", "job", False, str(data), metadata))
-    )
+    outcomes = await handle([record("filewriter.status", wrdn_of(str(data)))])
 
-    [event, stopped] = applied
+    assert outcomes == [None]
+    assert [position for position, _ in applied] == [0, 0]
+    [(_, event), (_, stopped)] = applied
     assert (event.data.path, event.data.size) == (str(data), 4096)
     assert stopped.type == "run.stopped"
     assert count(native, "wrdn", "converted") == 1
 
 
-async def test_broken_message_of_the_right_kind_is_rejected_with_the_reason(native, applied):
+async def test_a_batch_of_every_producer_is_applied_together_in_record_order(handle, applied):
+    run = event_model.compose_run(metadata={"beamtime_id": "11012345"})
+
+    outcomes = await handle(
+        [
+            record("asapo.messages", asapo_of("raw/a.h5")),
+            record(BLUESKY, SERIALISE(("start", run.start_doc))),
+            record("filewriter.status", wrdn_of("/ess/coda/run1.hdf")),
+            record("asapo.messages", asapo_of("raw/b.h5", message_id=2)),
+        ]
+    )
+
+    assert outcomes == [None] * 4
+    assert [(n, e.type) for n, e in applied] == [
+        (0, "file.closed"),
+        (1, "run.started"),
+        (2, "file.closed"),
+        (2, "run.stopped"),
+        (3, "file.closed"),
+    ]
+
+
+async def test_broken_message_of_the_right_kind_is_rejected_and_the_rest_applied(handle, applied):
     broken = serialise_wrdn("fw", "job", False, "/f.hdf", json.dumps({"instrument": "CODA"}))
 
-    with pytest.raises(Rejected, match="names no proposal id") as rejected:
-        await native.filewriter(record("filewriter.status", broken))
+    outcomes = await handle(
+        [record("filewriter.status", broken), record("asapo.messages", asapo_of("raw/a.h5"))]
+    )
 
-    assert rejected.value.error_type == "invalid-native-message"
-    assert applied == []
+    assert isinstance(outcomes[0], Rejected)
+    assert "names no proposal id" in outcomes[0].reason
+    assert outcomes[0].error_type == "invalid-native-message"
+    assert outcomes[1] is None
+    assert [n for n, _ in applied] == [1]
 
 
-async def test_bluesky_documents_after_the_start_use_the_remembered_run(native, applied):
+async def test_a_record_whose_event_the_store_rejects_gets_that_rejection(native, handle, refuse):
+    refuse.add("/ess/coda/bad.hdf")
+
+    outcomes = await handle(
+        [
+            record("filewriter.status", wrdn_of("/ess/coda/bad.hdf")),
+            record("filewriter.status", wrdn_of("/ess/coda/good.hdf", job="job2")),
+        ]
+    )
+
+    assert isinstance(outcomes[0], Rejected)
+    assert "bad.hdf" in outcomes[0].reason
+    assert outcomes[1] is None
+    assert count(native, "wrdn", "converted") == 1
+
+
+async def test_bluesky_documents_after_the_start_use_the_remembered_run(native, handle, applied):
     run = event_model.compose_run(metadata={"beamtime_id": "11012345"})
-    handle = native.route(NativeTopics())
+    other = event_model.compose_run(metadata={"beamtime_id": "11012346"})
 
-    await handle(record(BLUESKY, SERIALISE(("start", run.start_doc))))
-    await handle(record(BLUESKY, SERIALISE(("descriptor", {"uid": "d", "run_start": "x"}))))
-    await handle(record(BLUESKY, SERIALISE(("stop", run.compose_stop()))))
+    await handle([record(BLUESKY, SERIALISE(("start", run.start_doc)))])
+    await handle(
+        [
+            record(BLUESKY, SERIALISE(("descriptor", {"uid": "d", "run_start": "x"}))),
+            record(BLUESKY, SERIALISE(("start", other.start_doc))),
+            record(BLUESKY, SERIALISE(("stop", other.compose_stop()))),
+            record(BLUESKY, SERIALISE(("stop", run.compose_stop()))),
+        ]
+    )
 
-    assert [e.type for e in applied] == ["run.started", "run.stopped"]
-    assert {e.data.instrument for e in applied} == {"P21"}
+    assert [(e.type, e.data.beamtime_id) for _, e in applied] == [
+        ("run.started", "11012345"),
+        ("run.started", "11012346"),
+        ("run.stopped", "11012346"),
+        ("run.stopped", "11012345"),
+    ]
+    assert {e.data.instrument for _, e in applied} == {"P21"}
     assert count(native, "bluesky", "ignored") == 1
+    assert set(native.runs.runs) == {run.start_doc["uid"], other.start_doc["uid"]}
 
 
-async def test_foreign_messages_are_counted_and_skipped(native, applied):
-    handle = native.route(NativeTopics())
+async def test_foreign_messages_are_counted_and_skipped(native, handle, applied):
+    outcomes = await handle(
+        [
+            record("filewriter.status", b"\x00\x00\x00\x00x5f2rest-of-status"),
+            record(BLUESKY, b"not msgpack \xc1"),
+            record(BLUESKY, SERIALISE(("heartbeat", {"uid": "x"}))),
+            record("asapo.messages", b"[]"),
+            record("elsewhere", b"{}"),
+        ]
+    )
 
-    await handle(record("filewriter.status", b"\x00\x00\x00\x00x5f2rest-of-status"))
-    await handle(record(BLUESKY, b"not msgpack \xc1"))
-    await handle(record(BLUESKY, SERIALISE(("heartbeat", {"uid": "x"}))))
-    await handle(record("asapo.messages", b"[]"))
-
+    assert outcomes == [None] * 5
     assert applied == []
     assert [count(native, p, "not-this-kind") for p in ("wrdn", "bluesky", "asapo")] == [1, 2, 1]
+    assert count(native, "unknown", "not-this-kind") == 1

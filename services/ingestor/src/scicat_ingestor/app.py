@@ -59,20 +59,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan_interval=settings.run_scan_interval_seconds,
     )
     consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
+    batches = BatchIngestor(
+        handler, store, dataset_events, file_read_concurrency=settings.file_read_concurrency
+    )
     consumer.subscribe_batch(
         ACQUISITION_EVENTS,
         PROPOSALS_EVENTS,
-        handler=BatchIngestor(
-            handler, store, dataset_events, file_read_concurrency=settings.file_read_concurrency
-        ).handle_batch,
+        handler=batches.handle_batch,
         group_id=SERVICE,
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
     )
     bluesky_runs = MongoBlueskyRuns(settings.mongo)
     NativeHandlers(
-        apply=handler.handle_event, runs=bluesky_runs, metrics=NativeMetrics(registry)
-    ).subscribe(consumer, settings.native_topics)
+        apply=batches.apply_in_order, runs=bluesky_runs, metrics=NativeMetrics(registry)
+    ).subscribe(
+        consumer,
+        settings.native_topics,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+    )
 
     @asynccontextmanager
     async def resources() -> AsyncIterator[None]:

@@ -27,14 +27,18 @@ from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
 from scicat_ingestor.file_reading import FileReading
-from scicat_ingestor.handlers import AcquisitionEvent, AcquisitionHandler, decode_acquisition_event
+from scicat_ingestor.handlers import (
+    AcquisitionEvent,
+    AcquisitionHandler,
+    ContractEvent,
+    decode_contract_record,
+)
 from scicat_ingestor.quantities import MetadataIssue
 from scicat_ingestor.store import AppliedEvent, StoreOutcome
 from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.documents import Dataset
-from scicat_schemas.events import FileClosed
+from scicat_schemas.events import BeamtimeUpdated, FileClosed
 from scicat_schemas.runtime.consumer import Rejected
-from scicat_schemas.topics import PROPOSALS_EVENTS
 
 log = structlog.get_logger("scicat.ingestor")
 
@@ -64,22 +68,37 @@ class BatchIngestor:
 
     async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Outcomes:
         outcomes: Outcomes = [None] * len(records)
-        pending: list[tuple[int, AcquisitionEvent]] = []
+        entries: list[tuple[int, ContractEvent]] = []
         for position, record in enumerate(records):
-            if record.topic != PROPOSALS_EVENTS and self.handler.policy.measurement_key is None:
-                try:
-                    pending.append((position, decode_acquisition_event(record.value)))
-                except Rejected as rejected:
-                    outcomes[position] = rejected
+            try:
+                entries.append((position, decode_contract_record(record)))
+            except Rejected as rejected:
+                outcomes[position] = rejected
+        await self.apply_in_order(entries, outcomes)
+        return outcomes
+
+    async def apply_in_order(
+        self, entries: Sequence[tuple[int, ContractEvent]], outcomes: Outcomes
+    ) -> None:
+        """Apply decoded events in order; `entries` pair each with its record's position.
+
+        A record may have several events (native messages); its outcome is the first rejection
+        of any of them. Runs of consecutive acquisition events share a transaction; the others
+        are applied alone, in their place (see the module docstring).
+        """
+        pending: list[tuple[int, AcquisitionEvent]] = []
+        grouping = self.handler.policy.measurement_key is not None
+        for position, event in entries:
+            if not isinstance(event, BeamtimeUpdated) and not grouping:
+                pending.append((position, event))
                 continue
             await self._apply_together(pending, outcomes)
             pending = []
             try:
-                await self.handler.handle_contract_record(record)
+                await self.handler.handle_event(event)
             except Rejected as rejected:
-                outcomes[position] = rejected
+                outcomes[position] = outcomes[position] or rejected
         await self._apply_together(pending, outcomes)
-        return outcomes
 
     async def _apply_together(
         self, pending: list[tuple[int, AcquisitionEvent]], outcomes: Outcomes
@@ -106,6 +125,8 @@ class BatchIngestor:
             )
         result = await self.store.apply_many(items)
         for (position, event), item, outcome in zip(pending, items, result.outcomes, strict=True):
+            if outcomes[position] is not None:
+                continue
             if isinstance(outcome, InvalidAcquisition):
                 outcomes[position] = Rejected(
                     f"{event.type} {event.id!r} from {event.source!r} for dataset "

@@ -46,6 +46,7 @@ from scicat_schemas.topics import PROPOSALS_EVENTS
 log = structlog.get_logger("scicat.ingestor")
 
 AcquisitionEvent = RunStarted | FileClosed | RunStopped
+ContractEvent = AcquisitionEvent | BeamtimeUpdated
 
 
 def decode_acquisition_event(value: bytes | None) -> AcquisitionEvent:
@@ -87,6 +88,13 @@ def decode_beamtime_event(value: bytes | None) -> BeamtimeUpdated:
         raise rejected_from_validation(error, what="proposal event") from error
 
 
+def decode_contract_record(record: ConsumerRecord[Any, Any]) -> ContractEvent:
+    """The event of a record of `acquisition.events` or `proposals.events`, by its topic."""
+    if record.topic == PROPOSALS_EVENTS:
+        return decode_beamtime_event(record.value)
+    return decode_acquisition_event(record.value)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -102,23 +110,14 @@ class AcquisitionHandler:
     clock: Callable[[], datetime] = field(default=_utc_now)
 
     async def handle(self, record: ConsumerRecord[Any, Any]) -> None:
-        await self.handle_event(decode_acquisition_event(record.value))
-
-    async def handle_beamtime(self, record: ConsumerRecord[Any, Any]) -> None:
-        await self.handle_event(decode_beamtime_event(record.value))
-
-    async def handle_contract_record(self, record: ConsumerRecord[Any, Any]) -> None:
         """A record of `acquisition.events` or `proposals.events`, by its topic.
 
         One subscriber for both topics means one consumer in the group, not two: every member
         joining makes the whole group rebalance.
         """
-        if record.topic == PROPOSALS_EVENTS:
-            await self.handle_beamtime(record)
-        else:
-            await self.handle(record)
+        await self.handle_event(decode_contract_record(record))
 
-    async def handle_event(self, event: AcquisitionEvent | BeamtimeUpdated) -> None:
+    async def handle_event(self, event: ContractEvent) -> None:
         """Apply an already-decoded event, end to end; returns once stored and published.
 
         Native-topic adapters (`native.py`) and the `ingest` command enter here.

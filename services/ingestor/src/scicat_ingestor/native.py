@@ -1,10 +1,13 @@
 """Producers' native topics → the same processing path CloudEvents take.
 
-Each handler decodes a record with its pure adapter (`scicat_ingestor.adapters`), does the I/O the
-adapter must not (the size of a file the producer did not measure, the bluesky run context),
-then passes each resulting event to `AcquisitionHandler.handle_event`, so idempotency,
-transactions, `dataset.stored` and the dead-letter rules are exactly those of
-`acquisition.events`.
+Records come in batches, as on `acquisition.events`. Each record is decoded by its producer's pure
+adapter (`scicat_ingestor.adapters`), in order, with the I/O the adapter must not do (the bluesky
+run context; the size of a file the producer did not measure, looked up in a worker thread);
+then the batch's events go to `BatchIngestor.apply_in_order`: runs of acquisition events in one
+MongoDB transaction, so idempotency, transactions, `dataset.stored` and the dead-letter rules
+are exactly those of `acquisition.events`, and a native topic is ingested as fast. A record that
+gives several events (a wrdn: the file and the run's stop) is dead-lettered when any of them is
+rejected; the others are applied (replaying the dead letter applies nothing twice).
 
 Outcomes, each counted in `scicat_ingestor_native_messages_total{producer, outcome}`:
 - `converted`: became events that were applied;
@@ -13,7 +16,7 @@ Outcomes, each counted in `scicat_ingestor_native_messages_total{producer, outco
 - `ignored`: the right kind, but nothing the catalogue needs (bluesky descriptors and events);
 - `writer-failed`: a wrdn with `error_encountered`: the file is not ingested, a warning with the
   job, file and the writer's message is logged;
-- a message of the right kind that is broken raises `Rejected` → `ingestor.dlq` with the reason.
+- a message of the right kind that is broken is `Rejected` → `ingestor.dlq` with the reason.
 
 All enabled native topics are read by one consumer in the group `ingestor-native`, subscribed
 by one regex (`NativeTopics.pattern`), and each record is routed by its topic. A bluesky topic
@@ -23,9 +26,10 @@ created after start-up is picked up at the consumer's next metadata refresh (aio
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,92 +167,165 @@ class NativeMetrics:
         )
 
 
-ApplyEvent = Callable[[AcquisitionEvent], Awaitable[None]]
+Outcomes = list[Rejected | None]
+ApplyEvents = Callable[[Sequence[tuple[int, AcquisitionEvent]], Outcomes], Awaitable[None]]
+"""Applies events in order, each paired with its record's position; sets rejected records'
+outcomes (`BatchIngestor.apply_in_order`)."""
 
 
 @dataclass
 class NativeHandlers:
-    apply: ApplyEvent
+    """A batch of native records → their events → applied in order, as `acquisition.events`."""
+
+    apply: ApplyEvents
     runs: BlueskyRuns
     metrics: NativeMetrics
     size_of: Callable[[str], int | None] = file_size
 
-    async def filewriter(self, record: ConsumerRecord[Any, Any]) -> None:
-        with _refusals("wrdn", self.metrics):
-            outcome = wrdn.from_wrdn(record.value, received_at=_received_at(record))
-            if isinstance(outcome, wrdn.WriteFailed):
-                self.metrics.messages.labels("wrdn", "writer-failed").inc()
-                log.warning(
-                    "file-writer reported an error; the file is not ingested",
-                    job_id=outcome.job_id,
-                    file_name=outcome.file_name,
-                    writer_message=outcome.message,
-                    writer=outcome.service_id,
-                )
-                return
-            await self._apply("wrdn", outcome)
-
-    async def bluesky(self, record: ConsumerRecord[Any, Any]) -> None:
-        with _refusals("bluesky", self.metrics):
-            name, doc = bluesky.decode_document(record.value)
-            uid = bluesky.run_uid_of(name, doc)
-            if uid is None:
-                self.metrics.messages.labels("bluesky", "ignored").inc()
-                return
-            if name == "start":
-                started = bluesky.run_of_start(doc, topic=record.topic)
-                await self.runs.remember(started)
-                run: bluesky.BlueskyRun | None = started
-            else:
-                run = await self.runs.recall(uid)
-            events = bluesky.events_of(
-                name, doc, topic=record.topic, run=run, received_at=_received_at(record)
-            )
-            await self._apply("bluesky", events)
-
-    async def asapo(self, record: ConsumerRecord[Any, Any]) -> None:
-        with _refusals("asapo", self.metrics):
-            await self._apply("asapo", [asapo.from_asapo(record.value)])
-
-    def subscribe(self, consumer: ReliableConsumer, topics: NativeTopics) -> None:
+    def subscribe(
+        self,
+        consumer: ReliableConsumer,
+        topics: NativeTopics,
+        *,
+        max_records: int = 500,
+        batch_timeout_ms: int = 200,
+    ) -> None:
         """Subscribe every enabled native topic with ONE consumer (group `<service>-native`).
 
         One pattern subscription instead of one per producer: each consumer costs a group join
-        at start-up, and a record is routed to its producer's handler by its topic anyway.
+        at start-up, and a record is routed to its producer's adapter by its topic anyway.
         """
-        if topics.pattern() is not None:
-            consumer.subscribe(
-                handler=self.route(topics),
+        pattern = topics.pattern()
+        if pattern is not None:
+            consumer.subscribe_batch(
+                handler=self.batch_handler(topics),
                 group_id=f"{consumer.service}-native",
-                pattern=topics.pattern(),
+                pattern=pattern,
+                max_records=max_records,
+                batch_timeout_ms=batch_timeout_ms,
             )
 
-    def route(self, topics: NativeTopics) -> Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]:
-        """The handler of the combined subscription: dispatches each record by its topic."""
+    def batch_handler(
+        self, topics: NativeTopics
+    ) -> Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[Outcomes]]:
+        """The handler of the combined subscription: each record converted by its topic's
+        adapter, in order, then all their events applied together."""
         bluesky_topic = re.compile(topics.bluesky_pattern) if topics.bluesky_pattern else None
 
-        async def native(record: ConsumerRecord[Any, Any]) -> None:
-            if topics.filewriter and record.topic == topics.filewriter:
-                await self.filewriter(record)
-            elif topics.asapo and record.topic == topics.asapo:
-                await self.asapo(record)
-            elif bluesky_topic is not None and bluesky_topic.fullmatch(record.topic):
-                await self.bluesky(record)
-            else:
-                self.metrics.messages.labels("unknown", "not-this-kind").inc()
+        def producer_of(topic: str) -> str | None:
+            if topics.filewriter and topic == topics.filewriter:
+                return "wrdn"
+            if topics.asapo and topic == topics.asapo:
+                return "asapo"
+            if bluesky_topic is not None and bluesky_topic.fullmatch(topic):
+                return "bluesky"
+            return None
+
+        async def native(records: Sequence[ConsumerRecord[Any, Any]]) -> Outcomes:
+            outcomes: Outcomes = [None] * len(records)
+            entries: list[tuple[int, AcquisitionEvent]] = []
+            converted: dict[int, str] = {}
+            started: dict[str, bluesky.BlueskyRun] = {}
+            for position, record in enumerate(records):
+                producer = producer_of(record.topic)
+                if producer is None:
+                    self.metrics.messages.labels("unknown", "not-this-kind").inc()
+                    continue
+                try:
+                    events = await self._events_of(producer, record, started)
+                except Rejected as rejected:
+                    outcomes[position] = rejected
+                    continue
+                if events:
+                    converted[position] = producer
+                    entries.extend((position, event) for event in events)
+            await self.apply(await self._with_sizes(entries), outcomes)
+            for position, producer in converted.items():
+                if outcomes[position] is None:
+                    self.metrics.messages.labels(producer, "converted").inc()
+            return outcomes
 
         return native
 
-    async def _apply(self, producer: str, events: list[Any]) -> None:
-        for event in events:
-            if isinstance(event, FileClosed) and event.data.size == 0:
-                size = self.size_of(event.data.path)
-                if size:
-                    event = event.model_copy(
-                        update={"data": event.data.model_copy(update={"size": size})}
-                    )
-            await self.apply(event)
-        self.metrics.messages.labels(producer, "converted" if events else "ignored").inc()
+    async def _events_of(
+        self,
+        producer: str,
+        record: ConsumerRecord[Any, Any],
+        started: dict[str, bluesky.BlueskyRun],
+    ) -> list[AcquisitionEvent]:
+        """The record's events; none when it is skipped (counted here) or rejected (raised).
+
+        `started`: the bluesky runs started earlier in the batch, so their later documents need
+        no lookup.
+        """
+        with _refusals(producer, self.metrics):
+            events: list[AcquisitionEvent]
+            if producer == "wrdn":
+                outcome = wrdn.from_wrdn(record.value, received_at=_received_at(record))
+                if isinstance(outcome, wrdn.WriteFailed):
+                    self._writer_failed(outcome)
+                    return []
+                events = list(outcome)
+            elif producer == "asapo":
+                events = [asapo.from_asapo(record.value)]
+            else:
+                events = await self._bluesky_events(record, started)
+            if not events:
+                self.metrics.messages.labels(producer, "ignored").inc()
+            return events
+        return []
+
+    async def _bluesky_events(
+        self, record: ConsumerRecord[Any, Any], started: dict[str, bluesky.BlueskyRun]
+    ) -> list[AcquisitionEvent]:
+        name, doc = bluesky.decode_document(record.value)
+        uid = bluesky.run_uid_of(name, doc)
+        if uid is None:
+            return []
+        if name == "start":
+            start = bluesky.run_of_start(doc, topic=record.topic)
+            await self.runs.remember(start)
+            started[uid] = start
+            run: bluesky.BlueskyRun | None = start
+        else:
+            run = started.get(uid) or await self.runs.recall(uid)
+        return list(
+            bluesky.events_of(
+                name, doc, topic=record.topic, run=run, received_at=_received_at(record)
+            )
+        )
+
+    def _writer_failed(self, failed: wrdn.WriteFailed) -> None:
+        self.metrics.messages.labels("wrdn", "writer-failed").inc()
+        log.warning(
+            "file-writer reported an error; the file is not ingested",
+            job_id=failed.job_id,
+            file_name=failed.file_name,
+            writer_message=failed.message,
+            writer=failed.service_id,
+        )
+
+    async def _with_sizes(
+        self, entries: list[tuple[int, AcquisitionEvent]]
+    ) -> list[tuple[int, AcquisitionEvent]]:
+        """Files announced without a size get theirs from the file when the ingestor sees it;
+        the batch's lookups run in one worker thread (a `stat` on a busy parallel file system
+        can take long)."""
+        unknown = {
+            n: event
+            for n, (_, event) in enumerate(entries)
+            if isinstance(event, FileClosed) and event.data.size == 0
+        }
+        if not unknown:
+            return entries
+        paths = [event.data.path for event in unknown.values()]
+        sizes = await asyncio.to_thread(lambda: [self.size_of(path) for path in paths])
+        sized = list(entries)
+        for (n, event), size in zip(unknown.items(), sizes, strict=True):
+            if size:
+                data = event.data.model_copy(update={"size": size})
+                sized[n] = (sized[n][0], event.model_copy(update={"data": data}))
+        return sized
 
 
 def with_bluesky_runs(

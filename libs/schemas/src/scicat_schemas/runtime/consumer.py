@@ -177,12 +177,15 @@ class ReliableConsumer:
         *topics: str,
         handler: BatchHandler,
         group_id: str | None = None,
+        pattern: str | None = None,
         max_records: int = 500,
         batch_timeout_ms: int = 200,
     ) -> Any:
-        """Register a batch `handler` for `topics`: up to `max_records` records per call."""
+        """Register a batch `handler` for `topics` (or a regex `pattern`): up to `max_records`
+        records per call."""
         subscriber = self.broker.subscriber(
             *topics,
+            pattern=pattern,
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
