@@ -15,7 +15,9 @@ Prints one table; nothing is asserted. Four measurements, in one run on one mach
    with `acks=all`, then the batch's offsets committed. Timed from the first applied event seen
    in MongoDB (start-up and group join excluded) until the last event of every partition is
    recorded; the CPU of every process (ingestors, SecantusDB, tansu) in that window is reported
-   per event, which says where the time goes.
+   per event, which says where the time goes. `--producer asapo` puts the same files on the
+   native `asapo.messages` topic instead, as ASAP::O message metadata (group
+   `ingestor-native`).
 3. **Raw store rate** — `insert_many` of small dataset-shaped documents into the same MongoDB,
    in batches of 1000, in the same run. Target: end to end ≥ 0.8 × this. For context, the same
    with documents as the ingestor stores them (every SciCat field).
@@ -25,12 +27,14 @@ Prints one table; nothing is asserted. Four measurements, in one run on one mach
     uv run --frozen python bench/ingest_benchmark.py
     uv run --frozen python bench/ingest_benchmark.py --files 5000 --files-per-run 50
     uv run --frozen python bench/ingest_benchmark.py --ingestors 2
+    uv run --frozen python bench/ingest_benchmark.py --producer asapo
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -60,6 +64,11 @@ from scicat_schemas.units import to_si
 
 START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 BEAMTIME = "11019001"
+METADATA = {
+    "energy": {"value": 18.0, "unit": "keV"},
+    "exposure_time": {"value": 0.1, "unit": "s"},
+    "sample": {"name": "LaB6", "temperature": {"value": 295, "unit": "K"}},
+}
 console = Console()
 
 
@@ -75,15 +84,44 @@ def file_events(files: int, per_run: int) -> list[tuple[bytes, bytes]]:
             instrument="P08",
             beamtime_id=BEAMTIME,
             run_id=run,
-            metadata={
-                "energy": {"value": 18.0, "unit": "keV"},
-                "exposure_time": {"value": 0.1, "unit": "s"},
-                "sample": {"name": "LaB6", "temperature": {"value": 295, "unit": "K"}},
-            },
+            metadata=METADATA,
         )
         event = FileClosed(id=f"bench-{n}", source="/bench/p08/detector", data=data)
         events.append((run.encode(), encode(event)))
     return events
+
+
+def asapo_messages(files: int, per_run: int) -> list[tuple[bytes, bytes]]:
+    """The same files as `file_events`, as ASAP::O message metadata on `asapo.messages`: a
+    stream per run, paths relative to the beamtime folder, ns timestamps (`adapters.asapo`)."""
+    core_path = f"/asap3/petra3/gpfs/p08/2026/data/{BEAMTIME}"
+    messages = []
+    for n in range(files):
+        run = f"scan_{n // per_run:05d}"
+        closed_ns = int((START + timedelta(milliseconds=n)).timestamp()) * 10**9 + n * 10**6
+        record = {
+            "beamtime": BEAMTIME,
+            "beamline": "p08",
+            "data_source": "detector",
+            "stream": run,
+            "core_path": core_path,
+            "message": {
+                "_id": n % per_run + 1,
+                "name": f"raw/{run}/img_{n:05d}.cbf",
+                "size": 1_024_000 + n,
+                "timestamp": closed_ns,
+                "meta": METADATA,
+            },
+        }
+        messages.append((run.encode(), json.dumps(record).encode()))
+    return messages
+
+
+PRODUCERS: dict[str, tuple[str, str, Callable[[int, int], list[tuple[bytes, bytes]]]]] = {
+    "cloudevents": (ACQUISITION_EVENTS, "ingestor", lambda f, r: file_events(f, r)),
+    "asapo": ("asapo.messages", "ingestor-native", lambda f, r: asapo_messages(f, r)),
+}
+"""`--producer`: the topic the backlog goes to, the consumer group reading it, its messages."""
 
 
 def ingestor_alone(events: list[tuple[bytes, bytes]], repeats: int = 3) -> float:
@@ -181,8 +219,9 @@ async def end_to_end(
     events: list[tuple[bytes, bytes]],
     logs: Path,
     ingestors: int,
+    producer: str = "cloudevents",
 ) -> EndToEnd:
-    """A backlog of `events` on `acquisition.events` consumed by `ingestors` ingestor processes.
+    """A backlog of `events` on the `producer`'s topic consumed by `ingestors` ingestor processes.
 
     Produced first, outside the timed window (as Kafka consumer benchmarks do). Progress is the
     consumer group's committed offsets: the ingestor commits a batch only once its effect is
@@ -195,8 +234,9 @@ async def end_to_end(
     datasets must hold exactly one file per event.
     """
     database = "bench_ingest"
+    topic, group, _ = PRODUCERS[producer]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo.uri, tz_aware=True)
-    ends = await _produce_backlog(kafka, events)
+    ends = await _produce_backlog(kafka, topic, events)
     services = [
         await _start_ingestor(kafka, mongo, database, logs / f"ingestor-{n}.log")
         for n in range(ingestors)
@@ -207,7 +247,7 @@ async def end_to_end(
     # Reads the group's committed offsets without joining it (tansu answers the admin client's
     # OffsetFetch in a form aiokafka cannot parse).
     reader = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers, group_id="ingestor", enable_auto_commit=False
+        bootstrap_servers=kafka.bootstrap_servers, group_id=group, enable_auto_commit=False
     )
     await admin.start()
     await reader.start()
@@ -222,7 +262,7 @@ async def end_to_end(
         return sum([await reader.committed(partition) or 0 for partition in ends])
 
     async def started() -> bool:
-        members = await _group_members(admin, "ingestor")
+        members = await _group_members(admin, group)
         return members == ingestors and await committed() > 0
 
     async def finished() -> bool:
@@ -258,13 +298,13 @@ async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int:
 
 
 async def _produce_backlog(
-    kafka: EmbeddedKafka, events: list[tuple[bytes, bytes]]
+    kafka: EmbeddedKafka, topic: str, events: list[tuple[bytes, bytes]]
 ) -> dict[TopicPartition, int]:
     """Produce every event; the end offset of each partition."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=20)
     await producer.start()
     try:
-        sends = [await producer.send(ACQUISITION_EVENTS, value, key=key) for key, value in events]
+        sends = [await producer.send(topic, value, key=key) for key, value in events]
         delivered = await asyncio.gather(*sends)
     finally:
         await producer.stop()
@@ -319,22 +359,30 @@ def kafka_pid(kafka: EmbeddedKafka) -> int:
 async def main(arguments: argparse.Namespace) -> None:
     events = file_events(arguments.files, arguments.files_per_run)
     cpu = ingestor_alone(events)
+    topic, _, messages = PRODUCERS[arguments.producer]
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as scratch:
         folder = Path(scratch)
         per_nexus = nexus_extraction(arguments.nexus_files, folder, beamtime=BEAMTIME, start=START)
         kafka, mongo = EmbeddedKafka().start(), EmbeddedMongo().start()
         try:
-            await create_topics(kafka.bootstrap_servers, list(ALL_TOPICS))
+            await create_topics(kafka.bootstrap_servers, sorted({*ALL_TOPICS, topic}))
             raw = await raw_store_rate(mongo.uri, arguments.files)
             raw_stored = await raw_store_rate(mongo.uri, arguments.files, stored_shape=True)
-            e2e = await end_to_end(kafka, mongo, events, folder, arguments.ingestors)
+            e2e = await end_to_end(
+                kafka,
+                mongo,
+                messages(arguments.files, arguments.files_per_run),
+                folder,
+                arguments.ingestors,
+                arguments.producer,
+            )
         finally:
             kafka.stop()
             mongo.stop()
     per_event_us = cpu / len(events) * 1e6
     table = Table(
         title=f"ingestion: {len(events):,} file events, {arguments.files_per_run} per run, "
-        f"{arguments.ingestors} ingestor process(es)"
+        f"{arguments.ingestors} ingestor process(es), backlog on {topic}"
     )
     for column in ("measure", "value", "target", "met"):
         table.add_column(column)
@@ -346,7 +394,7 @@ async def main(arguments: argparse.Namespace) -> None:
     )
     table.add_row("ingestor alone, events/s (1 core)", f"{len(events) / cpu:,.0f}", "", "")
     table.add_row(
-        "end to end (Kafka backlog → ingestor → MongoDB)",
+        f"end to end (Kafka backlog on {topic} → ingestor → MongoDB)",
         f"{e2e.rate:,.0f} events/s",
         f"≥ {0.8 * raw:,.0f} (0.8 × raw)",
         _met(e2e.rate >= 0.8 * raw),
@@ -375,5 +423,12 @@ if __name__ == "__main__":
     parser.add_argument("--nexus-files", type=int, default=200, help="NeXus files to read")
     parser.add_argument(
         "--ingestors", type=int, default=1, help="ingestor processes in one consumer group"
+    )
+    parser.add_argument(
+        "--producer",
+        choices=sorted(PRODUCERS),
+        default="cloudevents",
+        help="the end-to-end backlog's format: our CloudEvents on acquisition.events, or "
+        "ASAP::O message metadata on asapo.messages (a native topic)",
     )
     asyncio.run(main(parser.parse_args()))
