@@ -34,19 +34,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from ingest_messages import BEAMTIME, PRODUCERS, START, file_events
 from nexus_extraction import nexus_extraction
 from process_cpu import cpu_seconds
 from pymongo import AsyncMongoClient
@@ -58,70 +57,11 @@ from scicat_ingestor.settings import Settings
 from scicat_ingestor.stored_documents import dataset_doc
 from scicat_pipeline.embedded import EmbeddedKafka, EmbeddedMongo, create_topics, free_port
 from scicat_schemas.documents import DATASET_COLLECTION
-from scicat_schemas.events import ACQUISITION_EVENT, FileClosed, FileClosedData, encode
-from scicat_schemas.topics import ACQUISITION_EVENTS, ALL_TOPICS
+from scicat_schemas.events import ACQUISITION_EVENT
+from scicat_schemas.topics import ALL_TOPICS
 from scicat_schemas.units import to_si
 
-START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-BEAMTIME = "11019001"
-METADATA = {
-    "energy": {"value": 18.0, "unit": "keV"},
-    "exposure_time": {"value": 0.1, "unit": "s"},
-    "sample": {"name": "LaB6", "temperature": {"value": 295, "unit": "K"}},
-}
 console = Console()
-
-
-def file_events(files: int, per_run: int) -> list[tuple[bytes, bytes]]:
-    """`(key, value)` of `files` realistic `file.closed` events, `per_run` files per run."""
-    events = []
-    for n in range(files):
-        run = f"scan_{n // per_run:05d}"
-        data = FileClosedData(
-            path=f"/asap3/petra3/gpfs/p08/2026/data/{BEAMTIME}/raw/{run}/img_{n:05d}.cbf",
-            size=1_024_000 + n,
-            closed_at=START + timedelta(milliseconds=n),
-            instrument="P08",
-            beamtime_id=BEAMTIME,
-            run_id=run,
-            metadata=METADATA,
-        )
-        event = FileClosed(id=f"bench-{n}", source="/bench/p08/detector", data=data)
-        events.append((run.encode(), encode(event)))
-    return events
-
-
-def asapo_messages(files: int, per_run: int) -> list[tuple[bytes, bytes]]:
-    """The same files as `file_events`, as ASAP::O message metadata on `asapo.messages`: a
-    stream per run, paths relative to the beamtime folder, ns timestamps (`adapters.asapo`)."""
-    core_path = f"/asap3/petra3/gpfs/p08/2026/data/{BEAMTIME}"
-    messages = []
-    for n in range(files):
-        run = f"scan_{n // per_run:05d}"
-        closed_ns = int((START + timedelta(milliseconds=n)).timestamp()) * 10**9 + n * 10**6
-        record = {
-            "beamtime": BEAMTIME,
-            "beamline": "p08",
-            "data_source": "detector",
-            "stream": run,
-            "core_path": core_path,
-            "message": {
-                "_id": n % per_run + 1,
-                "name": f"raw/{run}/img_{n:05d}.cbf",
-                "size": 1_024_000 + n,
-                "timestamp": closed_ns,
-                "meta": METADATA,
-            },
-        }
-        messages.append((run.encode(), json.dumps(record).encode()))
-    return messages
-
-
-PRODUCERS: dict[str, tuple[str, str, Callable[[int, int], list[tuple[bytes, bytes]]]]] = {
-    "cloudevents": (ACQUISITION_EVENTS, "ingestor", lambda f, r: file_events(f, r)),
-    "asapo": ("asapo.messages", "ingestor-native", lambda f, r: asapo_messages(f, r)),
-}
-"""`--producer`: the topic the backlog goes to, the consumer group reading it, its messages."""
 
 
 def ingestor_alone(events: list[tuple[bytes, bytes]], repeats: int = 3) -> float:
