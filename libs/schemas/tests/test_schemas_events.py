@@ -63,6 +63,19 @@ def test_bad_payloads_are_refused(field: str, value: object) -> None:
     assert field in str(error.value)
 
 
+def test_a_path_is_at_most_path_max_bytes_and_a_digest_at_most_256_characters() -> None:
+    """A stored file record stays small: the ingestor's datablocks rely on it."""
+    longest = "/" + "é" * 2047 + "x"  # 4,096 bytes in UTF-8, 2,049 characters
+    assert events.ACQUISITION_EVENT.validate_json(json.dumps(_file_closed(path=longest)))
+    for too_long in ("/" + "é" * 2048, "/" + "d" * 4096):
+        with pytest.raises(ValidationError, match="path"):
+            events.ACQUISITION_EVENT.validate_json(json.dumps(_file_closed(path=too_long)))
+    with pytest.raises(ValidationError, match=r"checksum\.value"):
+        events.ACQUISITION_EVENT.validate_json(
+            json.dumps(_file_closed(checksum={"algorithm": "sha256", "value": "0" * 257}))
+        )
+
+
 def test_naive_event_time_is_refused() -> None:
     raw = _file_closed()
     raw["time"] = "2026-03-01T10:00:00"

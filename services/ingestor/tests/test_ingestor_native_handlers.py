@@ -143,6 +143,19 @@ async def test_broken_message_of_the_right_kind_is_rejected_and_the_rest_applied
     assert [n for n, _ in applied] == [1]
 
 
+async def test_a_message_giving_an_invalid_event_is_rejected_not_retried(handle, applied):
+    too_long = "/" + "d" * 5000 + "/img.cbf"
+
+    outcomes = await handle(
+        [record("asapo.messages", asapo_of(too_long)), record("asapo.messages", asapo_of("a"))]
+    )
+
+    assert isinstance(outcomes[0], Rejected)
+    assert outcomes[0].error_type == "invalid-native-message"
+    assert "path: String should have at most 4096 characters" in outcomes[0].reason
+    assert outcomes[1] is None and [n for n, _ in applied] == [1]
+
+
 async def test_a_record_whose_event_the_store_rejects_gets_that_rejection(native, handle, refuse):
     refuse.add("/ess/coda/bad.hdf")
 

@@ -237,7 +237,11 @@ async def _apply(
     kafka: str | None,
 ) -> int:
     """Apply every run's events; returns how many were refused (each is printed)."""
-    store = MongoCatalogueStore(settings.mongo, marker_retention=settings.marker_retention())
+    store = MongoCatalogueStore(
+        settings.mongo,
+        marker_retention=settings.marker_retention(),
+        datablock_max_files=settings.datablock_max_files,
+    )
     broker = None
     events: Any = _Unpublished()
     if kafka is not None:

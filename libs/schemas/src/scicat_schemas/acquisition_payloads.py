@@ -1,22 +1,40 @@
 """Payloads of `acquisition.events` and `proposals.events`: what beamlines and DOOR send.
 
-Outside producers rely on these shapes, so they change only by adding optional fields.
+Outside producers rely on these shapes, so they change only by adding optional fields. Sizes are
+bounded where no real value comes near the bound (a path by `PATH_MAX`, a digest by 256 hex
+digits), so that a stored file record stays small: the ingestor's datablocks rely on it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from scicat_schemas.payload_base import Payload
 
 # --- acquisition.events -------------------------------------------------------------------------
 
 
+PATH_MAX = 4096
+"""Linux's limit on a path, in bytes: no longer path names a file."""
+
+
+def _within_path_max(path: str) -> str:
+    length = len(path.encode())
+    if length > PATH_MAX:
+        raise ValueError(f"a path is at most {PATH_MAX} bytes (PATH_MAX); this one has {length}")
+    return path
+
+
+FilePath = Annotated[str, AfterValidator(_within_path_max)]
+
+
 class Checksum(Payload):
-    algorithm: str = Field(description="Checksum algorithm, e.g. `blake2b`, `sha256`, `md5`.")
-    value: str = Field(min_length=1, description="Hex digest.")
+    algorithm: str = Field(
+        min_length=1, max_length=32, description="Checksum algorithm, e.g. `blake2b`, `sha256`."
+    )
+    value: str = Field(min_length=1, max_length=256, description="Hex digest.")
 
 
 ScientificMetadata = dict[str, Any]
@@ -47,7 +65,11 @@ class RunStartedData(AcquisitionRef):
 
 
 class FileClosedData(AcquisitionRef):
-    path: str = Field(min_length=1, description="Absolute path of the file that was closed.")
+    path: FilePath = Field(
+        min_length=1,
+        max_length=PATH_MAX,
+        description="Absolute path of the file that was closed (at most 4,096 bytes).",
+    )
     size: int = Field(ge=0, description="File size in bytes.")
     closed_at: AwareDatetime = Field(description="When the writer closed the file.")
     checksum: Checksum | None = Field(

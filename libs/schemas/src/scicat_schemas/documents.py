@@ -110,13 +110,22 @@ class OrigDatablock(Document):
     dataFileList: list[DataFile] = Field(default_factory=list, description="The files.")
     ownerGroup: str = Field(description="Same as the dataset.")
     accessGroups: list[str] = Field(default_factory=list, description="Same as the dataset.")
+    pipelinePart: int = Field(
+        default=0,
+        ge=0,
+        description="Position of this datablock in its dataset's file list: the pipeline stores "
+        "a long list as several datablocks of a bounded number of files (parts 0, 1, ...).",
+    )
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     @staticmethod
-    def id_for(dataset_pid: str) -> str:
-        """One datablock per dataset, with an id any replica computes the same way."""
-        return str(uuid.uuid5(_DATABLOCK_NAMESPACE, dataset_pid))
+    def id_for(dataset_pid: str, part: int = 0) -> str:
+        """The id of part `part` of a dataset's file list; any replica computes the same.
+
+        Part 0 has the id of the single datablock earlier versions wrote."""
+        name = dataset_pid if part == 0 else f"{dataset_pid}\x1fpart {part}"
+        return str(uuid.uuid5(_DATABLOCK_NAMESPACE, name))
 
 
 class Proposal(Document):

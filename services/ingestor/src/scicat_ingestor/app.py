@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     registry = CollectorRegistry()
     broker = create_broker(service=SERVICE, kafka=settings.kafka, registry=registry)
-    store = MongoCatalogueStore(settings.mongo, marker_retention=settings.marker_retention())
+    store = MongoCatalogueStore(
+        settings.mongo,
+        marker_retention=settings.marker_retention(),
+        datablock_max_files=settings.datablock_max_files,
+    )
     dataset_events = KafkaDatasetEvents(broker=broker, source=settings.source)
     handler = AcquisitionHandler(
         store=store,

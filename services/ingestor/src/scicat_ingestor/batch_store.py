@@ -2,13 +2,14 @@
 
 The per-event path (`MongoCatalogueStore.apply`) costs ~9 round trips per event. Here a batch
 costs a fixed number whatever its size: one `find` of the markers already recorded, one of the
-datasets (every version) the batch touches, one of their datablocks, one of their beamtimes;
-then the pure domain runs in memory, event after event (an event sees the state the previous
-event of its dataset left); then one `insert_many` of the new markers, one `bulk_write` of the
-datasets, one of the datablocks, one `find` reading the written datasets back, and the commit.
-What is written grows with the datasets a batch touches, not with its events: one marker per
-dataset holding the identities of the batch's events applied to it (`applied_events`), each
-dataset and datablock written once in its final state.
+datasets (every version) the batch touches, one of their datablocks (every part, by `datasetId`:
+`datablock_parts`), one of their beamtimes; then the pure domain runs in memory, event after
+event (an event sees the state the previous event of its dataset left); then one `insert_many`
+of the new markers, one `bulk_write` of the datasets, one of the datablock parts that changed,
+one `find` reading the written datasets back, and the commit. What is written grows with the
+datasets a batch touches, not with its events: one marker per dataset holding the identities of
+the batch's events applied to it (`applied_events`), each dataset and changed part written once
+in its final state.
 
 The guarantees are the per-event path's: every applied event recorded, in the same transaction as
 its effect; dataset updates conditional on the `pipelineRevision` read, setting only the fields
@@ -22,17 +23,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import InsertOne, ReplaceOne, UpdateOne, WriteConcern
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from scicat_ingestor import datablock_parts
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     applied_among,
     marker_document,
 )
 from scicat_ingestor.beamtimes import BeamtimeFacts
+from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
 from scicat_ingestor.store_values import (
     AppliedEvent,
@@ -42,8 +45,6 @@ from scicat_ingestor.store_values import (
 )
 from scicat_ingestor.stored_documents import (
     CorruptStoredDocument,
-    datablock_doc,
-    datablock_from,
     dataset_doc,
     dataset_from,
     proposal_from,
@@ -55,7 +56,6 @@ from scicat_schemas.documents import (
     PROPOSAL_COLLECTION,
     PROPOSAL_TYPE_BEAMTIME,
     Dataset,
-    OrigDatablock,
 )
 
 BatchDecide = Callable[[CatalogueEntry | None, BeamtimeFacts | None], CatalogueEntry | None]
@@ -92,13 +92,15 @@ async def apply_batch(
     items: Sequence[BatchItem],
     *,
     earlier_markers: bool = True,
+    datablock_max_files: int = DATABLOCK_MAX_FILES,
 ) -> BatchOutcome:
     """Apply `items` in order in one transaction of `session`; see the module docstring.
 
     `earlier_markers`: whether markers of the one-per-event layout may exist (`applied_events`).
+    `datablock_max_files`: files per stored OrigDatablock (`datablock_parts`).
     """
     async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
-        return await _apply(db, session, items, earlier_markers)
+        return await _apply(db, session, items, earlier_markers, datablock_max_files)
 
 
 async def _apply(
@@ -106,6 +108,7 @@ async def _apply(
     session: AsyncClientSession,
     items: Sequence[BatchItem],
     earlier_markers: bool,
+    max_files: int,
 ) -> BatchOutcome:
     applied = await applied_among(
         db,
@@ -114,7 +117,7 @@ async def _apply(
         earlier_layout=earlier_markers,
     )
     base_pids = sorted({item.event.pid for item in items})
-    state = await _load_latest(db, session, base_pids)
+    state, layouts = await _load_latest(db, session, base_pids, max_files)
     beamtimes = await _load_beamtimes(
         db, session, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id})
     )
@@ -153,7 +156,7 @@ async def _apply(
         outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
     if markers:
         await _insert_markers(db, session, [_marker(events) for events in markers.values()])
-    stored = await _write(db, session, original, final)
+    stored = await _write(db, session, original, final, layouts, max_files)
 
     def as_stored(dataset: Dataset) -> Dataset:
         """The revision as read back when it is the final one (it may carry others' fields)."""
@@ -189,9 +192,13 @@ def _marker(events: list[AppliedEvent]) -> dict[str, Any]:
 
 
 async def _load_latest(
-    db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, base_pids: list[str]
-) -> dict[str, CatalogueEntry | CorruptStoredDocument | None]:
-    """The latest version of each dataset and its datablock (as `MongoCatalogueStore.load`).
+    db: AsyncDatabase[dict[str, Any]],
+    session: AsyncClientSession,
+    base_pids: list[str],
+    max_files: int,
+) -> tuple[dict[str, CatalogueEntry | CorruptStoredDocument | None], dict[str, StoredParts]]:
+    """The latest version of each dataset and its file list (as `MongoCatalogueStore.load`),
+    and how each loaded dataset's file list is stored, by the dataset's own pid.
 
     A damaged stored document spoils only the events of its dataset, as on the per-event path.
     """
@@ -206,24 +213,22 @@ async def _load_latest(
             seen = latest.get(base)
             if seen is None or _version(doc) > _version(seen):
                 latest[base] = doc
-    block_ids = [OrigDatablock.id_for(doc["pid"]) for doc in latest.values()]
-    blocks = {
-        doc["_id"]: doc
-        async for doc in db[ORIG_DATABLOCK_COLLECTION].find(
-            {"_id": {"$in": block_ids}}, session=session
-        )
-    }
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    async for block in db[ORIG_DATABLOCK_COLLECTION].find(
+        {"datasetId": {"$in": [doc["pid"] for doc in latest.values()]}}, session=session
+    ):
+        blocks.setdefault(block["datasetId"], []).append(block)
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None] = dict.fromkeys(base_pids)
+    layouts: dict[str, StoredParts] = {}
     for base, doc in latest.items():
+        pid = doc["pid"]
         try:
-            block = blocks.get(OrigDatablock.id_for(doc["pid"]))
-            state[base] = CatalogueEntry(
-                dataset=dataset_from(doc),
-                datablock=None if block is None else datablock_from(block),
-            )
+            parts = datablock_parts.ours(pid, blocks.get(pid, []))
+            datablock, layouts[pid] = datablock_parts.merged(parts, max_files)
+            state[base] = CatalogueEntry(dataset=dataset_from(doc), datablock=datablock)
         except CorruptStoredDocument as error:
             state[base] = error
-    return state
+    return state, layouts
 
 
 def _version(doc: dict[str, Any]) -> int:
@@ -266,12 +271,15 @@ async def _write(
     session: AsyncClientSession,
     original: dict[str, CatalogueEntry | None],
     final: dict[str, CatalogueEntry],
+    layouts: dict[str, StoredParts],
+    max_files: int,
 ) -> dict[str, Dataset]:
-    """Insert new datasets, update changed ones on their read revision; the datasets read back."""
+    """Insert new datasets, update changed ones on their read revision, write the changed parts of
+    their file lists; the datasets read back."""
     if not final:
         return {}
     writes: list[InsertOne[dict[str, Any]] | UpdateOne] = []
-    block_writes: list[ReplaceOne[dict[str, Any]]] = []
+    block_writes: list[ReplaceOne[dict[str, Any]] | DeleteOne] = []
     for pid, proposed in final.items():
         before = original[pid]
         new_doc = dataset_doc(proposed.dataset)
@@ -286,11 +294,12 @@ async def _write(
                     {"$set": changed},
                 )
             )
-        old_block = None if before is None or before.datablock is None else before.datablock
         if proposed.datablock is not None:
-            block = datablock_doc(proposed.datablock)
-            if old_block is None or datablock_doc(old_block) != block:
-                block_writes.append(ReplaceOne({"_id": block["_id"]}, block, upsert=True))
+            old_block = None if before is None else before.datablock
+            layout = None if before is None else layouts.get(pid)
+            block_writes += datablock_parts.operations(
+                *datablock_parts.writes(old_block, layout, proposed.datablock, max_files)
+            )
     updates = sum(isinstance(write, UpdateOne) for write in writes)
     try:
         result = await db[DATASET_COLLECTION].bulk_write(writes, session=session)

@@ -38,13 +38,13 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pymongo import AsyncMongoClient
 
 from scicat_ingestor.adapters import BrokenMessage, NotThisKind, asapo, bluesky, from_epoch, wrdn
 from scicat_ingestor.handlers import AcquisitionEvent
 from scicat_schemas.events import FileClosed
-from scicat_schemas.runtime.consumer import Rejected, ReliableConsumer
+from scicat_schemas.runtime.consumer import Rejected, ReliableConsumer, rejected_from_validation
 from scicat_schemas.runtime.settings import MongoSettings
 
 log = structlog.get_logger("scicat.ingestor.native")
@@ -354,6 +354,11 @@ def _refusals(producer: str, metrics: NativeMetrics) -> Iterator[None]:
             f"{producer} message cannot be ingested: {error}",
             error_type="invalid-native-message",
         ) from error
+    except ValidationError as error:
+        # Adapters are pure: an event they cannot build is the message's fault (a path longer
+        # than PATH_MAX...), never worth a retry.
+        rejected = rejected_from_validation(error, what=f"the event made of the {producer} message")
+        raise Rejected(rejected.reason, error_type="invalid-native-message") from error
 
 
 def _received_at(record: ConsumerRecord[Any, Any]) -> datetime:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES
 from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy, UpdateStrategy
 from scicat_ingestor.native import NativeTopics
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
@@ -93,6 +94,14 @@ class Settings(BaseSettings):
         default=200,
         ge=0,
         description="How long the consumer waits to fill a batch before applying what it has.",
+    )
+    datablock_max_files: int = Field(
+        default=DATABLOCK_MAX_FILES,
+        ge=1,
+        le=3000,
+        description="Files per stored OrigDatablock: a longer file list is stored as several "
+        "(a MongoDB document holds at most 16 MiB); changing it rewrites a dataset's datablocks "
+        "at its next change.",
     )
     file_read_concurrency: int = Field(
         default=8,

@@ -22,6 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from scicat_ingestor import datablock_parts
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     AlreadyApplied,
@@ -31,6 +32,7 @@ from scicat_ingestor.applied_events import (
     record_applied,
 )
 from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
+from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
@@ -49,8 +51,6 @@ from scicat_ingestor.stored_documents import (
     CorruptStoredDocument as CorruptStoredDocument,  # part of this module's interface
 )
 from scicat_ingestor.stored_documents import (
-    datablock_doc,
-    datablock_from,
     dataset_doc,
     dataset_from,
     proposal_from,
@@ -62,7 +62,6 @@ from scicat_schemas.documents import (
     PROPOSAL_COLLECTION,
     PROPOSAL_TYPE_BEAMTIME,
     Dataset,
-    OrigDatablock,
     Proposal,
 )
 from scicat_schemas.runtime.settings import MongoSettings
@@ -102,12 +101,18 @@ class MongoCatalogueStore:
     """`CatalogueStore` on MongoDB (a replica set: transactions need one)."""
 
     def __init__(
-        self, settings: MongoSettings, *, marker_retention: timedelta | None = None
+        self,
+        settings: MongoSettings,
+        *,
+        marker_retention: timedelta | None = None,
+        datablock_max_files: int = DATABLOCK_MAX_FILES,
     ) -> None:
         """`marker_retention`: how long applied-event markers are kept (zero: for ever; `None`:
-        leave the TTL index as the service configured it)."""
+        leave the TTL index as the service configured it). `datablock_max_files`: files per
+        stored OrigDatablock (`datablock_parts`)."""
         self._settings = settings
         self._marker_retention = marker_retention
+        self._max_files = datablock_max_files
         self._earlier_markers = True
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
 
@@ -152,12 +157,19 @@ class MongoCatalogueStore:
     async def load(
         self, pid: str, *, session: AsyncClientSession | None = None, latest: bool = True
     ) -> CatalogueEntry | None:
-        """The latest version of the dataset and its datablock, or None if there is none.
+        """The latest version of the dataset and its file list, or None if there is none.
 
         Versions after the first (`update_strategy: version`) name the first in
         `pipelineBasePid`; events always address the first, and apply to the latest.
         `latest=False` loads exactly `pid`.
         """
+        entry, _ = await self._load(pid, session=session, latest=latest)
+        return entry
+
+    async def _load(
+        self, pid: str, *, session: AsyncClientSession | None, latest: bool = True
+    ) -> tuple[CatalogueEntry | None, StoredParts | None]:
+        """`load`, and how the file list is stored (which `_write` needs)."""
         datasets = self._db[DATASET_COLLECTION]
         # One query per index, not an `$or` (which SecantusDB answers by scanning the collection).
         dataset_doc = await datasets.find_one({"pid": pid}, session=session)
@@ -168,14 +180,13 @@ class MongoCatalogueStore:
             if newest is not None:
                 dataset_doc = newest
         if dataset_doc is None:
-            return None
-        block_doc = await self._db[ORIG_DATABLOCK_COLLECTION].find_one(
-            {"_id": OrigDatablock.id_for(dataset_doc["pid"])}, session=session
+            return None, None
+        found = self._db[ORIG_DATABLOCK_COLLECTION].find(
+            {"datasetId": dataset_doc["pid"]}, session=session
         )
-        return CatalogueEntry(
-            dataset=dataset_from(dataset_doc),
-            datablock=None if block_doc is None else datablock_from(block_doc),
-        )
+        parts = datablock_parts.ours(dataset_doc["pid"], [doc async for doc in found])
+        datablock, stored = datablock_parts.merged(parts, self._max_files)
+        return CatalogueEntry(dataset=dataset_from(dataset_doc), datablock=datablock), stored
 
     async def apply(self, event: AppliedEvent, decide: Decide) -> StoreOutcome:
         if self._client is None:
@@ -186,7 +197,7 @@ class MongoCatalogueStore:
                     write_concern=WriteConcern(w="majority")
                 ):
                     await self._record_applied(event, session)
-                    current = await self.load(event.pid, session=session)
+                    current, parts = await self._load(event.pid, session=session)
                     context = StoredContext(
                         beamtime=await self._beamtime(event.beamtime_id, session),
                         measurement=None
@@ -198,7 +209,12 @@ class MongoCatalogueStore:
                         unchanged = None if current is None else current.dataset
                         return StoreOutcome(unchanged, changed=False, already_applied=False)
                     same_dataset = current is not None and current.pid == proposed.pid
-                    stored = await self._write(current if same_dataset else None, proposed, session)
+                    stored = await self._write(
+                        current if same_dataset else None,
+                        parts if same_dataset else None,
+                        proposed,
+                        session,
+                    )
             except AlreadyApplied:
                 entry = await self.load(event.pid)
                 dataset = None if entry is None else entry.dataset
@@ -214,7 +230,11 @@ class MongoCatalogueStore:
         async with self._client.start_session() as session:
             try:
                 return await apply_batch(
-                    self._db, session, items, earlier_markers=self._earlier_markers
+                    self._db,
+                    session,
+                    items,
+                    earlier_markers=self._earlier_markers,
+                    datablock_max_files=self._max_files,
                 )
             except MarkerConflict:
                 self._earlier_markers = True
@@ -243,14 +263,14 @@ class MongoCatalogueStore:
                     datasets: list[Dataset] = []
                     changed = False
                     for pid in await self._pids_of_beamtime(child.proposalId, session):
-                        current = await self.load(pid, session=session, latest=False)
+                        current, parts = await self._load(pid, session=session, latest=False)
                         if current is None:
                             continue
                         completed = complete(current)
                         if completed is None:
                             datasets.append(current.dataset)
                         else:
-                            datasets.append(await self._write(current, completed, session))
+                            datasets.append(await self._write(current, parts, completed, session))
                             changed = True
             except AlreadyApplied:
                 pids = await self._pids_of_beamtime(child.proposalId, None)
@@ -338,7 +358,11 @@ class MongoCatalogueStore:
         await record_applied(self._db, marker, session)
 
     async def _write(
-        self, current: CatalogueEntry | None, proposed: CatalogueEntry, session: AsyncClientSession
+        self,
+        current: CatalogueEntry | None,
+        parts: StoredParts | None,
+        proposed: CatalogueEntry,
+        session: AsyncClientSession,
     ) -> Dataset:
         datasets = self._db[DATASET_COLLECTION]
         new_doc = dataset_doc(proposed.dataset)
@@ -362,14 +386,15 @@ class MongoCatalogueStore:
                     f"dataset {proposed.pid} is no longer at revision {current.revision}"
                 )
             stored = dataset_from(after)
-        old_block = None if current is None else current.datablock
-        if proposed.datablock is not None and datablock_doc(proposed.datablock) != (
-            None if old_block is None else datablock_doc(old_block)
-        ):
-            block_doc = datablock_doc(proposed.datablock)
-            await self._db[ORIG_DATABLOCK_COLLECTION].replace_one(
-                {"_id": block_doc["_id"]}, block_doc, upsert=True, session=session
+        if proposed.datablock is not None:
+            before = None if current is None else current.datablock
+            upserts, deletes = datablock_parts.writes(
+                before, parts, proposed.datablock, self._max_files
             )
+            if upserts or deletes:
+                await self._db[ORIG_DATABLOCK_COLLECTION].bulk_write(
+                    datablock_parts.operations(upserts, deletes), session=session
+                )
         return stored
 
 

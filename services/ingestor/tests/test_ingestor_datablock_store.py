@@ -1,0 +1,161 @@
+"""File lists in parts on SecantusDB, through both paths: batches and single events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from scicat_ingestor.batch import BatchIngestor
+from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.store import MongoCatalogueStore
+from scicat_pipeline.testing.records import consumer_record
+from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, OrigDatablock
+from scicat_schemas.events import BeamtimeUpdated, BeamtimeUpdatedData, Person, encode
+from scicat_schemas.runtime.settings import MongoSettings
+from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
+
+NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
+MAX_FILES = 3
+
+
+class Published:
+    async def dataset_stored(self, dataset: Any) -> None:
+        pass
+
+    async def datasets_stored(self, datasets: Any) -> None:
+        pass
+
+
+@pytest.fixture
+async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
+    async with MongoCatalogueStore(
+        MongoSettings(uri=mongo_uri, database=database_name), datablock_max_files=MAX_FILES
+    ).connected() as opened:
+        yield opened
+
+
+@pytest.fixture
+def ingest(store, policy):
+    handler = AcquisitionHandler(store=store, events=Published(), policy=policy, clock=lambda: NOW)
+    batcher = BatchIngestor(handler, store, Published())
+
+    async def ingesting(*values: bytes | tuple[str, bytes]) -> list:
+        records = [
+            consumer_record(*(v if isinstance(v, tuple) else (ACQUISITION_EVENTS, v)), offset=n)
+            for n, v in enumerate(values)
+        ]
+        return await batcher.handle_batch(records)
+
+    return ingesting
+
+
+async def parts(catalogue, pid: str) -> list[dict]:
+    cursor = catalogue[ORIG_DATABLOCK_COLLECTION].find({"datasetId": pid}).sort("pipelinePart", 1)
+    return await cursor.to_list()
+
+
+def files(acquisitions, *names: str) -> list[bytes]:
+    return [acquisitions.envelope(acquisitions.file_closed(name, size=10)) for name in names]
+
+
+async def test_a_batch_stores_a_long_list_in_parts_and_the_next_rewrites_only_the_last(
+    ingest, catalogue, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+
+    assert await ingest(*files(acquisitions, *"abcdefg")) == [None] * 7
+    first = await parts(catalogue, pid)
+    assert await ingest(*files(acquisitions, "h", "a")) == [None, None]
+    second = await parts(catalogue, pid)
+
+    assert [[f["path"] for f in p["dataFileList"]] for p in first] == [
+        ["a", "b", "c"],
+        ["d", "e", "f"],
+        ["g"],
+    ]
+    assert [p["_id"] for p in first] == [OrigDatablock.id_for(pid, k) for k in range(3)]
+    assert second[:2] == first[:2]
+    assert [f["path"] for f in second[2]["dataFileList"]] == ["g", "h"]
+    assert second[2]["size"] == 20
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert (dataset["numberOfFiles"], dataset["size"]) == (8, 80)
+
+
+async def test_the_store_loads_the_parts_as_one_list(store, ingest, acquisitions) -> None:
+    await ingest(*files(acquisitions, *"abcdefg"))
+
+    entry = await store.load(acquisitions.pid())
+
+    assert entry is not None and entry.datablock is not None
+    assert [f.path for f in entry.datablock.dataFileList] == list("abcdefg")
+    assert entry.datablock.size == 70
+
+
+async def test_a_single_datablock_of_an_earlier_version_is_split_at_the_next_change(
+    ingest, catalogue, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+    await ingest(*files(acquisitions, *"abcde"))
+    merged = [f for p in await parts(catalogue, pid) for f in p["dataFileList"]]
+    legacy = {
+        "_id": OrigDatablock.id_for(pid),
+        "datasetId": pid,
+        "size": 50,
+        "chkAlg": None,
+        "dataFileList": merged,
+        "ownerGroup": "11012345-dmgt",
+        "accessGroups": [],
+    }
+    await catalogue[ORIG_DATABLOCK_COLLECTION].delete_many({"datasetId": pid})
+    await catalogue[ORIG_DATABLOCK_COLLECTION].insert_one(legacy)
+
+    assert await ingest(*files(acquisitions, "f")) == [None]
+
+    stored = await parts(catalogue, pid)
+    assert [len(p["dataFileList"]) for p in stored] == [3, 3]
+    assert [p["pipelinePart"] for p in stored] == [0, 1]
+
+
+async def test_the_per_event_path_appends_to_the_last_part(
+    store, policy, ingest, catalogue, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+    await ingest(*files(acquisitions, *"abcdefg"))
+    first = await parts(catalogue, pid)
+    handler = AcquisitionHandler(store=store, events=Published(), policy=policy, clock=lambda: NOW)
+
+    [value] = files(acquisitions, "h")
+    await handler.handle(consumer_record(ACQUISITION_EVENTS, value, offset=9))
+    await handler.handle(consumer_record(ACQUISITION_EVENTS, value, offset=9))
+
+    stored = await parts(catalogue, pid)
+    assert stored[:2] == first[:2]
+    assert [f["path"] for f in stored[2]["dataFileList"]] == ["g", "h"]
+
+
+async def test_a_beamtime_update_on_the_per_event_path_keeps_the_parts(
+    ingest, catalogue, acquisitions
+) -> None:
+    pid = acquisitions.pid()
+    await ingest(*files(acquisitions, *"abcdefg"))
+    first = await parts(catalogue, pid)
+    beamtime = BeamtimeUpdatedData(
+        beamtime_id=acquisitions.beamtime,
+        proposal_id="20230042",
+        beamline="p08",
+        title="Thin films under strain",
+        facility="PETRA III",
+        principal_investigator=Person(email="pi@uni.example", lastname="Curie"),
+        start=datetime(2024, 5, 14, 8, 0, tzinfo=UTC),
+        core_path="/gpfs/current",
+    )
+    update = encode(BeamtimeUpdated(source="/desy/door", data=beamtime))
+
+    assert await ingest((PROPOSALS_EVENTS, update)) == [None]
+
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert dataset["pipelineRevision"] == 8 and "20230042" in dataset["proposalIds"]
+    assert await parts(catalogue, pid) == first
