@@ -18,9 +18,12 @@ from scicat_ingestor.domain import IngestPolicy
 from scicat_ingestor.settings import Settings
 from scicat_pipeline.testing import wait_for
 from scicat_schemas.events import (
+    BeamtimeUpdated,
+    BeamtimeUpdatedData,
     CloudEvent,
     FileClosed,
     FileClosedData,
+    Person,
     RunStarted,
     RunStartedData,
     RunStopped,
@@ -72,6 +75,21 @@ class Acquisitions:
         else:
             model = RunStopped
         return encode(model(**{"source": self.producer, "data": data} | attributes))
+
+    def beamtime_updated(self, **overrides: Any) -> bytes:
+        """The wire form of a DOOR `beamtime.updated` for this beamtime."""
+        fields = {
+            "beamtime_id": self.beamtime,
+            "proposal_id": "20230042",
+            "beamline": "p08",
+            "title": "Thin films under strain",
+            "facility": "PETRA III",
+            "principal_investigator": Person(email="pi@uni.example", lastname="Curie"),
+            "start": datetime(2024, 5, 14, 8, 0, tzinfo=UTC),
+            "core_path": f"/asap3/petra3/gpfs/p08/2024/data/{self.beamtime}",
+        }
+        data = BeamtimeUpdatedData(**(fields | overrides))
+        return encode(BeamtimeUpdated(source="/desy/door", data=data))
 
     def _ref(self, fields: dict[str, Any]) -> dict[str, Any]:
         ref = {"run_id": self.run, "beamtime_id": self.beamtime, "instrument": self.instrument}

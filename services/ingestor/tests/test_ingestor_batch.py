@@ -26,7 +26,6 @@ from scicat_ingestor.store import (
 )
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
-from scicat_schemas.events import BeamtimeUpdated, BeamtimeUpdatedData, Person, encode
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
@@ -218,17 +217,7 @@ async def test_beamtime_record_in_a_batch_applies_in_its_place(
     ingest, catalogue, acquisitions
 ) -> None:
     """Before it, a run's dataset is completed by it; after it, a new run reads it."""
-    beamtime = BeamtimeUpdatedData(
-        beamtime_id=acquisitions.beamtime,
-        proposal_id="20230042",
-        beamline="p08",
-        title="Thin films under strain",
-        facility="PETRA III",
-        principal_investigator=Person(email="pi@uni.example", lastname="Curie"),
-        start=datetime(2024, 5, 14, 8, 0, tzinfo=UTC),
-        core_path="/asap3/petra3/gpfs/p08/2024/data/11012345",
-    )
-    update = encode(BeamtimeUpdated(source="/desy/door", data=beamtime))
+    update = acquisitions.beamtime_updated()
 
     outcomes = await ingest(
         acquisitions.envelope(acquisitions.file_closed()),

@@ -13,7 +13,6 @@ from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, OrigDatablock
-from scicat_schemas.events import BeamtimeUpdated, BeamtimeUpdatedData, Person, encode
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
@@ -142,17 +141,7 @@ async def test_a_beamtime_update_on_the_per_event_path_keeps_the_parts(
     pid = acquisitions.pid()
     await ingest(*files(acquisitions, *"abcdefg"))
     first = await parts(catalogue, pid)
-    beamtime = BeamtimeUpdatedData(
-        beamtime_id=acquisitions.beamtime,
-        proposal_id="20230042",
-        beamline="p08",
-        title="Thin films under strain",
-        facility="PETRA III",
-        principal_investigator=Person(email="pi@uni.example", lastname="Curie"),
-        start=datetime(2024, 5, 14, 8, 0, tzinfo=UTC),
-        core_path="/gpfs/current",
-    )
-    update = encode(BeamtimeUpdated(source="/desy/door", data=beamtime))
+    update = acquisitions.beamtime_updated(core_path="/gpfs/current")
 
     assert await ingest((PROPOSALS_EVENTS, update)) == [None]
 
