@@ -135,3 +135,27 @@ def test_dataset_size_edited_apart_from_its_file_list_is_recomputed_not_carried_
 
     assert entry is not None and entry.datablock is not None
     assert (entry.dataset.size, entry.datablock.size) == (30, 30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(files, files)
+def test_two_lists_grown_from_one_parent_each_equal_their_recomputed_list(left, right) -> None:
+    """Where each path sits is remembered along a lineage of lists; two lineages from one
+    parent (a batch retried on the same state) must not mislead each other."""
+    root = apply_event(file_closed("root.cbf", 1), None, policy=POLICY, now=NOW)
+    branches = {"left": root, "right": root}
+    names = {"left": {"root.cbf"}, "right": {"root.cbf"}}
+    steps = [("left", event) for event in left] + [("right", event) for event in right]
+    steps.sort(key=lambda step: hash(step[1]) % 7)  # interleave the two lineages
+    for n, (side, (name, size, checksum)) in enumerate(steps):
+        data = file_closed(name, size, checksum=checksum)
+        now = NOW + timedelta(seconds=n + 1)
+        branches[side] = apply_event(data, branches[side], policy=POLICY, now=now) or branches[side]
+        names[side].add(name)
+
+        entry = branches[side]
+        assert entry is not None and entry.datablock is not None
+        assert entry.datablock == recomputed(entry).datablock
+        assert sorted(r.path.rsplit("/", 1)[-1] for r in entry.datablock.dataFileList) == sorted(
+            n.rsplit("/", 1)[-1] for n in names[side]
+        )

@@ -6,6 +6,7 @@ to hold every file, sizes that always follow the list), apart from the event rul
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -171,13 +172,16 @@ def with_closed_file(
     if (dataset.size, dataset.numberOfFiles) != (datablock.size, len(records)):
         return None
     relative = path[len(prefix) :]
-    index = next((n for n, record in enumerate(records) if record.path == relative), None)
+    positions = _positions_of(records)
+    index = _position(records, positions, relative)
     previous = None if index is None else records[index]
     record = _placed(closed_file(previous, path, data), relative)
     if index is None:
+        positions[relative] = len(records)
         file_list = [*records, record]
     else:
         file_list = [*records[:index], record, *records[index + 1 :]]
+    _remember_positions(file_list, positions)
     size = datablock.size - (0 if previous is None else previous.size) + record.size
     if size > INT64_MAX:
         raise InvalidAcquisition(
@@ -194,6 +198,50 @@ def with_closed_file(
         "accessGroups": dataset.accessGroups,
     }
     return CatalogueEntry(dataset=dataset, datablock=datablock.model_copy(update=block_fields))
+
+
+_POSITIONS: OrderedDict[int, tuple[list[DataFile], dict[str, int]]] = OrderedDict()
+"""Recent file lists (by `id`, holding the list so the id is not reused) and where each path
+sits in them: without it, finding a closed file's record scans the list, so a run of N files
+costs O(N²) (a 10,000-file run averaged 416 µs per event). A memo like `functools.lru_cache`,
+not state: a miss rebuilds it from the list.
+
+One `dict` is shared along a lineage of lists (each new list is its parent plus one appended or
+replaced record), so keeping it costs O(1) per event. It is a hint, exact when it matters: it
+holds every path of every list that uses it (keys are only added), so a path missing from it is
+in none of them; a position is trusted only when that list has that path there (two lists
+derived from one parent may have placed different paths at the same position), otherwise the list
+is searched."""
+_POSITIONS_KEPT = 64
+
+
+def _positions_of(records: list[DataFile]) -> dict[str, int]:
+    remembered = _POSITIONS.get(id(records))
+    if remembered is not None and remembered[0] is records:
+        _POSITIONS.move_to_end(id(records))
+        return remembered[1]
+    positions: dict[str, int] = {}
+    for n, record in enumerate(records):
+        positions.setdefault(record.path, n)
+    _remember_positions(records, positions)
+    return positions
+
+
+def _remember_positions(records: list[DataFile], positions: dict[str, int]) -> None:
+    _POSITIONS[id(records)] = (records, positions)
+    _POSITIONS.move_to_end(id(records))
+    while len(_POSITIONS) > _POSITIONS_KEPT:
+        _POSITIONS.popitem(last=False)
+
+
+def _position(records: list[DataFile], positions: dict[str, int], relative: str) -> int | None:
+    """The position of `relative` in `records` (the first, as a scan finds it), or None."""
+    hint = positions.get(relative)
+    if hint is None:
+        return None
+    if hint < len(records) and records[hint].path == relative:
+        return hint
+    return next((n for n, record in enumerate(records) if record.path == relative), None)
 
 
 def _placed(record: DataFile, relative_path: str) -> DataFile:
