@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -12,7 +13,7 @@ from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.topics import read_topic
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.broker import create_broker
-from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
+from scicat_schemas.runtime.consumer import DEFERRED, ConsumerMetrics, Rejected, ReliableConsumer
 from scicat_schemas.runtime.settings import KafkaSettings
 
 TOPIC = "acquisition.events"
@@ -142,6 +143,61 @@ async def test_lag_counts_the_records_left_after_each_one_handled(kafka: str) ->
         await broker.stop()
     assert seen[0] is None, "nothing is known before the first commit"
     assert seen[1:] == [4, 3, 2, 1]
+
+
+async def test_a_deferred_rest_of_a_batch_comes_again_and_only_the_done_part_is_committed(
+    kafka: str,
+) -> None:
+    """A handler out of its time budget defers the rest: the next batch starts there; a record
+    rejected after the cut is dead-lettered once, when it is handled for real."""
+    batches: list[list[int]] = []
+    registry = CollectorRegistry()
+
+    async def handler(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Any]:
+        offsets = [record.offset for record in records]
+        batches.append(offsets)
+        first_call = len(batches) == 1
+        outcomes: list[Any] = []
+        for offset in offsets:
+            if first_call and offset >= 3:
+                outcome = Rejected("after the cut") if offset == 4 else DEFERRED
+            elif offset in (1, 4):
+                outcome = Rejected(f"bad record {offset}", error_type="invalid-json")
+            else:
+                outcome = None
+            outcomes.append(outcome)
+        return outcomes
+
+    await _produce(kafka, *(b"v%d" % n for n in range(6)))
+    consumer, broker = _consumer(kafka, registry)
+    consumer.subscribe_batch(TOPIC, handler=handler, max_records=6, batch_timeout_ms=500)
+    await broker.start()
+    try:
+        await wait_for(lambda: _async(sum(map(len, batches)) >= 9), what="the deferred rest")
+        letters = await read_topic(kafka, "testsvc.dlq", expected=2)
+    finally:
+        await broker.stop()
+
+    assert batches[:2] == [[0, 1, 2, 3, 4, 5], [3, 4, 5]]
+    reasons = sorted(dict(letter.headers)[dead_letter.REASON].decode() for letter in letters)
+    assert reasons == ["bad record 1", "bad record 4"]
+    deferred = registry.get_sample_value("scicat_messages_deferred_total", {"topic": TOPIC})
+    assert deferred == 3
+    restarted, broker2 = _consumer(kafka)
+    again: list[int] = []
+
+    async def after_restart(records: Sequence[ConsumerRecord[Any, Any]]) -> list[None]:
+        again.extend(record.offset for record in records)
+        return [None] * len(records)
+
+    restarted.subscribe_batch(TOPIC, handler=after_restart, batch_timeout_ms=100)
+    await broker2.start()
+    try:
+        await _produce(kafka, b"v6")
+        await wait_for(lambda: _async(again), what="the next record")
+    finally:
+        await broker2.stop()
+    assert again == [6]
 
 
 async def _async(value: Any) -> Any:

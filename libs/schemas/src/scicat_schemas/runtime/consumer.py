@@ -15,7 +15,10 @@ time, so a commit never covers a message that has not had its outcome.
 returns one outcome per record, rejected records are dead-lettered one by one, and the offsets are
 committed only once every record of the batch has its outcome. A transient failure rewinds every
 partition of the batch to its earliest record (a batch can span partitions), so the whole batch
-is read again; the handler must therefore be idempotent per record.
+is read again; the handler must therefore be idempotent per record. A handler that runs out of
+its time budget returns `DEFERRED` for the rest: each partition is committed up to its first
+deferred record, which comes again in the next batch (a consumer that does not poll within
+`max_poll_interval_ms` leaves its group, and could then never commit a long batch).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage as InjectedKafkaMessage
 from faststream.kafka.message import KafkaMessage
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import ValidationError
 
 from scicat_schemas.runtime import dead_letter
+from scicat_schemas.runtime.consumer_metrics import ConsumerMetrics as ConsumerMetrics
+from scicat_schemas.runtime.outcomes import DEFERRED as DEFERRED
+from scicat_schemas.runtime.outcomes import Deferred as Deferred
+from scicat_schemas.runtime.outcomes import Rejected as Rejected
+from scicat_schemas.runtime.outcomes import rejected_from_validation as rejected_from_validation
 from scicat_schemas.runtime.settings import KafkaSettings
 from scicat_schemas.runtime.tracing import batch_span
 from scicat_schemas.topics import dead_letter_topic
@@ -46,82 +52,13 @@ log = structlog.get_logger("scicat.consumer")
 Handler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
 BatchHandler = Callable[
-    [Sequence[ConsumerRecord[Any, Any]]], Awaitable[Sequence["Rejected | None"]]
+    [Sequence[ConsumerRecord[Any, Any]]], Awaitable[Sequence["Rejected | Deferred | None"]]
 ]
-"""Takes a batch, returns one outcome per record in order: `None` (done) or `Rejected`.
+"""Takes a batch, returns one outcome per record in order: `None` (done), `Rejected`, or
+`DEFERRED` (not handled: delivered again, with the records after it in its partition).
 
 Raising means "nothing of this batch is known to be durable": the whole batch is retried.
 """
-
-
-class Rejected(Exception):
-    """Input that can never succeed; it is dead-lettered with this reason.
-
-    `error_type` is the machine-readable kind in the `dlq-error-type` header.
-    """
-
-    def __init__(self, reason: str, *, error_type: str = "rejected") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error_type = error_type
-
-
-def rejected_from_validation(error: ValidationError, *, what: str) -> Rejected:
-    """A readable reason from a pydantic error: which field, what was wrong."""
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:10]
-    )
-    types = {e["type"] for e in error.errors()}
-    if "json_invalid" in types:
-        kind = "invalid-json"
-    elif types == {"union_tag_invalid"}:
-        kind = "unknown-type"
-    else:
-        kind = "invalid-event"
-    return Rejected(f"{what} is not valid: {problems}", error_type=kind)
-
-
-@dataclass
-class ConsumerMetrics:
-    registry: CollectorRegistry
-    processed: Counter = field(init=False)
-    dead_letters: Counter = field(init=False)
-    transient_failures: Counter = field(init=False)
-    duration: Histogram = field(init=False)
-    lag: Gauge = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.processed = Counter(
-            "scicat_messages_processed_total",
-            "Messages that reached an outcome.",
-            ["topic", "outcome"],
-            registry=self.registry,
-        )
-        self.dead_letters = Counter(
-            "scicat_dead_letters_total",
-            "Messages sent to the dead-letter topic.",
-            ["topic", "error_type"],
-            registry=self.registry,
-        )
-        self.transient_failures = Counter(
-            "scicat_transient_failures_total",
-            "Handler failures that will be retried (outage of a store or outside service).",
-            ["topic"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "scicat_message_duration_seconds",
-            "Handler time per message, retries excluded.",
-            ["topic"],
-            registry=self.registry,
-        )
-        self.lag = Gauge(
-            "scicat_consumer_lag_messages",
-            "Records on a partition after the last one handled (its high watermark when last "
-            "fetched, minus the next offset): how far behind the service is.",
-            ["topic", "partition"],
-            registry=self.registry,
-        )
 
 
 @dataclass
@@ -220,19 +157,27 @@ class ReliableConsumer:
                     raise RuntimeError(
                         f"batch handler gave {len(outcomes)} outcomes for {len(records)} records"
                     )
-                for record, outcome in zip(records, outcomes, strict=True):
-                    if outcome is not None:
+                again = deferred_offsets(records, outcomes)
+                done = [
+                    (record, outcome)
+                    for record, outcome in zip(records, outcomes, strict=True)
+                    if not _handed_back(record, again)
+                ]
+                for record, outcome in done:
+                    if isinstance(outcome, Rejected):
                         await self.dead_letter(record, outcome.reason, outcome.error_type)
             except Exception as error:
                 await self._retry_batch(message, records, where, error)
                 return
             self._attempts.pop(where, None)
-            for record, outcome in zip(records, outcomes, strict=True):
+            for record, outcome in done:
                 self.metrics.processed.labels(
                     record.topic, "ok" if outcome is None else "dead-lettered"
                 ).inc()
+            if again:
+                self._hand_back(message, records, again)
             await message.ack()
-            self._observe_lag(message, records)
+            self._observe_lag(message, [record for record, _ in done])
 
     def _observe_batch_duration(
         self, records: Sequence[ConsumerRecord[Any, Any]], seconds: float
@@ -246,6 +191,25 @@ class ReliableConsumer:
         share = seconds / len(records)
         for record in records:
             self.metrics.duration.labels(record.topic).observe(share)
+
+    def _hand_back(
+        self,
+        message: KafkaMessage,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        again: dict[TopicPartition, int],
+    ) -> None:
+        """Rewind each partition to its first deferred record: the commit that follows stops
+        there, and the next batch starts there."""
+        for partition, offset in again.items():
+            message.consumer.seek(partition, offset)
+        handed_back = [record for record in records if _handed_back(record, again)]
+        for record in handed_back:
+            self.metrics.deferred.labels(record.topic).inc()
+        log.info(
+            "batch cut short by its time budget; the rest is delivered again",
+            handled=len(records) - len(handed_back),
+            handed_back=len(handed_back),
+        )
 
     async def _retry_batch(
         self,
@@ -359,6 +323,27 @@ class ReliableConsumer:
         log.warning(
             "dead-lettered", reason=reason, error_type=error_type, dlq=self.dead_letter_topic
         )
+
+
+def deferred_offsets(
+    records: Sequence[ConsumerRecord[Any, Any]], outcomes: Sequence[Rejected | Deferred | None]
+) -> dict[TopicPartition, int]:
+    """The first deferred offset of each partition that has one."""
+    first: dict[TopicPartition, int] = {}
+    for record, outcome in zip(records, outcomes, strict=True):
+        if isinstance(outcome, Deferred):
+            partition = _partition_of(record)
+            first[partition] = min(record.offset, first.get(partition, record.offset))
+    return first
+
+
+def _partition_of(record: ConsumerRecord[Any, Any]) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
+def _handed_back(record: ConsumerRecord[Any, Any], again: dict[TopicPartition, int]) -> bool:
+    first = again.get(_partition_of(record))
+    return first is not None and record.offset >= first
 
 
 def earliest_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
