@@ -15,6 +15,7 @@ from pymongo.errors import OperationFailure
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.batch_store import BatchItem
 from scicat_ingestor.domain import apply_event
+from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.handlers import AcquisitionHandler, decode_acquisition_event
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import (
@@ -26,6 +27,7 @@ from scicat_ingestor.store import (
 )
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
+from scicat_schemas.runtime.consumer import DEFERRED
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
@@ -302,3 +304,40 @@ async def test_a_record_of_several_events_is_rejected_when_one_is_and_the_rest_a
     assert "relative/b.h5" in outcomes[0].reason
     block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": acquisitions.pid()})
     assert [f["path"] for f in block["dataFileList"]] == ["a.h5", "d.h5"]
+
+
+async def test_files_left_unread_by_the_time_budget_defer_the_rest_of_the_batch(
+    store, catalogue, published, policy, acquisitions, tmp_path
+) -> None:
+    """Checksums of big files can outlast the consumer's poll interval: the batch stops reading
+    once its budget is spent (the first file is always read) and hands the rest back."""
+    names = ["a.h5", "b.h5", "c.h5"]
+    for name in names:
+        (tmp_path / name).write_bytes(name.encode() * 100)
+    reader = FileReader(compute_checksums=True, mappings=[])
+    handler = AcquisitionHandler(
+        store=store, events=published, policy=policy, clock=lambda: NOW, files=reader
+    )
+    batcher = BatchIngestor(handler, store, published, time_budget=0.0)
+    values = [
+        acquisitions.envelope(acquisitions.run_started(source_folder=str(tmp_path))),
+        *(
+            acquisitions.envelope(
+                acquisitions.file_closed(path=str(tmp_path / name), size=len(name) * 100)
+            )
+            for name in names
+        ),
+    ]
+    records = [_record(ACQUISITION_EVENTS, value, n) for n, value in enumerate(values)]
+
+    first = await batcher.handle_batch(records)
+    second = await batcher.handle_batch(records[2:])
+    third = await batcher.handle_batch(records[3:])
+
+    assert first == [None, None, DEFERRED, DEFERRED]
+    assert second == [None, DEFERRED]
+    assert third == [None]
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": acquisitions.pid()})
+    assert [(f["path"], f["chkAlg"]) for f in block["dataFileList"]] == [
+        (name, "blake2b") for name in names
+    ]

@@ -64,7 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     consumer = ReliableConsumer(broker, SERVICE, settings.kafka, ConsumerMetrics(registry))
     batches = BatchIngestor(
-        handler, store, dataset_events, file_read_concurrency=settings.file_read_concurrency
+        handler,
+        store,
+        dataset_events,
+        file_read_concurrency=settings.file_read_concurrency,
+        time_budget=settings.batch_time_budget(),
     )
     consumer.subscribe_batch(
         ACQUISITION_EVENTS,

@@ -38,11 +38,11 @@ from scicat_ingestor.store import AppliedEvent, StoreOutcome
 from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import BeamtimeUpdated, FileClosed
-from scicat_schemas.runtime.consumer import Rejected
+from scicat_schemas.runtime.consumer import DEFERRED, Deferred, Rejected
 
 log = structlog.get_logger("scicat.ingestor")
 
-Outcomes = list[Rejected | None]
+Outcomes = list[Rejected | Deferred | None]
 
 
 class BatchEvents(Protocol):
@@ -65,6 +65,9 @@ class BatchIngestor:
     store: BatchStore
     events: BatchEvents
     file_read_concurrency: int = 8
+    time_budget: float | None = None
+    """Seconds a batch may spend reading its files before the rest is handed back (`DEFERRED`)
+    to the next batch; `None`: no limit."""
 
     async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Outcomes:
         outcomes: Outcomes = [None] * len(records)
@@ -86,30 +89,39 @@ class BatchIngestor:
         of any of them. Runs of consecutive acquisition events share a transaction; the others
         are applied alone, in their place (see the module docstring).
         """
-        pending: list[tuple[int, AcquisitionEvent]] = []
+        readings = await self._read_files(entries)
+        cut = next((n for n, reading in enumerate(readings) if reading is UNREAD), len(entries))
+        if cut < len(entries):
+            first_deferred = entries[cut][0]
+            outcomes[first_deferred:] = [DEFERRED] * (len(outcomes) - first_deferred)
+            cut = next(n for n, (position, _) in enumerate(entries) if position == first_deferred)
+        pending: list[tuple[int, AcquisitionEvent, FileReading | None]] = []
         grouping = self.handler.policy.measurement_key is not None
-        for position, event in entries:
+        for (position, event), reading in zip(entries[:cut], readings[:cut], strict=True):
+            if isinstance(reading, Unread):  # never: the cut is at the first one
+                raise AssertionError("an unread file before the cut")
             if not isinstance(event, BeamtimeUpdated) and not grouping:
-                pending.append((position, event))
+                pending.append((position, event, reading))
                 continue
             await self._apply_together(pending, outcomes)
             pending = []
             try:
-                await self.handler.handle_event(event)
+                await self.handler.handle_event(event, reading=reading)
             except Rejected as rejected:
                 outcomes[position] = outcomes[position] or rejected
         await self._apply_together(pending, outcomes)
 
     async def _apply_together(
-        self, pending: list[tuple[int, AcquisitionEvent]], outcomes: Outcomes
+        self,
+        pending: list[tuple[int, AcquisitionEvent, FileReading | None]],
+        outcomes: Outcomes,
     ) -> None:
         if not pending:
             return
-        readings = await self._read_files([event for _, event in pending])
         now = self.handler.clock()
         policy = self.handler.policy
         items = []
-        for (_, event), reading in zip(pending, readings, strict=True):
+        for _, event, reading in pending:
             data = event.data if reading is None else reading.data
             items.append(
                 BatchItem(
@@ -124,7 +136,9 @@ class BatchIngestor:
                 )
             )
         result = await self.store.apply_many(items)
-        for (position, event), item, outcome in zip(pending, items, result.outcomes, strict=True):
+        for (position, event, _), item, outcome in zip(
+            pending, items, result.outcomes, strict=True
+        ):
             if outcomes[position] is not None:
                 continue
             if isinstance(outcome, InvalidAcquisition):
@@ -162,10 +176,31 @@ class BatchIngestor:
 
         return decide
 
-    async def _read_files(self, events: list[AcquisitionEvent]) -> list[FileReading | None]:
-        """The batch's files, read before the transaction, `file_read_concurrency` at once."""
-        closed = [event.data for event in events if isinstance(event, FileClosed)]
-        readings = iter(
-            await self.handler.files.read_many(closed, concurrency=self.file_read_concurrency)
+    async def _read_files(
+        self, entries: Sequence[tuple[int, ContractEvent]]
+    ) -> list[FileReading | Unread | None]:
+        """The files of the batch's `file.closed` events, read before any transaction,
+        `file_read_concurrency` at once, within the time budget: per entry its reading, `None`
+        when it names no file, `UNREAD` when the budget ran out first."""
+        closed = [event.data for _, event in entries if isinstance(event, FileClosed)]
+        files = self.handler.files
+        deadline = None if self.time_budget is None else files.clock() + self.time_budget
+        read = await files.read_many(
+            closed, concurrency=self.file_read_concurrency, deadline=deadline
         )
-        return [next(readings) if isinstance(event, FileClosed) else None for event in events]
+        readings = iter(read)
+        return [
+            _or_unread(next(readings)) if isinstance(event, FileClosed) else None
+            for _, event in entries
+        ]
+
+
+class Unread:
+    """A file the batch's time budget left unread: its record and the rest are deferred."""
+
+
+UNREAD = Unread()
+
+
+def _or_unread(reading: FileReading | None) -> FileReading | Unread:
+    return UNREAD if reading is None else reading

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -49,6 +50,7 @@ class FileReading:
 class FileReader:
     compute_checksums: bool
     mappings: list[MetadataMapping]
+    clock: Callable[[], float] = time.monotonic
 
     async def read(self, data: FileClosedData) -> FileReading:
         if not self._wants_checksum(data) and not self._mapping(data):
@@ -56,18 +58,32 @@ class FileReader:
         return await asyncio.to_thread(self.read_blocking, data)
 
     async def read_many(
-        self, events: Sequence[FileClosedData], *, concurrency: int
-    ) -> list[FileReading]:
+        self,
+        events: Sequence[FileClosedData],
+        *,
+        concurrency: int,
+        deadline: float | None = None,
+    ) -> list[FileReading | None]:
         """`read` of each, in order: the files to read are split into `concurrency` shares, each
-        read in one worker thread, so a batch costs a few thread hand-offs, not one per file."""
-        readings = [FileReading(data) for data in events]
+        read in one worker thread, so a batch costs a few thread hand-offs, not one per file.
+
+        `deadline` (on `clock`): no file is started after it, except the first one to read, so a
+        batch always moves on; a file left unread is `None` (checksums of big files can take
+        longer than a consumer may go without polling).
+        """
+        readings: list[FileReading | None] = [FileReading(data) for data in events]
         wanted = [
             n for n, data in enumerate(events) if self._wants_checksum(data) or self._mapping(data)
         ]
         shares = [wanted[start::concurrency] for start in range(min(concurrency, len(wanted)))]
+        first = wanted[0] if wanted else None
 
-        def read_share(share: list[int]) -> list[FileReading]:
-            return [self.read_blocking(events[n]) for n in share]
+        def read_share(share: list[int]) -> list[FileReading | None]:
+            read: list[FileReading | None] = []
+            for n in share:
+                late = deadline is not None and n != first and self.clock() >= deadline
+                read.append(None if late else self.read_blocking(events[n]))
+            return read
 
         done = await asyncio.gather(*(asyncio.to_thread(read_share, share) for share in shares))
         for share, share_readings in zip(shares, done, strict=True):

@@ -25,7 +25,7 @@ from scicat_ingestor.domain import (
     apply_event,
     complete_with_beamtime,
 )
-from scicat_ingestor.file_reading import FileReader
+from scicat_ingestor.file_reading import FileReader, FileReading
 from scicat_ingestor.measurements import measurement_of
 from scicat_ingestor.publisher import DatasetEvents
 from scicat_ingestor.quantities import MetadataIssue
@@ -117,21 +117,24 @@ class AcquisitionHandler:
         """
         await self.handle_event(decode_contract_record(record))
 
-    async def handle_event(self, event: ContractEvent) -> None:
+    async def handle_event(
+        self, event: ContractEvent, *, reading: FileReading | None = None
+    ) -> None:
         """Apply an already-decoded event, end to end; returns once stored and published.
 
-        Native-topic adapters (`native.py`) and the `ingest` command enter here.
+        The `ingest` command and the batch path's per-event records enter here; `reading`: the
+        `file.closed` event's file as already read (else it is read here).
         """
         if isinstance(event, BeamtimeUpdated):
             await self._beamtime_updated(event)
         else:
-            await self._acquisition(event)
+            await self._acquisition(event, reading)
 
-    async def _acquisition(self, event: AcquisitionEvent) -> None:
+    async def _acquisition(self, event: AcquisitionEvent, reading: FileReading | None) -> None:
         data = event.data
         issues: list[MetadataIssue] = []
         if isinstance(event, FileClosed):
-            reading = await self.files.read(event.data)
+            reading = reading or await self.files.read(event.data)
             data, issues = reading.data, reading.issues
         measurement = await self._measurement(data)
         pid = self.policy.dataset_pid(data, measurement)

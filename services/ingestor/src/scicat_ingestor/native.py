@@ -44,7 +44,12 @@ from pymongo import AsyncMongoClient
 from scicat_ingestor.adapters import BrokenMessage, NotThisKind, asapo, bluesky, from_epoch, wrdn
 from scicat_ingestor.handlers import AcquisitionEvent
 from scicat_schemas.events import FileClosed
-from scicat_schemas.runtime.consumer import Rejected, ReliableConsumer, rejected_from_validation
+from scicat_schemas.runtime.consumer import (
+    Deferred,
+    Rejected,
+    ReliableConsumer,
+    rejected_from_validation,
+)
 from scicat_schemas.runtime.settings import MongoSettings
 
 log = structlog.get_logger("scicat.ingestor.native")
@@ -167,7 +172,7 @@ class NativeMetrics:
         )
 
 
-Outcomes = list[Rejected | None]
+Outcomes = list[Rejected | Deferred | None]
 ApplyEvents = Callable[[Sequence[tuple[int, AcquisitionEvent]], Outcomes], Awaitable[None]]
 """Applies events in order, each paired with its record's position; sets rejected records'
 outcomes (`BatchIngestor.apply_in_order`)."""
