@@ -5,6 +5,7 @@ A renamed metric or label would otherwise silently turn an alert into one that n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -26,13 +27,8 @@ def _served() -> dict[str, set[str]]:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     served: dict[str, set[str]] = {}
-    for metric in (
-        metrics.processed,
-        metrics.dead_letters,
-        metrics.transient_failures,
-        metrics.duration,
-        metrics.lag,
-    ):
+    every = [getattr(metrics, f.name) for f in dataclasses.fields(metrics) if f.name != "registry"]
+    for metric in every:
         for family in metric.describe():
             for suffix in SUFFIXES[family.type]:
                 served[family.name + suffix] = set(metric._labelnames)

@@ -6,8 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.topics import read_topic
@@ -202,3 +204,11 @@ async def test_a_deferred_rest_of_a_batch_comes_again_and_only_the_done_part_is_
 
 async def _async(value: Any) -> Any:
     return value
+
+
+def test_batch_time_budget_is_half_the_poll_interval_and_must_stay_below_it() -> None:
+    assert KafkaSettings().batch_time_budget() == 150.0
+    assert KafkaSettings(max_poll_interval_ms=60_000).batch_time_budget() == 30.0
+    assert KafkaSettings(batch_time_budget_seconds=20).batch_time_budget() == 20.0
+    with pytest.raises(ValidationError, match="must be less than max_poll_interval_ms"):
+        KafkaSettings(batch_time_budget_seconds=300)

@@ -19,7 +19,7 @@ from scicat_indexer.store import (
     PutOutcome,
 )
 from scicat_schemas.documents import Dataset
-from scicat_schemas.runtime.consumer import Rejected
+from scicat_schemas.runtime.consumer import DEFERRED, Rejected
 
 
 class InMemoryIndex:
@@ -279,3 +279,27 @@ async def test_a_failed_request_fails_the_batch_and_sends_no_later_one(
         )
     assert len(index.sent) == 1
     assert index.documents == {}
+
+
+async def test_requests_not_started_within_the_time_budget_defer_the_rest_of_the_batch(
+    make_dataset: Callable[..., Dataset], stored_event: Callable[..., bytes]
+) -> None:
+    """On a slow cluster a batch stops starting requests once its budget is spent (the first
+    always goes out) and hands the rest back to the next batch."""
+    ticks = iter(range(100))
+    index = InMemoryIndex()
+    handle = dataset_batch_handler(
+        index,
+        InMemoryCatalogue(),
+        bulk_max_records=2,
+        time_budget=2,
+        clock=lambda: next(ticks),
+    )
+
+    outcomes = await handle(
+        batch(b"{not json", *(stored_event(make_dataset(f"scan_{n}")) for n in range(5)))
+    )
+
+    assert isinstance(outcomes[0], Rejected)
+    assert outcomes[1:] == [None, None, None, None, DEFERRED]
+    assert sorted(index.documents) == sorted(make_dataset(f"scan_{n}").pid for n in range(4))

@@ -42,11 +42,3 @@ def test_http_settings_given_as_a_model_are_taken_as_they_are() -> None:
 def test_unusable_group_template_stops_the_service_at_start(template) -> None:
     with pytest.raises(ValidationError, match="placeholders available"):
         Settings(access_group_templates=[template])
-
-
-def test_batch_time_budget_is_half_the_poll_interval_and_must_stay_below_it() -> None:
-    assert Settings().batch_time_budget() == 150.0
-    assert Settings(kafka={"max_poll_interval_ms": 60_000}).batch_time_budget() == 30.0
-    assert Settings(batch_time_budget_seconds=20).batch_time_budget() == 20.0
-    with pytest.raises(ValidationError, match="less than KAFKA__MAX_POLL_INTERVAL_MS"):
-        Settings(batch_time_budget_seconds=300)

@@ -37,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     catalogue = MongoCatalogue(settings.mongo)
     consumer.subscribe_batch(
         CATALOGUE_DATASETS,
-        handler=dataset_batch_handler(index, catalogue, bulk_max_records=settings.bulk_max_records),
+        handler=dataset_batch_handler(
+            index,
+            catalogue,
+            bulk_max_records=settings.bulk_max_records,
+            time_budget=settings.kafka.batch_time_budget(),
+        ),
         group_id=SERVICE,
         max_records=settings.batch_max_records,
     )

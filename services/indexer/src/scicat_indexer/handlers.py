@@ -12,6 +12,7 @@ item changes nothing and an older one is refused.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,22 +25,34 @@ from scicat_indexer.domain import indexed_dataset
 from scicat_indexer.mapping import METADATA_PAIRS
 from scicat_indexer.store import BulkWrite, DatasetIndex, DocumentRefused
 from scicat_schemas.events import DATASET_EVENT, DatasetDeleted, DatasetStored
-from scicat_schemas.runtime.consumer import Rejected, rejected_from_validation
+from scicat_schemas.runtime.consumer import (
+    DEFERRED,
+    Deferred,
+    Rejected,
+    rejected_from_validation,
+)
 
 log = structlog.get_logger("scicat.indexer")
 
-BatchOutcomes = list[Rejected | None]
+BatchOutcomes = list[Rejected | Deferred | None]
 
 
 def dataset_batch_handler(
-    index: DatasetIndex, catalogue: Catalogue, *, bulk_max_records: int = 500
+    index: DatasetIndex,
+    catalogue: Catalogue,
+    *,
+    bulk_max_records: int = 500,
+    time_budget: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[BatchOutcomes]]:
     """The `catalogue.datasets` batch handler writing to `index`, reading `catalogue`.
 
     A batch goes out as `_bulk` requests of up to `bulk_max_records` items, pipelined: while
     OpenSearch indexes one request, the next one's documents are read from the catalogue and
     built here, so neither side waits for the other. The requests are sent one after the other,
-    in record order, and the handler returns only when every one is answered.
+    in record order, and the handler returns only when every one is answered. Once
+    `time_budget` seconds have passed (a slow cluster), no further request is started: the rest
+    of the batch is `DEFERRED` to the next one (the first request always goes out).
     """
 
     async def index_dataset_events(records: Sequence[ConsumerRecord[Any, Any]]) -> BatchOutcomes:
@@ -51,9 +64,14 @@ def dataset_batch_handler(
             except Rejected as rejected:
                 outcomes[position] = rejected
         in_flight: asyncio.Task[None] | None = None
+        deadline = None if time_budget is None else clock() + time_budget
         try:
             for start in range(0, len(events), bulk_max_records):
                 chunk = events[start : start + bulk_max_records]
+                if start > 0 and deadline is not None and clock() >= deadline:
+                    first = chunk[0][0]
+                    outcomes[first:] = [DEFERRED] * (len(outcomes) - first)
+                    break
                 writes = await _writes([event for _, event in chunk], catalogue)
                 if in_flight is not None:
                     await in_flight

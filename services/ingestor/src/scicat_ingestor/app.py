@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store,
         dataset_events,
         file_read_concurrency=settings.file_read_concurrency,
-        time_budget=settings.batch_time_budget(),
+        time_budget=settings.kafka.batch_time_budget(),
     )
     consumer.subscribe_batch(
         ACQUISITION_EVENTS,

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES
@@ -103,13 +103,6 @@ class Settings(BaseSettings):
         "(a MongoDB document holds at most 16 MiB); changing it rewrites a dataset's datablocks "
         "at its next change.",
     )
-    batch_time_budget_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        description="How long a batch may spend reading its files (checksums, NeXus) before the "
-        "rest is handed back to the next batch; default half of KAFKA__MAX_POLL_INTERVAL_MS (a "
-        "consumer that does not poll within it leaves its group).",
-    )
     file_read_concurrency: int = Field(
         default=8,
         ge=1,
@@ -146,22 +139,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_access_templates(cls, templates: list[str]) -> list[str]:
         return [_checked_template(t) for t in templates]
-
-    @model_validator(mode="after")
-    def _budget_within_poll_interval(self) -> Settings:
-        poll_interval = self.kafka.max_poll_interval_ms / 1000
-        if self.batch_time_budget_seconds is not None and (
-            self.batch_time_budget_seconds >= poll_interval
-        ):
-            raise ValueError(
-                f"BATCH_TIME_BUDGET_SECONDS ({self.batch_time_budget_seconds}) must be less than "
-                f"KAFKA__MAX_POLL_INTERVAL_MS ({poll_interval:g} s), leaving time for the "
-                "batch's transaction"
-            )
-        return self
-
-    def batch_time_budget(self) -> float:
-        return self.batch_time_budget_seconds or self.kafka.max_poll_interval_ms / 2000
 
     def marker_retention(self) -> timedelta:
         return timedelta(days=self.applied_event_retention_days)

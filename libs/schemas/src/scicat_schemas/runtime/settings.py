@@ -75,6 +75,28 @@ class KafkaSettings(BaseModel):
         default=0.2, description="First back-off after a transient failure (store down)."
     )
     retry_max_seconds: float = Field(default=30.0, description="Longest back-off between tries.")
+    batch_time_budget_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long a batch handler may work before it hands the rest of its batch "
+        "back (`DEFERRED`); default half of `max_poll_interval_ms`, leaving time to finish "
+        "what is under way (a consumer that does not poll within that interval leaves its group).",
+    )
+
+    @model_validator(mode="after")
+    def _budget_within_poll_interval(self) -> Self:
+        poll_interval = self.max_poll_interval_ms / 1000
+        budget = self.batch_time_budget_seconds
+        if budget is not None and budget >= poll_interval:
+            raise ValueError(
+                f"batch_time_budget_seconds ({budget:g}) must be less than max_poll_interval_ms "
+                f"({poll_interval:g} s), leaving time to finish what is under way"
+            )
+        return self
+
+    def batch_time_budget(self) -> float:
+        """Seconds a batch handler may work before deferring the rest of its batch."""
+        return self.batch_time_budget_seconds or self.max_poll_interval_ms / 2000
 
 
 class MongoSettings(BaseModel):
