@@ -90,11 +90,7 @@ class BatchIngestor:
         are applied alone, in their place (see the module docstring).
         """
         readings = await self._read_files(entries)
-        cut = next((n for n, reading in enumerate(readings) if reading is UNREAD), len(entries))
-        if cut < len(entries):
-            first_deferred = entries[cut][0]
-            outcomes[first_deferred:] = [DEFERRED] * (len(outcomes) - first_deferred)
-            cut = next(n for n, (position, _) in enumerate(entries) if position == first_deferred)
+        cut = _defer_from_first_unread(entries, readings, outcomes)
         pending: list[tuple[int, AcquisitionEvent, FileReading | None]] = []
         grouping = self.handler.policy.measurement_key is not None
         for (position, event), reading in zip(entries[:cut], readings[:cut], strict=True):
@@ -204,3 +200,18 @@ UNREAD = Unread()
 
 def _or_unread(reading: FileReading | None) -> FileReading | Unread:
     return UNREAD if reading is None else reading
+
+
+def _defer_from_first_unread(
+    entries: Sequence[tuple[int, ContractEvent]],
+    readings: Sequence[FileReading | Unread | None],
+    outcomes: Outcomes,
+) -> int:
+    """Defer the record of the first unread file and every record after it (in all partitions:
+    the batch's order keeps each partition's); how many entries come before it."""
+    unread = next((n for n, reading in enumerate(readings) if reading is UNREAD), None)
+    if unread is None:
+        return len(entries)
+    first_deferred = entries[unread][0]
+    outcomes[first_deferred:] = [DEFERRED] * (len(outcomes) - first_deferred)
+    return next(n for n, (position, _) in enumerate(entries) if position == first_deferred)
