@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from scicat_ingestor import datablock_parts
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import MongoCatalogueStore
@@ -29,15 +30,20 @@ class Published:
 
 
 @pytest.fixture
-async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
-    async with MongoCatalogueStore(
+def open_store(mongo_uri: str, database_name: str):
+    """A store as a new ingestor process opens it (nothing remembered)."""
+    return lambda: MongoCatalogueStore(
         MongoSettings(uri=mongo_uri, database=database_name), datablock_max_files=MAX_FILES
-    ).connected() as opened:
-        yield opened
+    ).connected()
 
 
 @pytest.fixture
-def ingest(store, policy):
+async def store(open_store) -> AsyncIterator[MongoCatalogueStore]:
+    async with open_store() as opened:
+        yield opened
+
+
+def ingesting_into(store: MongoCatalogueStore, policy):
     handler = AcquisitionHandler(store=store, events=Published(), policy=policy, clock=lambda: NOW)
     batcher = BatchIngestor(handler, store, Published())
 
@@ -49,6 +55,11 @@ def ingest(store, policy):
         return await batcher.handle_batch(records)
 
     return ingesting
+
+
+@pytest.fixture
+def ingest(store, policy):
+    return ingesting_into(store, policy)
 
 
 async def parts(catalogue, pid: str) -> list[dict]:
@@ -94,7 +105,7 @@ async def test_the_store_loads_the_parts_as_one_list(store, ingest, acquisitions
 
 
 async def test_a_single_datablock_of_an_earlier_version_is_split_at_the_next_change(
-    ingest, catalogue, acquisitions
+    ingest, open_store, policy, catalogue, acquisitions
 ) -> None:
     pid = acquisitions.pid()
     await ingest(*files(acquisitions, *"abcde"))
@@ -111,7 +122,8 @@ async def test_a_single_datablock_of_an_earlier_version_is_split_at_the_next_cha
     await catalogue[ORIG_DATABLOCK_COLLECTION].delete_many({"datasetId": pid})
     await catalogue[ORIG_DATABLOCK_COLLECTION].insert_one(legacy)
 
-    assert await ingest(*files(acquisitions, "f")) == [None]
+    async with open_store() as upgraded:
+        assert await ingesting_into(upgraded, policy)(*files(acquisitions, "f")) == [None]
 
     stored = await parts(catalogue, pid)
     assert [len(p["dataFileList"]) for p in stored] == [3, 3]
@@ -148,3 +160,35 @@ async def test_a_beamtime_update_on_the_per_event_path_keeps_the_parts(
     dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert dataset["pipelineRevision"] == 8 and "20230042" in dataset["proposalIds"]
     assert await parts(catalogue, pid) == first
+
+
+async def test_a_file_list_this_process_committed_is_not_reloaded_while_its_dataset_is_unchanged(
+    ingest, catalogue, acquisitions, monkeypatch
+) -> None:
+    pid = acquisitions.pid()
+    loaded: list[int] = []
+    merged = datablock_parts.merged
+
+    def counted(docs, max_files):
+        loaded.append(len(docs))
+        return merged(docs, max_files)
+
+    monkeypatch.setattr(datablock_parts, "merged", counted)
+
+    await ingest(*files(acquisitions, *"abcdefg"))
+    await ingest(*files(acquisitions, "h"))
+    assert loaded == []
+    await catalogue[DATASET_COLLECTION].update_one({"pid": pid}, {"$set": {"isPublished": True}})
+    await ingest(*files(acquisitions, "i"))
+    await ingest(*files(acquisitions, "j"))
+
+    assert loaded == [3]
+    stored = await parts(catalogue, pid)
+    assert [[f["path"] for f in p["dataFileList"]] for p in stored] == [
+        list("abc"),
+        list("def"),
+        list("ghi"),
+        list("j"),
+    ]
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert (dataset["isPublished"], dataset["numberOfFiles"]) == (True, 10)

@@ -20,7 +20,7 @@ the domain changed (so `isPublished` set by the doi-minter is never lost); a los
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne, WriteConcern
@@ -37,6 +37,7 @@ from scicat_ingestor.applied_events import (
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
+from scicat_ingestor.recent_entries import RecentEntries
 from scicat_ingestor.store_values import (
     AppliedEvent,
     ConcurrentUpdate,
@@ -84,6 +85,9 @@ class BatchOutcome:
 
     outcomes: list[ItemOutcome]
     published: list[Dataset]
+    committed: list[tuple[CatalogueEntry, StoredParts]] = field(default_factory=list)
+    """What the transaction wrote, per dataset: the dataset as read back, its file list and how
+    that is now stored (`RecentEntries`)."""
 
 
 async def apply_batch(
@@ -93,14 +97,18 @@ async def apply_batch(
     *,
     earlier_markers: bool = True,
     datablock_max_files: int = DATABLOCK_MAX_FILES,
+    recent: RecentEntries | None = None,
 ) -> BatchOutcome:
     """Apply `items` in order in one transaction of `session`; see the module docstring.
 
     `earlier_markers`: whether markers of the one-per-event layout may exist (`applied_events`).
-    `datablock_max_files`: files per stored OrigDatablock (`datablock_parts`).
+    `datablock_max_files`: files per stored OrigDatablock (`datablock_parts`). `recent`: file
+    lists committed earlier, reused instead of reloaded while their dataset is unchanged.
     """
     async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
-        return await _apply(db, session, items, earlier_markers, datablock_max_files)
+        return await _apply(
+            db, session, items, earlier_markers, datablock_max_files, recent or RecentEntries()
+        )
 
 
 async def _apply(
@@ -109,6 +117,7 @@ async def _apply(
     items: Sequence[BatchItem],
     earlier_markers: bool,
     max_files: int,
+    recent: RecentEntries,
 ) -> BatchOutcome:
     applied = await applied_among(
         db,
@@ -117,7 +126,7 @@ async def _apply(
         earlier_layout=earlier_markers,
     )
     base_pids = sorted({item.event.pid for item in items})
-    state, layouts = await _load_latest(db, session, base_pids, max_files)
+    state, layouts = await _load_latest(db, session, base_pids, max_files, recent)
     beamtimes = await _load_beamtimes(
         db, session, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id})
     )
@@ -174,7 +183,15 @@ async def _apply(
     for outcome in outcomes:
         if isinstance(outcome, StoreOutcome) and outcome.dataset is not None:
             published[outcome.dataset.pid] = outcome.dataset
-    return BatchOutcome(outcomes, list(published.values()))
+    committed = [
+        (
+            CatalogueEntry(dataset=stored[pid], datablock=entry.datablock),
+            datablock_parts.written(entry.datablock, max_files),
+        )
+        for pid, entry in final.items()
+        if pid in stored
+    ]
+    return BatchOutcome(outcomes, list(published.values()), committed)
 
 
 def _dataset_of(entry: CatalogueEntry | CorruptStoredDocument | None) -> Dataset | None:
@@ -196,36 +213,48 @@ async def _load_latest(
     session: AsyncClientSession,
     base_pids: list[str],
     max_files: int,
+    recent: RecentEntries,
 ) -> tuple[dict[str, CatalogueEntry | CorruptStoredDocument | None], dict[str, StoredParts]]:
     """The latest version of each dataset and its file list (as `MongoCatalogueStore.load`),
-    and how each loaded dataset's file list is stored, by the dataset's own pid.
+    and how each loaded dataset's file list is stored, by the dataset's own pid. A file list
+    this process committed with exactly the dataset loaded is taken from `recent`.
 
     A damaged stored document spoils only the events of its dataset, as on the per-event path.
     """
     wanted = set(base_pids)
     latest: dict[str, dict[str, Any]] = {}
     # Two queries, not one `$or`: each uses its index, where an `$or` of `$in`s may scan.
-    for field in ("pid", "pipelineBasePid"):
-        async for doc in db[DATASET_COLLECTION].find({field: {"$in": base_pids}}, session=session):
+    for key in ("pid", "pipelineBasePid"):
+        async for doc in db[DATASET_COLLECTION].find({key: {"$in": base_pids}}, session=session):
             base = doc.get("pid") if doc.get("pid") in wanted else doc.get("pipelineBasePid")
             if base not in wanted:
                 continue
             seen = latest.get(base)
             if seen is None or _version(doc) > _version(seen):
                 latest[base] = doc
-    blocks: dict[str, list[dict[str, Any]]] = {}
-    async for block in db[ORIG_DATABLOCK_COLLECTION].find(
-        {"datasetId": {"$in": [doc["pid"] for doc in latest.values()]}}, session=session
-    ):
-        blocks.setdefault(block["datasetId"], []).append(block)
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None] = dict.fromkeys(base_pids)
     layouts: dict[str, StoredParts] = {}
+    datasets: dict[str, Dataset] = {}
     for base, doc in latest.items():
-        pid = doc["pid"]
         try:
-            parts = datablock_parts.ours(pid, blocks.get(pid, []))
-            datablock, layouts[pid] = datablock_parts.merged(parts, max_files)
-            state[base] = CatalogueEntry(dataset=dataset_from(doc), datablock=datablock)
+            datasets[base] = dataset_from(doc)
+        except CorruptStoredDocument as error:
+            state[base] = error
+    known = {base: recent.file_list_of(dataset) for base, dataset in datasets.items()}
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    unknown = [dataset.pid for base, dataset in datasets.items() if known[base] is None]
+    if unknown:
+        async for block in db[ORIG_DATABLOCK_COLLECTION].find(
+            {"datasetId": {"$in": unknown}}, session=session
+        ):
+            blocks.setdefault(block["datasetId"], []).append(block)
+    for base, dataset in datasets.items():
+        pid = dataset.pid
+        try:
+            datablock, layouts[pid] = known[base] or datablock_parts.merged(
+                datablock_parts.ours(pid, blocks.get(pid, [])), max_files
+            )
+            state[base] = CatalogueEntry(dataset=dataset, datablock=datablock)
         except CorruptStoredDocument as error:
             state[base] = error
     return state, layouts

@@ -107,6 +107,15 @@ def writes(
     return upserts, deletes
 
 
+def written(after: OrigDatablock | None, max_files: int) -> StoredParts:
+    """The layout `writes` leaves behind for `after` (canonical, whatever was before)."""
+    if after is None:
+        return StoredParts((), canonical=True)
+    count = len(_spans(len(after.dataFileList), max_files))
+    ids = tuple(OrigDatablock.id_for(after.datasetId, k) for k in range(count))
+    return StoredParts(ids, canonical=True)
+
+
 def _part(doc: dict[str, Any]) -> int:
     part = doc.get("pipelinePart", 0)
     return part if isinstance(part, int) and part >= 0 else -1

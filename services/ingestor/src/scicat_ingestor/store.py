@@ -35,6 +35,7 @@ from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.measurements import MeasurementView, RunSample
+from scicat_ingestor.recent_entries import RecentEntries
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_ingestor.store_values import (
     AppliedEvent,
@@ -113,6 +114,7 @@ class MongoCatalogueStore:
         self._settings = settings
         self._marker_retention = marker_retention
         self._max_files = datablock_max_files
+        self._recent = RecentEntries()
         self._earlier_markers = True
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
 
@@ -229,16 +231,20 @@ class MongoCatalogueStore:
             raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
         async with self._client.start_session() as session:
             try:
-                return await apply_batch(
+                outcome = await apply_batch(
                     self._db,
                     session,
                     items,
                     earlier_markers=self._earlier_markers,
                     datablock_max_files=self._max_files,
+                    recent=self._recent,
                 )
             except MarkerConflict:
                 self._earlier_markers = True
                 raise
+        for entry, parts in outcome.committed:  # committed: apply_batch returns after it
+            self._recent.remember(entry, parts)
+        return outcome
 
     async def apply_beamtime(
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
