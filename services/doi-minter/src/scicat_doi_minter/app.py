@@ -22,6 +22,7 @@ from scicat_doi_minter.settings import SERVICE, Settings
 from scicat_doi_minter.store import MongoPublicationStore
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.garbage import settle_heap
 from scicat_schemas.runtime.http import create_service_app
 from scicat_schemas.runtime.logging import configure_logging
 from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
@@ -74,6 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main() -> None:
     settings = Settings()  # type: ignore[call-arg]
     configure_logging(SERVICE, settings.log_level)
-    uvicorn.run(
-        create_app(settings), host=settings.http.host, port=settings.http.port, log_config=None
-    )
+    app = create_app(settings)
+    settle_heap()
+    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=None)

@@ -20,8 +20,10 @@ from scicat_indexer.catalogue import MongoCatalogue
 from scicat_indexer.handlers import dataset_batch_handler
 from scicat_indexer.settings import SERVICE, Settings
 from scicat_indexer.store import OpenSearchDatasetIndex
+from scicat_schemas import units
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.garbage import settle_heap
 from scicat_schemas.runtime.http import create_service_app
 from scicat_schemas.runtime.logging import configure_logging
 from scicat_schemas.topics import CATALOGUE_DATASETS
@@ -76,6 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE, settings.log_level)
-    uvicorn.run(
-        create_app(settings), host=settings.http.host, port=settings.http.port, log_config=None
-    )
+    app = create_app(settings)
+    settle_heap(units.registry)
+    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=None)

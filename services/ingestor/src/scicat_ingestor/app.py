@@ -28,8 +28,10 @@ from scicat_ingestor.publisher import KafkaDatasetEvents
 from scicat_ingestor.run_timeout import QuietRunCloser
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
+from scicat_schemas import units
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.garbage import settle_heap
 from scicat_schemas.runtime.http import create_service_app
 from scicat_schemas.runtime.logging import configure_logging
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
@@ -110,8 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE, settings.log_level)
+    app = create_app(settings)
+    settle_heap(units.registry)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.http.host,
         port=settings.http.port,
         log_config=None,

@@ -24,6 +24,7 @@ from scicat_oai_provider.tokens import TokenCodec
 from scicat_oai_provider.verbs import Repository, respond
 from scicat_schemas.runtime.broker import create_broker
 from scicat_schemas.runtime.consumer import ConsumerMetrics, ReliableConsumer
+from scicat_schemas.runtime.garbage import settle_heap
 from scicat_schemas.runtime.http import create_service_app
 from scicat_schemas.runtime.logging import configure_logging
 from scicat_schemas.topics import CATALOGUE_PUBLICATIONS
@@ -128,8 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE, settings.log_level)
+    app = create_app(settings)
+    settle_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.http.host,
         port=settings.http.port,
         log_config=None,
