@@ -41,12 +41,12 @@ async def catalogue(mongo_uri, database_name):
         await client.close()
 
 
-async def ingest(mongo_uri: str, database: str, *args: str):
+async def ingest(mongo_uri: str, database: str, *args: str, **env: str):
     return await asyncio.to_thread(
         CliRunner().invoke,
         app,
         ["ingest", *args, *BEAMTIME, "--mongodb", mongo_uri, "--database", database],
-        env={"INGESTOR_PID_PREFIX": "test", "COLUMNS": "250"},
+        env={"INGESTOR_PID_PREFIX": "test", "COLUMNS": "250", **env},
     )
 
 
@@ -68,6 +68,27 @@ async def test_a_beamtime_folder_becomes_one_closed_dataset_per_run_directory(
     block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": scan["pid"]})
     assert [f["path"] for f in block["dataFileList"]] == ["a.cbf", "b.cbf"]
     assert stored["test/11012345/raw"]["numberOfFiles"] == 1
+
+
+async def test_files_go_in_batches_each_one_transaction_with_their_checksums(
+    beamtime_tree, catalogue, mongo_uri, database_name
+) -> None:
+    """Events in transactions of INGESTOR_BATCH_MAX_RECORDS (here 2: a run's start and files
+    land in different ones), files read in parallel and checksummed."""
+    result = await ingest(
+        mongo_uri, database_name, str(beamtime_tree), INGESTOR_BATCH_MAX_RECORDS="2"
+    )
+
+    assert result.exit_code == 0, result.output
+    stored = await datasets(catalogue)
+    scan = stored["test/11012345/scan_001"]
+    assert (scan["numberOfFiles"], scan["size"], scan["datasetStatus"]) == (2, 300, "success")
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": scan["pid"]})
+    assert [(f["path"], f["chkAlg"]) for f in block["dataFileList"]] == [
+        ("a.cbf", "blake2b"),
+        ("b.cbf", "blake2b"),
+    ]
+    assert len({f["chk"] for f in block["dataFileList"]}) == 2
 
 
 async def test_running_again_changes_nothing_and_a_new_file_is_added(

@@ -1,10 +1,11 @@
 """`scicat-pipeline ingest PATH...`: back-fill existing files without Kafka, through the same code.
 
 The files become the same events a live producer would send, applied by the ingestor's own
-`AcquisitionHandler` on its MongoDB store (domain, checksums, NeXus metadata, beamtime
-completion, idempotency markers: all the service's rules). Settings come from the same
-`INGESTOR_*` environment variables as the service (pid prefix, group templates, mappings);
-`--mongodb` / `--database` override the store.
+batch path (`BatchIngestor.apply_in_order`) on its MongoDB store, `INGESTOR_BATCH_MAX_RECORDS`
+events per transaction, files read `INGESTOR_FILE_READ_CONCURRENCY` at a time (domain,
+checksums, NeXus metadata, beamtime completion, idempotency markers: all the service's
+rules). Settings come from the same `INGESTOR_*` environment variables as the service (pid
+prefix, group templates, mappings); `--mongodb` / `--database` override the store.
 
 Runs: every directory that directly holds files is one run. Its run id is the directory's path
 relative to the PATH argument (`raw/` given → `scan_001`, `scan_001/det1`); files directly in a
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from scicat_ingestor.adapters import event_id
+from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.handlers import AcquisitionEvent, AcquisitionHandler
 from scicat_ingestor.nexus_metadata import MappingError, load_mappings
@@ -59,7 +61,7 @@ from scicat_schemas.events import (
     RunStoppedData,
 )
 from scicat_schemas.runtime.broker import create_broker
-from scicat_schemas.runtime.consumer import Rejected
+from scicat_schemas.runtime.consumer import Deferred, Rejected
 from scicat_schemas.runtime.settings import KafkaSettings
 
 SOURCE = "/scicat-pipeline/ingest"
@@ -209,6 +211,9 @@ class _Unpublished:
     async def dataset_stored(self, dataset: Dataset) -> None:
         self.count += 1
 
+    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
+        self.count += len(datasets)
+
 
 def _print_plan(runs: list[FoundRun], settings: Settings, beamtime: str, instrument: str) -> None:
     policy = settings.policy()
@@ -258,6 +263,9 @@ async def _apply(
         policy=settings.policy(),
         files=files,
     )
+    batches = BatchIngestor(
+        handler, store, events, file_read_concurrency=settings.file_read_concurrency
+    )
     refused = 0
     try:
         async with store.connected():
@@ -268,13 +276,15 @@ async def _apply(
             ]
             with Progress(console=err) as progress:
                 task = progress.add_task("ingesting", total=len(all_events))
-                for event in all_events:
-                    try:
-                        await handler.handle_event(event)
-                    except Rejected as rejected:
-                        refused += 1
-                        err.print(f"[red]refused:[/red] {rejected.reason}")
-                    progress.advance(task)
+                for start in range(0, len(all_events), settings.batch_max_records):
+                    chunk = all_events[start : start + settings.batch_max_records]
+                    outcomes: list[Rejected | Deferred | None] = [None] * len(chunk)
+                    await batches.apply_in_order(list(enumerate(chunk)), outcomes)
+                    for outcome in outcomes:
+                        if isinstance(outcome, Rejected):
+                            refused += 1
+                            err.print(f"[red]refused:[/red] {outcome.reason}")
+                    progress.advance(task, len(chunk))
     finally:
         if broker is not None:
             await broker.stop()
