@@ -22,7 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor import datablock_parts
+from scicat_ingestor import datablock_parts, grouped_runs
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     AlreadyApplied,
@@ -34,9 +34,8 @@ from scicat_ingestor.applied_events import (
 from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
-from scicat_ingestor.measurements import MeasurementView, RunSample
+from scicat_ingestor.grouped_runs import RUN_COLLECTION
 from scicat_ingestor.recent_entries import RecentEntries
-from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_ingestor.store_values import (
     AppliedEvent,
     BeamtimeOutcome,
@@ -69,9 +68,6 @@ from scicat_schemas.runtime.settings import MongoSettings
 
 if TYPE_CHECKING:
     from scicat_ingestor.batch_store import BatchItem, BatchOutcome
-
-RUN_COLLECTION = "PipelineRun"
-"""Runs grouped into measurements: the measurement of each run and the run's own metadata."""
 
 
 class CatalogueStore(Protocol):
@@ -204,7 +200,7 @@ class MongoCatalogueStore:
                         beamtime=await self._beamtime(event.beamtime_id, session),
                         measurement=None
                         if event.run is None
-                        else await self._record_run(event.run, session),
+                        else await grouped_runs.record_run(self._db, event.run, session),
                     )
                     proposed = decide(current, context)
                     if proposed is None:
@@ -286,37 +282,7 @@ class MongoCatalogueStore:
         return BeamtimeOutcome(datasets, changed=changed, already_applied=False)
 
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
-        doc = await self._db[RUN_COLLECTION].find_one({"_id": _run_key(beamtime_id, run_id)})
-        return None if doc is None else str(doc["measurement"])
-
-    async def _record_run(self, run: GroupedRun, session: AsyncClientSession) -> MeasurementView:
-        """Merge the event's metadata into its run; the measurement's runs, in start order."""
-        runs = self._db[RUN_COLLECTION]
-        key = _run_key(run.beamtime_id, run.run_id)
-        stored = await runs.find_one({"_id": key}, session=session) or {}
-        doc = {
-            "beamtimeId": run.beamtime_id,
-            "runId": run.run_id,
-            "measurement": stored.get("measurement", run.measurement),
-            "metadata": merge_scientific_metadata(stored.get("metadata", {}), run.metadata),
-            "startedAt": stored.get("startedAt") or run.started_at,
-        }
-        await runs.replace_one({"_id": key}, doc, upsert=True, session=session)
-        cursor = runs.find(
-            {"beamtimeId": run.beamtime_id, "measurement": doc["measurement"]}, session=session
-        )
-        members = sorted(
-            [member async for member in cursor],
-            key=lambda member: (
-                member.get("startedAt") is None,
-                member.get("startedAt"),
-                member["runId"],
-            ),
-        )
-        return MeasurementView(
-            measurement_id=doc["measurement"],
-            runs=[RunSample(member["runId"], member.get("metadata", {})) for member in members],
-        )
+        return await grouped_runs.measurement_of(self._db, beamtime_id, run_id)
 
     async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
         cursor = self._db[DATASET_COLLECTION].find(
@@ -402,10 +368,6 @@ class MongoCatalogueStore:
                     datablock_parts.operations(upserts, deletes), session=session
                 )
         return stored
-
-
-def _run_key(beamtime_id: str, run_id: str) -> str:
-    return f"{beamtime_id}\x1f{run_id}"
 
 
 __all__ = [
