@@ -13,6 +13,7 @@ from bluesky_kafka import Publisher
 from prometheus_client import CollectorRegistry
 from streaming_data_types import serialise_wrdn
 
+from scicat_ingestor.adapters import bluesky as bluesky_adapter
 from scicat_ingestor.native import MemoryBlueskyRuns, NativeHandlers, NativeMetrics, NativeTopics
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.runtime.consumer import Rejected
@@ -195,6 +196,41 @@ async def test_bluesky_documents_after_the_start_use_the_remembered_run(native, 
     assert {e.data.instrument for _, e in applied} == {"P21"}
     assert count(native, "bluesky", "ignored") == 1
     assert set(native.runs.runs) == {run.start_doc["uid"], other.start_doc["uid"]}
+
+
+async def test_a_run_started_elsewhere_is_looked_up_once_then_known(applied) -> None:
+    """A run started before a restart (or on another replica) is recalled from the store once;
+    its later documents, and those of runs started here, need no lookup."""
+    run = event_model.compose_run(metadata={"beamtime_id": "11012345"})
+    here = event_model.compose_run(metadata={"beamtime_id": "11012346"})
+    store = CountingRuns()
+    await store.remember(bluesky_adapter.run_of_start(run.start_doc, topic=BLUESKY))
+
+    async def apply(entries, outcomes) -> None:
+        applied.extend(entries)
+
+    native = NativeHandlers(apply=apply, runs=store, metrics=NativeMetrics(CollectorRegistry()))
+    handle = native.batch_handler(NativeTopics())
+    resource = run.compose_resource(
+        spec="AD_HDF5", root="/data", resource_path="a.h5", resource_kwargs={}
+    )
+    await handle([record(BLUESKY, SERIALISE(("resource", resource.resource_doc)))])
+    await handle([record(BLUESKY, SERIALISE(("stop", run.compose_stop())))])
+    await handle([record(BLUESKY, SERIALISE(("start", here.start_doc)))])
+    await handle([record(BLUESKY, SERIALISE(("stop", here.compose_stop())))])
+
+    assert store.recalled == [run.start_doc["uid"]]
+    assert [e.type for _, e in applied][-3:] == ["run.stopped", "run.started", "run.stopped"]
+
+
+class CountingRuns(MemoryBlueskyRuns):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recalled: list[str] = []
+
+    async def recall(self, uid):
+        self.recalled.append(uid)
+        return await super().recall(uid)
 
 
 async def test_foreign_messages_are_counted_and_skipped(native, handle, applied):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -173,6 +174,29 @@ class NativeMetrics:
 
 
 Outcomes = list[Rejected | Deferred | None]
+
+
+@dataclass
+class KnownRuns:
+    """The bluesky runs seen lately, so a run's later documents need no MongoDB lookup: a run's
+    context comes from its start document and never changes. Bounded, oldest out."""
+
+    size: int = 1024
+    _runs: OrderedDict[str, bluesky.BlueskyRun] = field(default_factory=OrderedDict)
+
+    def get(self, uid: str) -> bluesky.BlueskyRun | None:
+        run = self._runs.get(uid)
+        if run is not None:
+            self._runs.move_to_end(uid)
+        return run
+
+    def remember(self, run: bluesky.BlueskyRun) -> None:
+        self._runs[run.uid] = run
+        self._runs.move_to_end(run.uid)
+        while len(self._runs) > self.size:
+            self._runs.popitem(last=False)
+
+
 ApplyEvents = Callable[[Sequence[tuple[int, AcquisitionEvent]], Outcomes], Awaitable[None]]
 """Applies events in order, each paired with its record's position; sets rejected records'
 outcomes (`BatchIngestor.apply_in_order`)."""
@@ -186,6 +210,7 @@ class NativeHandlers:
     runs: BlueskyRuns
     metrics: NativeMetrics
     size_of: Callable[[str], int | None] = file_size
+    _known_runs: KnownRuns = field(default_factory=lambda: KnownRuns())
 
     def subscribe(
         self,
@@ -230,14 +255,13 @@ class NativeHandlers:
             outcomes: Outcomes = [None] * len(records)
             entries: list[tuple[int, AcquisitionEvent]] = []
             converted: dict[int, str] = {}
-            started: dict[str, bluesky.BlueskyRun] = {}
             for position, record in enumerate(records):
                 producer = producer_of(record.topic)
                 if producer is None:
                     self.metrics.messages.labels("unknown", "not-this-kind").inc()
                     continue
                 try:
-                    events = await self._events_of(producer, record, started)
+                    events = await self._events_of(producer, record)
                 except Rejected as rejected:
                     outcomes[position] = rejected
                     continue
@@ -256,13 +280,8 @@ class NativeHandlers:
         self,
         producer: str,
         record: ConsumerRecord[Any, Any],
-        started: dict[str, bluesky.BlueskyRun],
     ) -> list[AcquisitionEvent]:
-        """The record's events; none when it is skipped (counted here) or rejected (raised).
-
-        `started`: the bluesky runs started earlier in the batch, so their later documents need
-        no lookup.
-        """
+        """The record's events; none when it is skipped (counted here) or rejected (raised)."""
         with _refusals(producer, self.metrics):
             events: list[AcquisitionEvent]
             if producer == "wrdn":
@@ -274,15 +293,13 @@ class NativeHandlers:
             elif producer == "asapo":
                 events = [asapo.from_asapo(record.value)]
             else:
-                events = await self._bluesky_events(record, started)
+                events = await self._bluesky_events(record)
             if not events:
                 self.metrics.messages.labels(producer, "ignored").inc()
             return events
         return []
 
-    async def _bluesky_events(
-        self, record: ConsumerRecord[Any, Any], started: dict[str, bluesky.BlueskyRun]
-    ) -> list[AcquisitionEvent]:
+    async def _bluesky_events(self, record: ConsumerRecord[Any, Any]) -> list[AcquisitionEvent]:
         name, doc = bluesky.decode_document(record.value)
         uid = bluesky.run_uid_of(name, doc)
         if uid is None:
@@ -290,10 +307,12 @@ class NativeHandlers:
         if name == "start":
             start = bluesky.run_of_start(doc, topic=record.topic)
             await self.runs.remember(start)
-            started[uid] = start
+            self._known_runs.remember(start)
             run: bluesky.BlueskyRun | None = start
         else:
-            run = started.get(uid) or await self.runs.recall(uid)
+            run = self._known_runs.get(uid) or await self.runs.recall(uid)
+            if run is not None:
+                self._known_runs.remember(run)
         return list(
             bluesky.events_of(
                 name, doc, topic=record.topic, run=run, received_at=_received_at(record)
