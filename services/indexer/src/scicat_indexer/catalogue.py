@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from scicat_indexer.domain import CatalogueContext
+from scicat_indexer.domain import MAX_INDEXED_FILES, CatalogueContext
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
@@ -69,14 +69,7 @@ class MongoCatalogue:
 
     async def contexts(self, datasets: Sequence[Dataset]) -> dict[str, CatalogueContext]:
         """Files and proposals (with their parents) of each dataset, by pid."""
-        pids = [d.pid for d in datasets]
-        files: dict[str, list[str]] = {}
-        cursor = self._db[ORIG_DATABLOCK_COLLECTION].find(
-            {"datasetId": {"$in": pids}}, {"datasetId": 1, "dataFileList.path": 1}
-        )
-        async for block in cursor:
-            paths = [f.get("path") for f in block.get("dataFileList", []) if f.get("path")]
-            files.setdefault(block["datasetId"], []).extend(paths)
+        files = await self._file_paths(datasets)
         proposals = await self._proposals({i for d in datasets for i in d.proposalIds})
         parents = await self._proposals(
             {p["parentProposalId"] for p in proposals.values() if p.get("parentProposalId")}
@@ -93,6 +86,36 @@ class MongoCatalogue:
                 files=tuple(files.get(dataset.pid, ())), proposals=tuple(unique.values())
             )
         return result
+
+    async def _file_paths(self, datasets: Sequence[Dataset]) -> dict[str, list[str]]:
+        """The first `MAX_INDEXED_FILES` paths of each dataset, in file-list order, reading no
+        more of a long list than that: the ingestor stores it in parts (`pipelinePart` 0, 1...,
+        each as long as part 0 but the last), so part 0 (and any datablock not the ingestor's)
+        is read first, and later parts only while a dataset has fewer paths than it can have
+        indexed. A run of 100,000 files is 100 parts; one is read."""
+        blocks = self._db[ORIG_DATABLOCK_COLLECTION]
+        projection = {"datasetId": 1, "pipelinePart": 1, "dataFileList.path": 1}
+        files: dict[str, list[str]] = {}
+        first = blocks.find(
+            {"datasetId": {"$in": [d.pid for d in datasets]}, "pipelinePart": {"$in": [0, None]}},
+            projection,
+        )
+        async for block in first:
+            files.setdefault(block["datasetId"], []).extend(_paths(block))
+        short = {
+            d.pid: len(files.get(d.pid, ()))
+            for d in datasets
+            if 0 < len(files.get(d.pid, ())) < min(d.numberOfFiles, MAX_INDEXED_FILES)
+        }
+        if short:
+            parts = max(-(-MAX_INDEXED_FILES // length) for length in short.values())
+            later = blocks.find(
+                {"datasetId": {"$in": list(short)}, "pipelinePart": {"$gte": 1, "$lt": parts}},
+                projection,
+            ).sort("pipelinePart", 1)
+            async for block in later:
+                files[block["datasetId"]].extend(_paths(block))
+        return files
 
     async def proposals(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
         """Proposal documents by proposalId (PaNOSC Documents)."""
@@ -131,3 +154,7 @@ class MongoCatalogue:
     async def dataset_documents_by_pid(self, pids: list[str]) -> list[dict[str, Any]]:
         cursor = self._db[DATASET_COLLECTION].find({"pid": {"$in": pids}})
         return [{k: v for k, v in doc.items() if k != "_id"} async for doc in cursor]
+
+
+def _paths(block: Mapping[str, Any]) -> list[str]:
+    return [f["path"] for f in block.get("dataFileList", []) if f.get("path")]

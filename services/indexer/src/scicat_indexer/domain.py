@@ -241,7 +241,7 @@ def indexed_dataset(dataset: Dataset, context: CatalogueContext | None = None) -
         revision=dataset.pipelineRevision,
         source=source,
         metadata_truncated=flattened.truncated,
-        files_truncated=len(context.files) > MAX_INDEXED_FILES,
+        files_truncated=max(dataset.numberOfFiles, len(context.files)) > MAX_INDEXED_FILES,
     )
 
 
