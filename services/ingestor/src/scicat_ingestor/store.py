@@ -22,16 +22,16 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor import datablock_parts, grouped_runs
+from scicat_ingestor import datablock_parts, grouped_runs, stored_proposals
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     AlreadyApplied,
+    applied_among,
     earlier_markers_may_exist,
     ensure_marker_indexes,
     marker_document,
     record_applied,
 )
-from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.grouped_runs import RUN_COLLECTION
@@ -53,18 +53,19 @@ from scicat_ingestor.stored_documents import (
 from scicat_ingestor.stored_documents import (
     dataset_doc,
     dataset_from,
-    proposal_from,
     revision_match,
 )
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
     PROPOSAL_COLLECTION,
-    PROPOSAL_TYPE_BEAMTIME,
     Dataset,
     Proposal,
 )
 from scicat_schemas.runtime.settings import MongoSettings
+
+BEAMTIME_DATASETS_PER_TRANSACTION = 100
+"""Datasets completed per transaction by a `beamtime.updated` (see `apply_beamtime`)."""
 
 if TYPE_CHECKING:
     from scicat_ingestor.batch_store import BatchItem, BatchOutcome
@@ -165,9 +166,15 @@ class MongoCatalogueStore:
         return entry
 
     async def _load(
-        self, pid: str, *, session: AsyncClientSession | None, latest: bool = True
+        self,
+        pid: str,
+        *,
+        session: AsyncClientSession | None,
+        latest: bool = True,
+        files: bool = True,
     ) -> tuple[CatalogueEntry | None, StoredParts | None]:
-        """`load`, and how the file list is stored (which `_write` needs)."""
+        """`load`, and how the file list is stored (which `_write` needs); `files=False`: the
+        dataset alone (datablock `None`), for changes that leave the file list alone."""
         datasets = self._db[DATASET_COLLECTION]
         # One query per index, not an `$or` (which SecantusDB answers by scanning the collection).
         dataset_doc = await datasets.find_one({"pid": pid}, session=session)
@@ -179,6 +186,8 @@ class MongoCatalogueStore:
                 dataset_doc = newest
         if dataset_doc is None:
             return None, None
+        if not files:
+            return CatalogueEntry(dataset=dataset_from(dataset_doc)), None
         found = self._db[ORIG_DATABLOCK_COLLECTION].find(
             {"datasetId": dataset_doc["pid"]}, session=session
         )
@@ -197,7 +206,9 @@ class MongoCatalogueStore:
                     await self._record_applied(event, session)
                     current, parts = await self._load(event.pid, session=session)
                     context = StoredContext(
-                        beamtime=await self._beamtime(event.beamtime_id, session),
+                        beamtime=await stored_proposals.beamtime_facts(
+                            self._db, event.beamtime_id, session
+                        ),
                         measurement=None
                         if event.run is None
                         else await grouped_runs.record_run(self._db, event.run, session),
@@ -245,41 +256,70 @@ class MongoCatalogueStore:
     async def apply_beamtime(
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
     ) -> BeamtimeOutcome:
-        """One transaction: marker, both proposals (written only when changed), every dataset.
+        """Both proposals (written only when changed), then the beamtime's datasets,
+        `BEAMTIME_DATASETS_PER_TRANSACTION` per transaction, then the marker.
 
-        A beamtime with very many datasets makes one large transaction; MongoDB's limits
-        (16 MB of changes per transaction by default) allow tens of thousands of datasets.
+        Not one transaction: a beamtime of thousands of datasets would outlast MongoDB's
+        transaction lifetime (60 s by default) and be retried for ever. Each step is idempotent
+        (a proposal or dataset already completed is not written again), and the marker comes
+        last, so an interrupted update is redone from the start and finishes. The datasets are
+        loaded without their file lists, which completing never changes; when their groups
+        change, every datablock of the dataset is given them in place (`update_many`).
         """
         if self._client is None:
             raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
         parent, child = proposals
+        datasets: list[Dataset] = []
+        changed = False
         async with self._client.start_session() as session:
+            if await applied_among(self._db, [event.identity], session):
+                return await self._beamtime_already_applied(child.proposalId)
+            async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
+                await stored_proposals.save_proposals(self._db, parent, child, session)
+            pids = await stored_proposals.pids_of_beamtime(self._db, child.proposalId, session)
+            for start in range(0, len(pids), BEAMTIME_DATASETS_PER_TRANSACTION):
+                chunk = pids[start : start + BEAMTIME_DATASETS_PER_TRANSACTION]
+                async with await session.start_transaction(
+                    write_concern=WriteConcern(w="majority")
+                ):
+                    completed = [await self._complete(pid, complete, session) for pid in chunk]
+                datasets += [dataset for dataset, _ in completed if dataset is not None]
+                changed = changed or any(wrote for _, wrote in completed)
             try:
                 async with await session.start_transaction(
                     write_concern=WriteConcern(w="majority")
                 ):
                     await self._record_applied(event, session)
-                    stored_parent = await self._proposal(parent.proposalId, session)
-                    await self._save_proposal(merged_parent(stored_parent, parent), session)
-                    await self._save_proposal(child, session)
-                    datasets: list[Dataset] = []
-                    changed = False
-                    for pid in await self._pids_of_beamtime(child.proposalId, session):
-                        current, parts = await self._load(pid, session=session, latest=False)
-                        if current is None:
-                            continue
-                        completed = complete(current)
-                        if completed is None:
-                            datasets.append(current.dataset)
-                        else:
-                            datasets.append(await self._write(current, parts, completed, session))
-                            changed = True
             except AlreadyApplied:
-                pids = await self._pids_of_beamtime(child.proposalId, None)
-                entries = [await self.load(pid, latest=False) for pid in pids]
-                stored = [entry.dataset for entry in entries if entry is not None]
-                return BeamtimeOutcome(stored, changed=False, already_applied=True)
+                return await self._beamtime_already_applied(child.proposalId)
         return BeamtimeOutcome(datasets, changed=changed, already_applied=False)
+
+    async def _complete(
+        self, pid: str, complete: Complete, session: AsyncClientSession
+    ) -> tuple[Dataset | None, bool]:
+        """One dataset of a beamtime completed: the dataset as stored, and whether it changed."""
+        current, _ = await self._load(pid, session=session, latest=False, files=False)
+        if current is None:
+            return None, False
+        completed = complete(current)
+        if completed is None:
+            return current.dataset, False
+        stored = await self._write(current, None, completed, session)
+        groups = {"ownerGroup": stored.ownerGroup, "accessGroups": stored.accessGroups}
+        if (stored.ownerGroup, stored.accessGroups) != (
+            current.dataset.ownerGroup,
+            current.dataset.accessGroups,
+        ):
+            await self._db[ORIG_DATABLOCK_COLLECTION].update_many(
+                {"datasetId": pid}, {"$set": groups}, session=session
+            )
+        return stored, True
+
+    async def _beamtime_already_applied(self, beamtime_id: str) -> BeamtimeOutcome:
+        pids = await stored_proposals.pids_of_beamtime(self._db, beamtime_id, None)
+        entries = [await self.load(pid, latest=False) for pid in pids]
+        stored = [entry.dataset for entry in entries if entry is not None]
+        return BeamtimeOutcome(stored, changed=False, already_applied=True)
 
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
         return await grouped_runs.measurement_of(self._db, beamtime_id, run_id)
@@ -290,38 +330,6 @@ class MongoCatalogueStore:
             projection={"pid": True, "pipelineRevision": True},
         )
         return [(doc["pid"], int(doc.get("pipelineRevision") or 0)) async for doc in cursor]
-
-    async def _pids_of_beamtime(
-        self, beamtime_id: str, session: AsyncClientSession | None
-    ) -> list[str]:
-        cursor = self._db[DATASET_COLLECTION].find(
-            {"proposalIds": beamtime_id}, projection={"pid": True}, session=session
-        )
-        return sorted([doc["pid"] async for doc in cursor])
-
-    async def _beamtime(
-        self, beamtime_id: str | None, session: AsyncClientSession
-    ) -> BeamtimeFacts | None:
-        if beamtime_id is None:
-            return None
-        proposal = await self._proposal(beamtime_id, session)
-        if proposal is None or proposal.type != PROPOSAL_TYPE_BEAMTIME:
-            return None
-        return BeamtimeFacts.from_proposal(proposal)
-
-    async def _proposal(self, proposal_id: str, session: AsyncClientSession) -> Proposal | None:
-        doc = await self._db[PROPOSAL_COLLECTION].find_one({"_id": proposal_id}, session=session)
-        return None if doc is None else proposal_from(doc)
-
-    async def _save_proposal(self, proposal: Proposal, session: AsyncClientSession) -> None:
-        """Write `proposal` unless the stored one is the same (a repeat writes nothing)."""
-        stored = await self._proposal(proposal.proposalId, session)
-        if stored is not None and stored.model_dump() == proposal.model_dump():
-            return
-        doc = {"_id": proposal.proposalId, **proposal.model_dump(mode="python")}
-        await self._db[PROPOSAL_COLLECTION].replace_one(
-            {"_id": proposal.proposalId}, doc, upsert=True, session=session
-        )
 
     async def _record_applied(self, event: AppliedEvent, session: AsyncClientSession) -> None:
         marker = marker_document(

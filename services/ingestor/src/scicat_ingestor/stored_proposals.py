@@ -1,0 +1,68 @@
+"""Proposals and beamtimes in MongoDB: read, written only when changed, and their datasets.
+
+Shared by the store's per-event path (a run's beamtime) and `beamtime.updated`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
+from scicat_ingestor.stored_documents import proposal_from
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    PROPOSAL_COLLECTION,
+    PROPOSAL_TYPE_BEAMTIME,
+    Proposal,
+)
+
+Db = AsyncDatabase[dict[str, Any]]
+
+
+async def proposal(db: Db, proposal_id: str, session: AsyncClientSession) -> Proposal | None:
+    doc = await db[PROPOSAL_COLLECTION].find_one({"_id": proposal_id}, session=session)
+    return None if doc is None else proposal_from(doc)
+
+
+async def save_proposal(db: Db, new: Proposal, session: AsyncClientSession) -> None:
+    """Write `new` unless the stored one is the same (a repeat writes nothing)."""
+    stored = await proposal(db, new.proposalId, session)
+    if stored is not None and stored.model_dump() == new.model_dump():
+        return
+    doc = {"_id": new.proposalId, **new.model_dump(mode="python")}
+    await db[PROPOSAL_COLLECTION].replace_one(
+        {"_id": new.proposalId}, doc, upsert=True, session=session
+    )
+
+
+async def save_proposals(
+    db: Db, parent: Proposal, child: Proposal, session: AsyncClientSession
+) -> None:
+    """A DOOR proposal (merged into the stored one: `merged_parent`) and its beamtime."""
+    stored_parent = await proposal(db, parent.proposalId, session)
+    await save_proposal(db, merged_parent(stored_parent, parent), session)
+    await save_proposal(db, child, session)
+
+
+async def beamtime_facts(
+    db: Db, beamtime_id: str | None, session: AsyncClientSession
+) -> BeamtimeFacts | None:
+    """What the stored beamtime gives its datasets, or None when it is not known (yet)."""
+    if beamtime_id is None:
+        return None
+    stored = await proposal(db, beamtime_id, session)
+    if stored is None or stored.type != PROPOSAL_TYPE_BEAMTIME:
+        return None
+    return BeamtimeFacts.from_proposal(stored)
+
+
+async def pids_of_beamtime(
+    db: Db, beamtime_id: str, session: AsyncClientSession | None
+) -> list[str]:
+    cursor = db[DATASET_COLLECTION].find(
+        {"proposalIds": beamtime_id}, projection={"pid": True}, session=session
+    )
+    return sorted([doc["pid"] async for doc in cursor])
