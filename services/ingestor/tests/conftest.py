@@ -14,9 +14,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scicat_ingestor.app import create_app
+from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.domain import IngestPolicy
+from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.settings import Settings
 from scicat_pipeline.testing import wait_for
+from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.events import (
     BeamtimeUpdated,
     BeamtimeUpdatedData,
@@ -34,6 +37,7 @@ from scicat_schemas.runtime.settings import KafkaSettings, MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS
 
 T0 = datetime(2024, 5, 14, 9, 30, tzinfo=UTC)
+INGESTED_AT = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
 
 class Acquisitions:
@@ -174,3 +178,42 @@ async def ingestor(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             yield client
+
+
+class NothingPublished:
+    """`DatasetEvents` and `BatchEvents` that drop what they get, for tests of the store."""
+
+    async def dataset_stored(self, dataset: Any) -> None:
+        pass
+
+    async def datasets_stored(self, datasets: Any) -> None:
+        pass
+
+
+def batch_ingesting(store: Any, policy: IngestPolicy) -> Any:
+    """`handle_batch` of a `BatchIngestor` on `store`, given record values (on
+    `acquisition.events`) or `(topic, value)` pairs, numbered in order."""
+    handler = AcquisitionHandler(
+        store=store, events=NothingPublished(), policy=policy, clock=lambda: INGESTED_AT
+    )
+    batcher = BatchIngestor(handler, store, NothingPublished())
+
+    async def ingesting(*values: bytes | tuple[str, bytes]) -> list[Any]:
+        records = [
+            consumer_record(*(v if isinstance(v, tuple) else (ACQUISITION_EVENTS, v)), offset=n)
+            for n, v in enumerate(values)
+        ]
+        return await batcher.handle_batch(records)
+
+    return ingesting
+
+
+@pytest.fixture
+def batch_ingest_into(policy: IngestPolicy) -> Any:
+    """`batch_ingesting` with the test policy: `batch_ingest_into(store)(*values)`."""
+    return lambda store: batch_ingesting(store, policy)
+
+
+@pytest.fixture
+def nothing_published() -> NothingPublished:
+    return NothingPublished()

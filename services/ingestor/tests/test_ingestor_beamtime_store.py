@@ -5,29 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from scicat_ingestor import store as store_module
-from scicat_ingestor.batch import BatchIngestor
-from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import APPLIED_EVENT_COLLECTION, MongoCatalogueStore
-from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 RUNS = 7
-
-
-class Published:
-    async def dataset_stored(self, dataset: Any) -> None:
-        pass
-
-    async def datasets_stored(self, datasets: Any) -> None:
-        pass
 
 
 @pytest.fixture
@@ -39,16 +27,8 @@ async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalo
 
 
 @pytest.fixture
-def ingest(store, policy):
-    handler = AcquisitionHandler(store=store, events=Published(), policy=policy, clock=lambda: NOW)
-    batcher = BatchIngestor(handler, store, Published())
-
-    async def ingesting(*values: tuple[str, bytes]) -> list:
-        return await batcher.handle_batch(
-            [consumer_record(topic, value, offset=n) for n, (topic, value) in enumerate(values)]
-        )
-
-    return ingesting
+def ingest(store, batch_ingest_into):
+    return batch_ingest_into(store)
 
 
 async def test_a_beamtime_of_many_datasets_is_completed_in_several_transactions(

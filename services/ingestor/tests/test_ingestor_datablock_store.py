@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from scicat_ingestor import datablock_parts
-from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_pipeline.testing.records import consumer_record
@@ -19,14 +17,6 @@ from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 MAX_FILES = 3
-
-
-class Published:
-    async def dataset_stored(self, dataset: Any) -> None:
-        pass
-
-    async def datasets_stored(self, datasets: Any) -> None:
-        pass
 
 
 @pytest.fixture
@@ -43,23 +33,9 @@ async def store(open_store) -> AsyncIterator[MongoCatalogueStore]:
         yield opened
 
 
-def ingesting_into(store: MongoCatalogueStore, policy):
-    handler = AcquisitionHandler(store=store, events=Published(), policy=policy, clock=lambda: NOW)
-    batcher = BatchIngestor(handler, store, Published())
-
-    async def ingesting(*values: bytes | tuple[str, bytes]) -> list:
-        records = [
-            consumer_record(*(v if isinstance(v, tuple) else (ACQUISITION_EVENTS, v)), offset=n)
-            for n, v in enumerate(values)
-        ]
-        return await batcher.handle_batch(records)
-
-    return ingesting
-
-
 @pytest.fixture
-def ingest(store, policy):
-    return ingesting_into(store, policy)
+def ingest(store, batch_ingest_into):
+    return batch_ingest_into(store)
 
 
 async def parts(catalogue, pid: str) -> list[dict]:
@@ -105,7 +81,7 @@ async def test_the_store_loads_the_parts_as_one_list(store, ingest, acquisitions
 
 
 async def test_a_single_datablock_of_an_earlier_version_is_split_at_the_next_change(
-    ingest, open_store, policy, catalogue, acquisitions
+    ingest, open_store, batch_ingest_into, catalogue, acquisitions
 ) -> None:
     pid = acquisitions.pid()
     await ingest(*files(acquisitions, *"abcde"))
@@ -123,7 +99,7 @@ async def test_a_single_datablock_of_an_earlier_version_is_split_at_the_next_cha
     await catalogue[ORIG_DATABLOCK_COLLECTION].insert_one(legacy)
 
     async with open_store() as upgraded:
-        assert await ingesting_into(upgraded, policy)(*files(acquisitions, "f")) == [None]
+        assert await batch_ingest_into(upgraded)(*files(acquisitions, "f")) == [None]
 
     stored = await parts(catalogue, pid)
     assert [len(p["dataFileList"]) for p in stored] == [3, 3]
@@ -131,12 +107,14 @@ async def test_a_single_datablock_of_an_earlier_version_is_split_at_the_next_cha
 
 
 async def test_the_per_event_path_appends_to_the_last_part(
-    store, policy, ingest, catalogue, acquisitions
+    store, policy, nothing_published, ingest, catalogue, acquisitions
 ) -> None:
     pid = acquisitions.pid()
     await ingest(*files(acquisitions, *"abcdefg"))
     first = await parts(catalogue, pid)
-    handler = AcquisitionHandler(store=store, events=Published(), policy=policy, clock=lambda: NOW)
+    handler = AcquisitionHandler(
+        store=store, events=nothing_published, policy=policy, clock=lambda: NOW
+    )
 
     [value] = files(acquisitions, "h")
     await handler.handle(consumer_record(ACQUISITION_EVENTS, value, offset=9))
