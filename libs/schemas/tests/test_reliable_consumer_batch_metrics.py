@@ -10,7 +10,13 @@ from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from scicat_pipeline.testing.records import BatchMessage, SeekingConsumer, consumer_record
-from scicat_schemas.runtime.consumer import ConsumerMetrics, Rejected, ReliableConsumer
+from scicat_schemas.runtime.consumer import (
+    DEFERRED,
+    ConsumerMetrics,
+    Deferred,
+    Rejected,
+    ReliableConsumer,
+)
 from scicat_schemas.runtime.settings import KafkaSettings
 
 BATCH = (
@@ -83,3 +89,18 @@ async def test_after_a_batch_the_lag_of_each_partition_is_what_follows_its_last_
     lag = "scicat_consumer_lag_messages"
     assert _value(registry, lag, topic="acquisition.events", partition="0") == 7
     assert _value(registry, lag, topic="proposals.events", partition="0") == 0
+
+
+async def test_a_batch_deferred_whole_backs_off_as_a_failure_would() -> None:
+    """A handler that hands every record back makes no progress: rather than read the same batch
+    again at once, the consumer backs off and counts it."""
+
+    async def defer_all(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Deferred]:
+        return [DEFERRED] * len(records)
+
+    registry = CollectorRegistry()
+    consumer = SeekingConsumer()
+    await _consumer(registry).process_batch(BatchMessage(BATCH, consumer), defer_all)  # type: ignore[arg-type]
+
+    assert _value(registry, "scicat_transient_failures_total", topic="acquisition.events") == 1
+    assert _value(registry, "scicat_messages_deferred_total", topic="acquisition.events") == 0

@@ -163,6 +163,8 @@ class ReliableConsumer:
                     for record, outcome in zip(records, outcomes, strict=True)
                     if not _handed_back(record, again)
                 ]
+                if not done:
+                    raise RuntimeError("the batch handler deferred every record: no progress")
                 for record, outcome in done:
                     if isinstance(outcome, Rejected):
                         await self.dead_letter(record, outcome.reason, outcome.error_type)
