@@ -28,7 +28,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from scicat_ingestor import datablock_parts
+from scicat_ingestor import datablock_parts, stored_proposals
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     applied_among,
@@ -48,14 +48,11 @@ from scicat_ingestor.stored_documents import (
     CorruptStoredDocument,
     dataset_doc,
     dataset_from,
-    proposal_from,
     revision_match,
 )
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     ORIG_DATABLOCK_COLLECTION,
-    PROPOSAL_COLLECTION,
-    PROPOSAL_TYPE_BEAMTIME,
     Dataset,
 )
 
@@ -127,8 +124,8 @@ async def _apply(
     )
     base_pids = sorted({item.event.pid for item in items})
     state, layouts = await _load_latest(db, session, base_pids, max_files, recent)
-    beamtimes = await _load_beamtimes(
-        db, session, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id})
+    beamtimes = await stored_proposals.beamtimes_facts(
+        db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
     )
     outcomes: list[ItemOutcome] = []
     markers: dict[str, list[AppliedEvent]] = {}
@@ -264,23 +261,6 @@ def _version(doc: dict[str, Any]) -> int:
     """MongoDB sorts a missing `pipelineVersion` below every number; so does this."""
     value = doc.get("pipelineVersion")
     return -1 if value is None else int(value)
-
-
-async def _load_beamtimes(
-    db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, beamtime_ids: list[str]
-) -> dict[str, BeamtimeFacts | CorruptStoredDocument]:
-    if not beamtime_ids:
-        return {}
-    facts: dict[str, BeamtimeFacts | CorruptStoredDocument] = {}
-    async for doc in db[PROPOSAL_COLLECTION].find({"_id": {"$in": beamtime_ids}}, session=session):
-        try:
-            proposal = proposal_from(doc)
-        except CorruptStoredDocument as error:
-            facts[doc["_id"]] = error
-            continue
-        if proposal.type == PROPOSAL_TYPE_BEAMTIME:
-            facts[doc["_id"]] = BeamtimeFacts.from_proposal(proposal)
-    return facts
 
 
 async def _insert_markers(

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import ConsumerRecord
+from cachetools import LRUCache
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field, ValidationError
 from pymongo import AsyncMongoClient
@@ -54,6 +54,10 @@ from scicat_schemas.runtime.consumer import (
 from scicat_schemas.runtime.settings import MongoSettings
 
 log = structlog.get_logger("scicat.ingestor.native")
+
+KNOWN_RUNS = 1024
+"""Bluesky runs kept in memory, so a run's later documents need no MongoDB lookup: a run's
+context comes from its start document and never changes."""
 
 BLUESKY_RUN_COLLECTION = "PipelineBlueskyRun"
 """Start-document context of each bluesky run, so a restart mid-run loses nothing."""
@@ -176,27 +180,6 @@ class NativeMetrics:
 Outcomes = list[Rejected | Deferred | None]
 
 
-@dataclass
-class KnownRuns:
-    """The bluesky runs seen lately, so a run's later documents need no MongoDB lookup: a run's
-    context comes from its start document and never changes. Bounded, oldest out."""
-
-    size: int = 1024
-    _runs: OrderedDict[str, bluesky.BlueskyRun] = field(default_factory=OrderedDict)
-
-    def get(self, uid: str) -> bluesky.BlueskyRun | None:
-        run = self._runs.get(uid)
-        if run is not None:
-            self._runs.move_to_end(uid)
-        return run
-
-    def remember(self, run: bluesky.BlueskyRun) -> None:
-        self._runs[run.uid] = run
-        self._runs.move_to_end(run.uid)
-        while len(self._runs) > self.size:
-            self._runs.popitem(last=False)
-
-
 ApplyEvents = Callable[[Sequence[tuple[int, AcquisitionEvent]], Outcomes], Awaitable[None]]
 """Applies events in order, each paired with its record's position; sets rejected records'
 outcomes (`BatchIngestor.apply_in_order`)."""
@@ -210,7 +193,9 @@ class NativeHandlers:
     runs: BlueskyRuns
     metrics: NativeMetrics
     size_of: Callable[[str], int | None] = file_size
-    _known_runs: KnownRuns = field(default_factory=lambda: KnownRuns())
+    _known_runs: LRUCache[str, bluesky.BlueskyRun] = field(
+        default_factory=lambda: LRUCache(maxsize=KNOWN_RUNS)
+    )
 
     def subscribe(
         self,
@@ -307,12 +292,12 @@ class NativeHandlers:
         if name == "start":
             start = bluesky.run_of_start(doc, topic=record.topic)
             await self.runs.remember(start)
-            self._known_runs.remember(start)
+            self._known_runs[uid] = start
             run: bluesky.BlueskyRun | None = start
         else:
             run = self._known_runs.get(uid) or await self.runs.recall(uid)
             if run is not None:
-                self._known_runs.remember(run)
+                self._known_runs[uid] = run
         return list(
             bluesky.events_of(
                 name, doc, topic=record.topic, run=run, received_at=_received_at(record)

@@ -11,7 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scicat_ingestor.beamtimes import BeamtimeFacts, merged_parent
-from scicat_ingestor.stored_documents import proposal_from
+from scicat_ingestor.stored_documents import CorruptStoredDocument, proposal_from
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
     PROPOSAL_COLLECTION,
@@ -53,7 +53,29 @@ async def beamtime_facts(
     """What the stored beamtime gives its datasets, or None when it is not known (yet)."""
     if beamtime_id is None:
         return None
-    stored = await proposal(db, beamtime_id, session)
+    return _facts(await proposal(db, beamtime_id, session))
+
+
+async def beamtimes_facts(
+    db: Db, beamtime_ids: list[str], session: AsyncClientSession
+) -> dict[str, BeamtimeFacts | CorruptStoredDocument]:
+    """`beamtime_facts` of many in one query; a damaged one is its `CorruptStoredDocument`, so it
+    spoils only its own datasets' events."""
+    if not beamtime_ids:
+        return {}
+    facts: dict[str, BeamtimeFacts | CorruptStoredDocument] = {}
+    async for doc in db[PROPOSAL_COLLECTION].find({"_id": {"$in": beamtime_ids}}, session=session):
+        try:
+            known = _facts(proposal_from(doc))
+        except CorruptStoredDocument as error:
+            facts[doc["_id"]] = error
+            continue
+        if known is not None:
+            facts[doc["_id"]] = known
+    return facts
+
+
+def _facts(stored: Proposal | None) -> BeamtimeFacts | None:
     if stored is None or stored.type != PROPOSAL_TYPE_BEAMTIME:
         return None
     return BeamtimeFacts.from_proposal(stored)
