@@ -331,12 +331,8 @@ def deferred_offsets(
     records: Sequence[ConsumerRecord[Any, Any]], outcomes: Sequence[Rejected | Deferred | None]
 ) -> dict[TopicPartition, int]:
     """The first deferred offset of each partition that has one."""
-    first: dict[TopicPartition, int] = {}
-    for record, outcome in zip(records, outcomes, strict=True):
-        if isinstance(outcome, Deferred):
-            partition = _partition_of(record)
-            first[partition] = min(record.offset, first.get(partition, record.offset))
-    return first
+    deferred = [r for r, o in zip(records, outcomes, strict=True) if isinstance(o, Deferred)]
+    return earliest_offsets(deferred)
 
 
 def _partition_of(record: ConsumerRecord[Any, Any]) -> TopicPartition:
@@ -352,7 +348,7 @@ def earliest_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicP
     """The first offset of each partition in a batch: where to rewind so none is skipped."""
     earliest: dict[TopicPartition, int] = {}
     for record in records:
-        partition = TopicPartition(record.topic, record.partition)
+        partition = _partition_of(record)
         earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
     return earliest
 
