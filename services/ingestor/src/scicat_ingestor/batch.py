@@ -26,7 +26,7 @@ from aiokafka import ConsumerRecord
 from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
-from scicat_ingestor.file_reading import FileReading
+from scicat_ingestor.file_reading import UNREAD, FileReading, Unread
 from scicat_ingestor.handlers import (
     AcquisitionEvent,
     AcquisitionHandler,
@@ -185,21 +185,7 @@ class BatchIngestor:
             closed, concurrency=self.file_read_concurrency, deadline=deadline
         )
         readings = iter(read)
-        return [
-            _or_unread(next(readings)) if isinstance(event, FileClosed) else None
-            for _, event in entries
-        ]
-
-
-class Unread:
-    """A file the batch's time budget left unread: its record and the rest are deferred."""
-
-
-UNREAD = Unread()
-
-
-def _or_unread(reading: FileReading | None) -> FileReading | Unread:
-    return UNREAD if reading is None else reading
+        return [next(readings) if isinstance(event, FileClosed) else None for _, event in entries]
 
 
 def _defer_from_first_unread(

@@ -46,6 +46,13 @@ class FileReading:
     issues: list[MetadataIssue] = field(default_factory=list)
 
 
+class Unread:
+    """A file a batch's time budget left unread (`FileReader.read_many`)."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class FileReader:
     compute_checksums: bool
@@ -63,26 +70,26 @@ class FileReader:
         *,
         concurrency: int,
         deadline: float | None = None,
-    ) -> list[FileReading | None]:
+    ) -> list[FileReading | Unread]:
         """`read` of each, in order: the files to read are split into `concurrency` shares, each
         read in one worker thread, so a batch costs a few thread hand-offs, not one per file.
 
         `deadline` (on `clock`): no file is started after it, except the first one to read, so a
-        batch always moves on; a file left unread is `None` (checksums of big files can take
+        batch always moves on; a file left unread is `UNREAD` (checksums of big files can take
         longer than a consumer may go without polling).
         """
-        readings: list[FileReading | None] = [FileReading(data) for data in events]
+        readings: list[FileReading | Unread] = [FileReading(data) for data in events]
         wanted = [
             n for n, data in enumerate(events) if self._wants_checksum(data) or self._mapping(data)
         ]
         shares = [wanted[start::concurrency] for start in range(min(concurrency, len(wanted)))]
         first = wanted[0] if wanted else None
 
-        def read_share(share: list[int]) -> list[FileReading | None]:
-            read: list[FileReading | None] = []
+        def read_share(share: list[int]) -> list[FileReading | Unread]:
+            read: list[FileReading | Unread] = []
             for n in share:
                 late = deadline is not None and n != first and self.clock() >= deadline
-                read.append(None if late else self.read_blocking(events[n]))
+                read.append(UNREAD if late else self.read_blocking(events[n]))
             return read
 
         done = await asyncio.gather(*(asyncio.to_thread(read_share, share) for share in shares))
