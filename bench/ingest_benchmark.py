@@ -297,7 +297,7 @@ def kafka_pid(kafka: EmbeddedKafka) -> int:
 
 
 async def main(arguments: argparse.Namespace) -> None:
-    events = file_events(arguments.files, arguments.files_per_run)
+    events = file_events(arguments.files, arguments.files_per_run, arguments.checksums)
     cpu = ingestor_alone(events)
     topic, _, messages = PRODUCERS[arguments.producer]
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as scratch:
@@ -311,7 +311,7 @@ async def main(arguments: argparse.Namespace) -> None:
             e2e = await end_to_end(
                 kafka,
                 mongo,
-                messages(arguments.files, arguments.files_per_run),
+                messages(arguments.files, arguments.files_per_run, arguments.checksums),
                 folder,
                 arguments.ingestors,
                 arguments.producer,
@@ -321,7 +321,8 @@ async def main(arguments: argparse.Namespace) -> None:
             mongo.stop()
     per_event_us = cpu / len(events) * 1e6
     table = Table(
-        title=f"ingestion: {len(events):,} file events, {arguments.files_per_run} per run, "
+        title=f"ingestion: {len(events):,} file events, {arguments.files_per_run} per run"
+        f"{', with checksums' if arguments.checksums else ''}, "
         f"{arguments.ingestors} ingestor process(es), backlog on {topic}"
     )
     for column in ("measure", "value", "target", "met"):
@@ -371,4 +372,12 @@ if __name__ == "__main__":
         help="the end-to-end backlog's format: our CloudEvents on acquisition.events, or "
         "ASAP::O message metadata on asapo.messages (a native topic)",
     )
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--checksums",
+        action="store_true",
+        help="every file event carries a blake2b checksum (CloudEvents backlog only)",
+    )
+    arguments = parser.parse_args()
+    if arguments.checksums and arguments.producer != "cloudevents":
+        parser.error("--checksums needs --producer cloudevents (ASAP::O messages carry none)")
+    asyncio.run(main(arguments))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from scicat_schemas.events import FileClosed, FileClosedData, encode
+from scicat_schemas.events import Checksum, FileClosed, FileClosedData, encode
 from scicat_schemas.topics import ACQUISITION_EVENTS
 
 START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -18,19 +19,24 @@ METADATA = {
 }
 
 
-def file_events(files: int, per_run: int) -> list[tuple[bytes, bytes]]:
-    """`(key, value)` of `files` realistic `file.closed` events, `per_run` files per run."""
+def file_events(files: int, per_run: int, checksums: bool = False) -> list[tuple[bytes, bytes]]:
+    """`(key, value)` of `files` realistic `file.closed` events, `per_run` files per run;
+    `checksums`: each carries its writer's blake2b digest (as the ingestor stores for a file it
+    can read)."""
     events = []
     for n in range(files):
         run = f"scan_{n // per_run:05d}"
+        path = f"/asap3/petra3/gpfs/p08/2026/data/{BEAMTIME}/raw/{run}/img_{n:05d}.cbf"
+        digest = hashlib.blake2b(path.encode()).hexdigest()
         data = FileClosedData(
-            path=f"/asap3/petra3/gpfs/p08/2026/data/{BEAMTIME}/raw/{run}/img_{n:05d}.cbf",
+            path=path,
             size=1_024_000 + n,
             closed_at=START + timedelta(milliseconds=n),
             instrument="P08",
             beamtime_id=BEAMTIME,
             run_id=run,
             metadata=METADATA,
+            checksum=Checksum(algorithm="blake2b", value=digest) if checksums else None,
         )
         event = FileClosed(id=f"bench-{n}", source="/bench/p08/detector", data=data)
         events.append((run.encode(), encode(event)))
@@ -63,8 +69,11 @@ def asapo_messages(files: int, per_run: int) -> list[tuple[bytes, bytes]]:
     return messages
 
 
-PRODUCERS: dict[str, tuple[str, str, Callable[[int, int], list[tuple[bytes, bytes]]]]] = {
-    "cloudevents": (ACQUISITION_EVENTS, "ingestor", lambda f, r: file_events(f, r)),
-    "asapo": ("asapo.messages", "ingestor-native", lambda f, r: asapo_messages(f, r)),
+Messages = Callable[[int, int, bool], list[tuple[bytes, bytes]]]
+
+PRODUCERS: dict[str, tuple[str, str, Messages]] = {
+    "cloudevents": (ACQUISITION_EVENTS, "ingestor", file_events),
+    "asapo": ("asapo.messages", "ingestor-native", lambda f, r, _: asapo_messages(f, r)),
 }
-"""`--producer`: the topic the backlog goes to, the consumer group reading it, its messages."""
+"""`--producer`: the topic the backlog goes to, the consumer group reading it, its messages
+(ASAP::O message metadata carries no checksum)."""

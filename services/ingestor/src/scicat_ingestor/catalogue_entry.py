@@ -188,12 +188,11 @@ def with_closed_file(
         raise InvalidAcquisition(
             f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
         )
-    unchanged_algorithm = record.chkAlg is None and (previous is None or previous.chkAlg is None)
     dataset = dataset.model_copy(update=changes | {"size": size, "numberOfFiles": len(file_list)})
     block_fields: dict[str, Any] = {
         "datasetId": dataset.pid,
         "size": size,
-        "chkAlg": datablock.chkAlg if unchanged_algorithm else _common_algorithm(file_list),
+        "chkAlg": _algorithm_after(datablock.chkAlg, previous, record, file_list),
         "dataFileList": file_list,
         "ownerGroup": dataset.ownerGroup,
         "accessGroups": dataset.accessGroups,
@@ -240,6 +239,21 @@ def _placed(record: DataFile, relative_path: str) -> DataFile:
     if record.path == relative_path:
         return record
     return record.model_copy(update={"path": relative_path})
+
+
+def _algorithm_after(
+    common: str | None, previous: DataFile | None, record: DataFile, files: list[DataFile]
+) -> str | None:
+    """`_common_algorithm(files)` after `previous` (None: appended) became `record`, from the
+    list's earlier `common` algorithm where that tells it, as in a run whose files all carry the
+    same algorithm: scanning the list per file event made such a run O(N²) (a 20,000-file run
+    with checksums cost ~1.2 ms per event). `common` is trusted as `with_closed_file` trusts
+    the datablock's size."""
+    if record.chkAlg == (None if previous is None else previous.chkAlg):
+        return common  # the same algorithms, counted with repeats
+    if common is not None and record.chkAlg == common:
+        return common  # every other algorithm in the list was `common` already
+    return _common_algorithm(files)
 
 
 def _common_algorithm(files: list[DataFile]) -> str | None:
