@@ -236,7 +236,7 @@ async def test_beamtime_record_in_a_batch_applies_in_its_place(
     assert all("20230042" in d["proposalIds"] for d in datasets)
 
 
-async def test_grouped_runs_take_the_per_event_path_in_order(
+async def test_a_run_started_in_a_batch_takes_its_files_into_its_measurement(
     store, catalogue, published, acquisitions
 ) -> None:
     policy = Settings(pid_prefix="test", measurement_key="measurement").policy()

@@ -7,10 +7,10 @@ reported as its own `Rejected` (only it is dead-lettered); any other failure pro
 whole batch is retried (markers make the retry apply nothing twice).
 
 Records are taken in order. Runs of consecutive acquisition events go to the store together
-(`batch_store`); a record that needs the per-event path is applied alone, in its place, by
-`AcquisitionHandler`: `beamtime.updated` (it rewrites every dataset of a beamtime) and, when
-measurement grouping is on, every acquisition event (grouping reads and writes `PipelineRun`
-records that later events of the batch depend on).
+(`batch_store`); `beamtime.updated` (it rewrites every dataset of a beamtime) is applied alone,
+in its place, by `AcquisitionHandler`. With measurement grouping on, the measurement of each
+event's run is read once per transaction, before it; a `run.started` naming a measurement
+therefore ends its transaction, so the events after it see the run in its measurement.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
-from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
 from scicat_ingestor.file_reading import UNREAD, FileReading, Unread
 from scicat_ingestor.handlers import (
@@ -32,9 +31,11 @@ from scicat_ingestor.handlers import (
     AcquisitionHandler,
     ContractEvent,
     decode_contract_record,
+    grouped_run,
 )
+from scicat_ingestor.measurements import chosen_measurement, names_measurement
 from scicat_ingestor.quantities import MetadataIssue
-from scicat_ingestor.store import AppliedEvent, StoreOutcome
+from scicat_ingestor.store import AppliedEvent, StoredContext, StoreOutcome
 from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import BeamtimeUpdated, FileClosed
@@ -54,6 +55,10 @@ class BatchEvents(Protocol):
 class BatchStore(Protocol):
     async def apply_many(self, items: Sequence[BatchItem]) -> BatchOutcome:
         """Apply the items in order in one transaction; see `batch_store.apply_batch`."""
+        ...
+
+    async def measurements_of(self, runs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The recorded measurement of each `(beamtime_id, run_id)` that has one."""
         ...
 
 
@@ -92,12 +97,15 @@ class BatchIngestor:
         readings = await self._read_files(entries)
         cut = _defer_from_first_unread(entries, readings, outcomes)
         pending: list[tuple[int, AcquisitionEvent, FileReading | None]] = []
-        grouping = self.handler.policy.measurement_key is not None
+        key = self.handler.policy.measurement_key
         for (position, event), reading in zip(entries[:cut], readings[:cut], strict=True):
             if isinstance(reading, Unread):  # never: the cut is at the first one
                 raise AssertionError("an unread file before the cut")
-            if not isinstance(event, BeamtimeUpdated) and not grouping:
+            if not isinstance(event, BeamtimeUpdated):
                 pending.append((position, event, reading))
+                if key is not None and names_measurement(event.data, key):
+                    await self._apply_together(pending, outcomes)
+                    pending = []
                 continue
             await self._apply_together(pending, outcomes)
             pending = []
@@ -116,17 +124,29 @@ class BatchIngestor:
             return
         now = self.handler.clock()
         policy = self.handler.policy
+        datas = [event.data if reading is None else reading.data for _, event, reading in pending]
+        key = policy.measurement_key
+        recorded = (
+            {}
+            if key is None
+            else await self.store.measurements_of([(d.beamtime_id, d.run_id) for d in datas])
+        )
         items = []
-        for _, event, reading in pending:
-            data = event.data if reading is None else reading.data
+        for (_, event, reading), data in zip(pending, datas, strict=True):
+            measurement = (
+                None
+                if key is None
+                else chosen_measurement(data, key, recorded.get((data.beamtime_id, data.run_id)))
+            )
             items.append(
                 BatchItem(
                     AppliedEvent(
                         identity=event.identity,
                         type=event.type,
-                        pid=policy.dataset_pid(data),
+                        pid=policy.dataset_pid(data, measurement),
                         applied_at=now,
                         beamtime_id=data.beamtime_id,
+                        run=grouped_run(data, measurement),
                     ),
                     self._decide(data, [] if reading is None else reading.issues, now),
                 )
@@ -163,11 +183,15 @@ class BatchIngestor:
     ) -> BatchDecide:
         policy = self.handler.policy
 
-        def decide(
-            current: CatalogueEntry | None, beamtime: BeamtimeFacts | None
-        ) -> CatalogueEntry | None:
+        def decide(current: CatalogueEntry | None, context: StoredContext) -> CatalogueEntry | None:
             return apply_event(
-                data, current, policy=policy, now=now, beamtime=beamtime, issues=issues
+                data,
+                current,
+                policy=policy,
+                now=now,
+                beamtime=context.beamtime,
+                issues=issues,
+                measurement=context.measurement,
             )
 
         return decide

@@ -19,7 +19,7 @@ the domain changed (so `isPublished` set by the doi-minter is never lost); a los
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,20 +28,21 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from scicat_ingestor import datablock_parts, stored_proposals
+from scicat_ingestor import datablock_parts, grouped_runs, stored_proposals
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     applied_among,
     marker_document,
 )
-from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
 from scicat_ingestor.recent_entries import RecentEntries
 from scicat_ingestor.store_values import (
     AppliedEvent,
     ConcurrentUpdate,
+    Decide,
     MarkerConflict,
+    StoredContext,
     StoreOutcome,
 )
 from scicat_ingestor.stored_documents import (
@@ -56,8 +57,9 @@ from scicat_schemas.documents import (
     Dataset,
 )
 
-BatchDecide = Callable[[CatalogueEntry | None, BeamtimeFacts | None], CatalogueEntry | None]
-"""The domain step of one event: current state and the run's beamtime → new state or `None`."""
+BatchDecide = Decide
+"""The domain step of one event: current state and its context (the run's beamtime, the
+measurement of a grouped run) → new state or `None`."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,10 @@ async def _apply(
     beamtimes = await stored_proposals.beamtimes_facts(
         db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
     )
+    grouped = [item.event.run for item in items if item.event.run is not None]
+    runs = grouped_runs.BatchRuns(
+        await grouped_runs.runs_of_measurements(db, grouped, session) if grouped else []
+    )
     outcomes: list[ItemOutcome] = []
     markers: dict[str, list[AppliedEvent]] = {}
     original: dict[str, CatalogueEntry | None] = {}
@@ -144,11 +150,14 @@ async def _apply(
         if isinstance(beamtime, CorruptStoredDocument):
             outcomes.append(beamtime)
             continue
+        run, measurement = (None, None) if event.run is None else runs.recording(event.run)
         try:
-            proposed = item.decide(current, beamtime)
+            proposed = item.decide(current, StoredContext(beamtime, measurement))
         except InvalidAcquisition as error:
             outcomes.append(error)
             continue
+        if run is not None and measurement is not None:
+            runs.keep(run, measurement)
         applied.add(event.identity)
         markers.setdefault(event.pid, []).append(event)
         if proposed is None:
@@ -162,6 +171,7 @@ async def _apply(
         outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
     if markers:
         await _insert_markers(db, session, [_marker(events) for events in markers.values()])
+    await grouped_runs.save_runs(db, runs.changed(), session)
     stored = await _write(db, session, original, final, layouts, max_files)
 
     def as_stored(dataset: Dataset) -> Dataset:

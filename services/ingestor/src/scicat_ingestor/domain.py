@@ -49,7 +49,7 @@ from scicat_ingestor.file_paths import (
     normalise_absolute,
     normalise_file_path,
 )
-from scicat_ingestor.measurements import MeasurementView, aggregated_metadata
+from scicat_ingestor.measurements import MeasurementView
 from scicat_ingestor.quantities import (
     SI_KEYS,
     MetadataIssue,
@@ -325,8 +325,7 @@ def _update(
             merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
         )
     else:
-        metadata = aggregated_metadata(measurement)
-        unit_issues = [i for run in measurement.runs for i in with_si_units(run.metadata)[1]]
+        metadata, unit_issues = measurement.metadata, measurement.unit_issues
     changes: dict[str, Any] = {
         "scientificMetadata": metadata,
         "scientificMetadataIssues": dataset_issues(

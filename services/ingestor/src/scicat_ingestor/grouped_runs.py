@@ -1,13 +1,18 @@
 """Runs grouped into measurements (`MEASUREMENT_KEY`): each run's measurement and own metadata.
 
 Kept in `PipelineRun`, written in the transaction of the event that names the run, so the
-measurement dataset's aggregated metadata is always computed from every run it holds.
+measurement dataset's aggregated metadata is always computed from every run it holds. The
+per-event path records one run per event (`record_run`); a batch reads the runs of its
+measurements once, records in memory (`recorded`, `view_of`) and writes the changed runs once
+(`save_runs`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -18,34 +23,53 @@ from scicat_ingestor.store_values import GroupedRun
 RUN_COLLECTION = "PipelineRun"
 """Runs grouped into measurements: the measurement of each run and the run's own metadata."""
 
+Db = AsyncDatabase[dict[str, Any]]
 
-async def measurement_of(
-    db: AsyncDatabase[dict[str, Any]], beamtime_id: str, run_id: str
-) -> str | None:
-    doc = await db[RUN_COLLECTION].find_one({"_id": _run_key(beamtime_id, run_id)})
+
+async def measurement_of(db: Db, beamtime_id: str, run_id: str) -> str | None:
+    doc = await db[RUN_COLLECTION].find_one({"_id": run_key(beamtime_id, run_id)})
     return None if doc is None else str(doc["measurement"])
 
 
-async def record_run(
-    db: AsyncDatabase[dict[str, Any]], run: GroupedRun, session: AsyncClientSession
-) -> MeasurementView:
+async def measurements_of(db: Db, runs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """`measurement_of` for many `(beamtime_id, run_id)` in one query; runs in none are left out."""
+    keys = sorted({run_key(beamtime_id, run_id) for beamtime_id, run_id in runs})
+    if not keys:
+        return {}
+    cursor = db[RUN_COLLECTION].find({"_id": {"$in": keys}}, projection={"measurement": True})
+    return {_run_of(doc["_id"]): str(doc["measurement"]) async for doc in cursor}
+
+
+async def record_run(db: Db, run: GroupedRun, session: AsyncClientSession) -> MeasurementView:
     """Merge the event's metadata into its run; the measurement's runs, in start order."""
     runs = db[RUN_COLLECTION]
-    key = _run_key(run.beamtime_id, run.run_id)
-    stored = await runs.find_one({"_id": key}, session=session) or {}
-    doc = {
+    key = run_key(run.beamtime_id, run.run_id)
+    doc = recorded(await runs.find_one({"_id": key}, session=session), run)
+    await runs.replace_one({"_id": key}, doc, upsert=True, session=session)
+    cursor = runs.find(
+        {"beamtimeId": run.beamtime_id, "measurement": doc["measurement"]}, session=session
+    )
+    return view_of(doc["measurement"], [member async for member in cursor])
+
+
+def recorded(stored: dict[str, Any] | None, run: GroupedRun) -> dict[str, Any]:
+    """The run's document once the event is recorded (`_id` included): a run keeps the
+    measurement and the start it was first recorded with; its metadata merges every event's."""
+    stored = stored or {}
+    return {
+        "_id": run_key(run.beamtime_id, run.run_id),
         "beamtimeId": run.beamtime_id,
         "runId": run.run_id,
         "measurement": stored.get("measurement", run.measurement),
         "metadata": merge_scientific_metadata(stored.get("metadata", {}), run.metadata),
         "startedAt": stored.get("startedAt") or run.started_at,
     }
-    await runs.replace_one({"_id": key}, doc, upsert=True, session=session)
-    cursor = runs.find(
-        {"beamtimeId": run.beamtime_id, "measurement": doc["measurement"]}, session=session
-    )
-    members = sorted(
-        [member async for member in cursor],
+
+
+def view_of(measurement: str, members: Iterable[dict[str, Any]]) -> MeasurementView:
+    """The measurement as its stored runs make it: the runs in start order (unstarted last)."""
+    ordered = sorted(
+        members,
         key=lambda member: (
             member.get("startedAt") is None,
             member.get("startedAt"),
@@ -53,10 +77,89 @@ async def record_run(
         ),
     )
     return MeasurementView(
-        measurement_id=doc["measurement"],
-        runs=[RunSample(member["runId"], member.get("metadata", {})) for member in members],
+        measurement_id=measurement,
+        runs=[RunSample(member["runId"], member.get("metadata", {})) for member in ordered],
     )
 
 
-def _run_key(beamtime_id: str, run_id: str) -> str:
+async def runs_of_measurements(
+    db: Db, runs: Sequence[GroupedRun], session: AsyncClientSession
+) -> list[dict[str, Any]]:
+    """The stored runs a batch's `runs` touch: each run itself and every run of each measurement
+    it belongs to (its stored measurement, else the one the event names). Two queries."""
+    if not runs:
+        return []
+    collection = db[RUN_COLLECTION]
+    keys = sorted({run_key(run.beamtime_id, run.run_id) for run in runs})
+    own = {
+        doc["_id"]: doc async for doc in collection.find({"_id": {"$in": keys}}, session=session)
+    }
+    measurements = {
+        (run.beamtime_id, own.get(run_key(run.beamtime_id, run.run_id), {}).get("measurement"))
+        for run in runs
+    } | {(run.beamtime_id, run.measurement) for run in runs}
+    found = collection.find(
+        {
+            "beamtimeId": {"$in": sorted({beamtime for beamtime, _ in measurements})},
+            "measurement": {"$in": sorted({m for _, m in measurements if m is not None})},
+        },
+        session=session,
+    )
+    wanted = {pair for pair in measurements if pair[1] is not None}
+    members = [doc async for doc in found if (doc["beamtimeId"], doc["measurement"]) in wanted]
+    return list({doc["_id"]: doc for doc in [*own.values(), *members]}.values())
+
+
+async def save_runs(db: Db, docs: Sequence[dict[str, Any]], session: AsyncClientSession) -> None:
+    """Write the runs a batch changed, each once, in its final state."""
+    if docs:
+        await db[RUN_COLLECTION].bulk_write(
+            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], session=session
+        )
+
+
+def run_key(beamtime_id: str, run_id: str) -> str:
     return f"{beamtime_id}\x1f{run_id}"
+
+
+def _run_of(key: str) -> tuple[str, str]:
+    beamtime_id, _, run_id = key.partition("\x1f")
+    return beamtime_id, run_id
+
+
+class BatchRuns:
+    """The runs of a batch's measurements (`runs_of_measurements`), recorded in memory event
+    after event as `record_run` records them in MongoDB: each event's measurement view includes
+    its run as recorded. A measurement whose runs an event leaves as they were keeps its view,
+    so its aggregated metadata is not computed again (`MeasurementView.metadata`)."""
+
+    def __init__(self, stored: Iterable[dict[str, Any]]) -> None:
+        self._runs = {doc["_id"]: doc for doc in stored}
+        self._views: dict[tuple[str, str], MeasurementView] = {}
+        self._changed: dict[str, dict[str, Any]] = {}
+
+    def recording(self, run: GroupedRun) -> tuple[dict[str, Any], MeasurementView]:
+        """The run as this event would record it, and its measurement then; nothing is kept
+        until `keep` (an event the domain refuses records nothing)."""
+        stored = self._runs.get(run_key(run.beamtime_id, run.run_id))
+        doc = recorded(stored, run)
+        group = (doc["beamtimeId"], doc["measurement"])
+        view = self._views.get(group)
+        if view is not None and doc == stored:
+            return doc, view
+        members = [
+            member
+            for member in self._runs.values()
+            if (member["beamtimeId"], member["measurement"]) == group
+            and member["_id"] != doc["_id"]
+        ]
+        return doc, view_of(doc["measurement"], [*members, doc])
+
+    def keep(self, doc: dict[str, Any], view: MeasurementView) -> None:
+        if self._runs.get(doc["_id"]) != doc:
+            self._changed[doc["_id"]] = doc
+        self._runs[doc["_id"]] = doc
+        self._views[(doc["beamtimeId"], doc["measurement"])] = view
+
+    def changed(self) -> list[dict[str, Any]]:
+        return list(self._changed.values())

@@ -26,7 +26,7 @@ from scicat_ingestor.domain import (
     complete_with_beamtime,
 )
 from scicat_ingestor.file_reading import FileReader, FileReading
-from scicat_ingestor.measurements import measurement_of
+from scicat_ingestor.measurements import chosen_measurement
 from scicat_ingestor.publisher import DatasetEvents
 from scicat_ingestor.quantities import MetadataIssue
 from scicat_ingestor.store import AppliedEvent, CatalogueStore, GroupedRun
@@ -99,6 +99,19 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def grouped_run(data: AcquisitionData, measurement: str | None) -> GroupedRun | None:
+    """The event's run as its measurement records it, when it is grouped into one."""
+    if measurement is None:
+        return None
+    return GroupedRun(
+        beamtime_id=data.beamtime_id,
+        run_id=data.run_id,
+        measurement=measurement,
+        metadata=data.metadata,
+        started_at=data.started_at if isinstance(data, RunStartedData) else None,
+    )
+
+
 @dataclass
 class AcquisitionHandler:
     """Both topics' handlers; `handle_event` is the one path every producer's events take."""
@@ -139,15 +152,7 @@ class AcquisitionHandler:
         measurement = await self._measurement(data)
         pid = self.policy.dataset_pid(data, measurement)
         now = self.clock()
-        grouped = None
-        if measurement is not None:
-            grouped = GroupedRun(
-                beamtime_id=data.beamtime_id,
-                run_id=data.run_id,
-                measurement=measurement,
-                metadata=data.metadata,
-                started_at=data.started_at if isinstance(data, RunStartedData) else None,
-            )
+        grouped = grouped_run(data, measurement)
         with structlog.contextvars.bound_contextvars(
             event_id=event.id, event_source=event.source, event_type=event.type, pid=pid
         ):
@@ -197,11 +202,8 @@ class AcquisitionHandler:
         key = self.policy.measurement_key
         if key is None:
             return None
-        if isinstance(data, RunStartedData):
-            return measurement_of(data, key) or await self.store.measurement_of(
-                data.beamtime_id, data.run_id
-            )
-        return await self.store.measurement_of(data.beamtime_id, data.run_id)
+        named = chosen_measurement(data, key, None)
+        return named or await self.store.measurement_of(data.beamtime_id, data.run_id)
 
     async def _beamtime_updated(self, event: BeamtimeUpdated) -> None:
         data = event.data

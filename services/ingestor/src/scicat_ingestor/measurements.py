@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from scicat_ingestor.quantities import quantity_parts, with_si_units
+from scicat_ingestor.quantities import MetadataIssue, quantity_parts, with_si_units
 from scicat_schemas.events import RunStartedData
 
 RUNS_KEY = "runs"
@@ -47,6 +48,22 @@ class MeasurementView:
     def run_ids(self) -> list[str]:
         return [run.run_id for run in self.runs]
 
+    @cached_property
+    def annotated_runs(self) -> list[tuple[dict[str, Any], list[MetadataIssue]]]:
+        """Each run's metadata with SI values, and its unit issues; computed once per view, as
+        a batch hands one view to every event of a measurement whose runs did not change."""
+        return [with_si_units(run.metadata) for run in self.runs]
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """The measurement's scientific metadata (`aggregated_metadata`), computed once."""
+        return aggregated_metadata(self)
+
+    @cached_property
+    def unit_issues(self) -> list[MetadataIssue]:
+        """The unit issues of every run, in run order."""
+        return [issue for _, issues in self.annotated_runs for issue in issues]
+
 
 def measurement_of(data: RunStartedData, key: str) -> str | None:
     """The measurement a starting run names in its metadata under `key`, if any."""
@@ -54,9 +71,21 @@ def measurement_of(data: RunStartedData, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def names_measurement(data: object, key: str) -> bool:
+    """Whether `data` is a run's start naming its measurement (which records the run in it)."""
+    return isinstance(data, RunStartedData) and measurement_of(data, key) is not None
+
+
+def chosen_measurement(data: object, key: str, recorded: str | None) -> str | None:
+    """The measurement an event of a run goes to: the one its start names, else the one its run
+    was recorded in (`recorded`), else none (the run stays a dataset of its own)."""
+    named = measurement_of(data, key) if isinstance(data, RunStartedData) else None
+    return named or recorded
+
+
 def aggregated_metadata(view: MeasurementView) -> dict[str, Any]:
     """The measurement's scientific metadata: statistics per key over its runs (see above)."""
-    samples = [with_si_units(run.metadata)[0] for run in view.runs]
+    samples = [annotated for annotated, _ in view.annotated_runs]
     aggregated = _aggregate_mappings(samples)
     aggregated[RUNS_KEY] = view.run_ids()
     return aggregated

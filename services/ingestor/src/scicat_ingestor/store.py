@@ -324,6 +324,9 @@ class MongoCatalogueStore:
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
         return await grouped_runs.measurement_of(self._db, beamtime_id, run_id)
 
+    async def measurements_of(self, runs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return await grouped_runs.measurements_of(self._db, runs)
+
     async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
         cursor = self._db[DATASET_COLLECTION].find(
             {"datasetStatus": STATUS_OPEN, "updatedAt": {"$lt": quiet_since}},
