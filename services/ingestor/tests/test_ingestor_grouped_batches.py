@@ -23,7 +23,7 @@ from scicat_ingestor.grouped_runs import RUN_COLLECTION
 from scicat_ingestor.handlers import AcquisitionHandler, decode_contract_record
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.store import MongoCatalogueStore
-from scicat_ingestor.store_values import GroupedRun
+from scicat_ingestor.store_values import GroupedRun, UngroupedRun
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime.consumer import Rejected
@@ -64,7 +64,8 @@ async def _catalogue(mongo_uri: str, database: str) -> dict[str, list[dict[str, 
 
 def _mixed_runs(acquisitions) -> list[bytes]:
     """Two runs of measurement m1 (the second adding keys), a repeated event, a refused file, a
-    run without a start, a start without a measurement, stops; in an interleaved order."""
+    run without a start, a start without a measurement, a refused start naming m1 and a file of
+    its run, stops; in an interleaved order."""
 
     def start(run: str, **metadata: Any) -> bytes:
         folder = f"/gpfs/current/raw/{run}"
@@ -95,6 +96,8 @@ def _mixed_runs(acquisitions) -> list[bytes]:
         start("scan_3", sample="LaB6"),
         file("scan_3", "e.cbf", "f6"),
         file("scan_2", "c.cbf", "f7", metadata={"temperature": {"value": 296, "unit": "K"}}),
+        start("scan_4", measurement="m1", **{"$where": 1}),  # refused: its run stays alone
+        file("scan_4", "g.cbf", "f8"),
         stop("scan_2", "abort"),
     ]
 
@@ -122,31 +125,61 @@ async def test_grouped_runs_in_batches_store_what_the_per_event_path_stores(
             outcomes = await ingest(values[first : first + batch_size])
             refused_batched += [first + n for n, o in enumerate(outcomes) if o is not None]
 
-    assert refused_batched == refused_alone == [7]
+    assert refused_batched == refused_alone == [7, 12]
     expected = await _catalogue(mongo_uri, alone)
     assert await _catalogue(mongo_uri, batched) == expected
     pids = [d["pid"] for d in expected[DATASET_COLLECTION]]
-    assert pids == ["test/11012345/m1", "test/11012345/scan_3", "test/11012345/solo"]
+    assert pids == [
+        "test/11012345/m1",
+        "test/11012345/scan_3",
+        "test/11012345/scan_4",
+        "test/11012345/solo",
+    ]
     m1 = expected[DATASET_COLLECTION][0]
     assert m1["numberOfFiles"] == 3 and m1["datasetStatus"] == "abort"
     assert m1["scientificMetadata"]["runs"] == ["scan_1", "scan_2"]
     assert m1["scientificMetadata"]["temperature"]["max"] == 296
 
 
+async def test_runs_started_within_a_batch_share_its_one_transaction(
+    opened, database_name, grouping, acquisitions
+) -> None:
+    values = _mixed_runs(acquisitions)[:7]  # two starts naming m1, nothing refused
+    async with opened(database_name) as store:
+        transactions = []
+        apply_many = store.apply_many
+
+        async def counted(items):
+            transactions.append(len(items))
+            return await apply_many(items)
+
+        store.apply_many = counted
+        outcomes = await _batches(store, grouping)(values)
+
+    assert outcomes == [None] * 7
+    assert transactions == [7]
+
+
 async def test_a_measurement_whose_runs_an_event_leaves_alone_keeps_its_view() -> None:
     """Files repeating their run's metadata do not recompute the measurement's statistics."""
-    run = GroupedRun(beamtime_id="b", run_id="r1", measurement="m", metadata={"energy": 1.0})
+    start = GroupedRun("b", "r1", "m", {"energy": 1.0}, started_at=NOW)
+    file = replace(start, started_at=None)
     runs = grouped_runs.BatchRuns([])
-    doc, view = runs.recording(run)
+    doc, view = runs.recording(start)
     runs.keep(doc, view)
     assert view.metadata["energy"]["count"] == 1
 
-    again, same = runs.recording(run)
-    assert same is view
-    changed = replace(run, metadata={"energy": 1.0, "frame": 3})
-    _, other = runs.recording(changed)
+    again, same = runs.recording(file)
+    assert same is view and again == doc
+    _, other = runs.recording(replace(file, metadata={"energy": 1.0, "frame": 3}))
     assert other is not view and other.metadata["frame"]["count"] == 1
-    assert runs.changed() == [doc] and again == doc
+    assert runs.changed() == [doc]
+
+
+def test_an_event_of_a_run_its_measurement_never_recorded_is_ungrouped() -> None:
+    """Its start was refused earlier in the transaction: the batch must be cut there."""
+    with pytest.raises(UngroupedRun):
+        grouped_runs.BatchRuns([]).recording(GroupedRun("b", "r1", "m", {}))
 
 
 def test_a_views_statistics_are_computed_once() -> None:

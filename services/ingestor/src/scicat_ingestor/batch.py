@@ -9,8 +9,10 @@ whole batch is retried (markers make the retry apply nothing twice).
 Records are taken in order. Runs of consecutive acquisition events go to the store together
 (`batch_store`); `beamtime.updated` (it rewrites every dataset of a beamtime) is applied alone,
 in its place, by `AcquisitionHandler`. With measurement grouping on, the measurement of each
-event's run is read once per transaction, before it; a `run.started` naming a measurement
-therefore ends its transaction, so the events after it see the run in its measurement.
+event's run is read once per transaction, before it, and a `run.started` naming a measurement
+puts its run there for the events after it in the same transaction. Should that start be
+refused, those events belong to no measurement after all (`UngroupedRun`): the events are
+applied again with each such start ending its transaction.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from scicat_ingestor.handlers import (
 from scicat_ingestor.measurements import chosen_measurement, names_measurement
 from scicat_ingestor.quantities import MetadataIssue
 from scicat_ingestor.store import AppliedEvent, StoredContext, StoreOutcome
+from scicat_ingestor.store_values import UngroupedRun
 from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import BeamtimeUpdated, FileClosed
@@ -44,6 +47,8 @@ from scicat_schemas.runtime.consumer import DEFERRED, Deferred, Rejected
 log = structlog.get_logger("scicat.ingestor")
 
 Outcomes = list[Rejected | Deferred | None]
+Pending = tuple[int, AcquisitionEvent, "FileReading | None"]
+"""An acquisition event waiting for its transaction: its record's position, it, its file."""
 
 
 class BatchEvents(Protocol):
@@ -96,16 +101,12 @@ class BatchIngestor:
         """
         readings = await self._read_files(entries)
         cut = _defer_from_first_unread(entries, readings, outcomes)
-        pending: list[tuple[int, AcquisitionEvent, FileReading | None]] = []
-        key = self.handler.policy.measurement_key
+        pending: list[Pending] = []
         for (position, event), reading in zip(entries[:cut], readings[:cut], strict=True):
             if isinstance(reading, Unread):  # never: the cut is at the first one
                 raise AssertionError("an unread file before the cut")
             if not isinstance(event, BeamtimeUpdated):
                 pending.append((position, event, reading))
-                if key is not None and names_measurement(event.data, key):
-                    await self._apply_together(pending, outcomes)
-                    pending = []
                 continue
             await self._apply_together(pending, outcomes)
             pending = []
@@ -115,13 +116,19 @@ class BatchIngestor:
                 outcomes[position] = outcomes[position] or rejected
         await self._apply_together(pending, outcomes)
 
-    async def _apply_together(
-        self,
-        pending: list[tuple[int, AcquisitionEvent, FileReading | None]],
-        outcomes: Outcomes,
-    ) -> None:
+    async def _apply_together(self, pending: list[Pending], outcomes: Outcomes) -> None:
         if not pending:
             return
+        try:
+            await self._apply_transaction(pending, outcomes)
+        except UngroupedRun:
+            key = self.handler.policy.measurement_key
+            assert key is not None  # only grouped runs are recorded
+            log.info("a start naming a measurement was refused: transactions end at starts")
+            for segment in _ending_at_starts(pending, key):
+                await self._apply_transaction(segment, outcomes)
+
+    async def _apply_transaction(self, pending: list[Pending], outcomes: Outcomes) -> None:
         now = self.handler.clock()
         policy = self.handler.policy
         datas = [event.data if reading is None else reading.data for _, event, reading in pending]
@@ -133,11 +140,10 @@ class BatchIngestor:
         )
         items = []
         for (_, event, reading), data in zip(pending, datas, strict=True):
-            measurement = (
-                None
-                if key is None
-                else chosen_measurement(data, key, recorded.get((data.beamtime_id, data.run_id)))
-            )
+            run = (data.beamtime_id, data.run_id)
+            measurement = None if key is None else chosen_measurement(data, key, recorded.get(run))
+            if key is not None and measurement is not None and names_measurement(data, key):
+                recorded.setdefault(run, measurement)  # a run keeps its first measurement
             items.append(
                 BatchItem(
                     AppliedEvent(
@@ -210,6 +216,16 @@ class BatchIngestor:
         )
         readings = iter(read)
         return [next(readings) if isinstance(event, FileClosed) else None for _, event in entries]
+
+
+def _ending_at_starts(pending: list[Pending], key: str) -> list[list[Pending]]:
+    """`pending` cut after each start naming a measurement."""
+    segments: list[list[Pending]] = [[]]
+    for entry in pending:
+        segments[-1].append(entry)
+        if names_measurement(entry[1].data, key):
+            segments.append([])
+    return [segment for segment in segments if segment]
 
 
 def _defer_from_first_unread(

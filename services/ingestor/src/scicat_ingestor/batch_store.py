@@ -47,6 +47,7 @@ from scicat_ingestor.store_values import (
 )
 from scicat_ingestor.stored_documents import (
     CorruptStoredDocument,
+    changed_fields,
     dataset_doc,
     dataset_from,
     revision_match,
@@ -305,8 +306,7 @@ async def _write(
         if before is None:
             writes.append(InsertOne({"_id": pid, **new_doc}))
         else:
-            old_doc = dataset_doc(before.dataset)
-            changed = {key: value for key, value in new_doc.items() if old_doc.get(key) != value}
+            changed = changed_fields(before.dataset, new_doc)
             writes.append(
                 UpdateOne(
                     {"pid": pid, "pipelineRevision": revision_match(before.revision)},

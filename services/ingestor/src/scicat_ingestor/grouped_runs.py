@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
-from scicat_ingestor.store_values import GroupedRun
+from scicat_ingestor.store_values import GroupedRun, UngroupedRun
 
 RUN_COLLECTION = "PipelineRun"
 """Runs grouped into measurements: the measurement of each run and the run's own metadata."""
@@ -140,8 +140,11 @@ class BatchRuns:
 
     def recording(self, run: GroupedRun) -> tuple[dict[str, Any], MeasurementView]:
         """The run as this event would record it, and its measurement then; nothing is kept
-        until `keep` (an event the domain refuses records nothing)."""
+        until `keep` (an event the domain refuses records nothing). Only a start records a run
+        first: any other event of a run not recorded raises `UngroupedRun`."""
         stored = self._runs.get(run_key(run.beamtime_id, run.run_id))
+        if stored is None and run.started_at is None:
+            raise UngroupedRun(f"run {run.run_id!r} was not recorded in {run.measurement!r}")
         doc = recorded(stored, run)
         group = (doc["beamtimeId"], doc["measurement"])
         view = self._views.get(group)

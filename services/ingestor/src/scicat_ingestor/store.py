@@ -51,6 +51,7 @@ from scicat_ingestor.stored_documents import (
     CorruptStoredDocument as CorruptStoredDocument,  # part of this module's interface
 )
 from scicat_ingestor.stored_documents import (
+    changed_fields,
     dataset_doc,
     dataset_from,
     revision_match,
@@ -356,8 +357,7 @@ class MongoCatalogueStore:
                 raise ConcurrentUpdate(f"dataset {proposed.pid} was created meanwhile") from error
             stored = proposed.dataset
         else:
-            old_doc = dataset_doc(current.dataset)
-            changed = {key: value for key, value in new_doc.items() if old_doc.get(key) != value}
+            changed = changed_fields(current.dataset, new_doc)
             after = await datasets.find_one_and_update(
                 {"pid": proposed.pid, "pipelineRevision": revision_match(current.revision)},
                 {"$set": changed},

@@ -79,5 +79,11 @@ class ConcurrentUpdate(Exception):
     """Another writer changed the dataset between read and write; retrying reads fresh state."""
 
 
+class UngroupedRun(Exception):
+    """An event of a batch was given the measurement an earlier start of the same transaction
+    names, but that start was refused: the run is in no measurement. The transaction aborts and
+    the events are applied again, transactions ending at such starts (`batch`)."""
+
+
 class MarkerConflict(ConcurrentUpdate):
     """Recording an event collided with a marker written after this transaction looked."""

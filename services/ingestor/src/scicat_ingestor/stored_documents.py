@@ -42,6 +42,15 @@ def dataset_doc(dataset: Dataset) -> dict[str, Any]:
     return dataset.model_dump(mode="python")
 
 
+def changed_fields(before: Dataset, after: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `after` (a `dataset_doc`) to `$set` on the stored `before`: those whose
+    value differs, and those `before` lacks, even when `None` (an extra field such as
+    `datasetStatusReason` set to `None`), so an updated document holds what an inserted one
+    would."""
+    old = dataset_doc(before)
+    return {key: value for key, value in after.items() if key not in old or old[key] != value}
+
+
 def datablock_doc(datablock: OrigDatablock) -> dict[str, Any]:
     return datablock.model_dump(mode="python", by_alias=True)
 
