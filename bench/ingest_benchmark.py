@@ -160,6 +160,8 @@ async def end_to_end(
     logs: Path,
     ingestors: int,
     producer: str = "cloudevents",
+    ingestor_env: dict[str, str] | None = None,
+    files: int | None = None,
 ) -> EndToEnd:
     """A backlog of `events` on the `producer`'s topic consumed by `ingestors` ingestor processes.
 
@@ -171,14 +173,15 @@ async def end_to_end(
     later joiners are not ingestion; what was committed before is not counted) and closes when
     every partition is committed to its end; the events committed in it, and the CPU each
     process spent in it, are what the table reports. MongoDB is checked once at the end: the
-    datasets must hold exactly one file per event.
+    datasets must hold exactly one file per event (`files` in all when not every event is a
+    file's). `ingestor_env`: settings of the ingestor processes beyond the stack's.
     """
     database = "bench_ingest"
     topic, group, _ = PRODUCERS[producer]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo.uri, tz_aware=True)
     ends = await _produce_backlog(kafka, topic, events)
     services = [
-        await _start_ingestor(kafka, mongo, database, logs / f"ingestor-{n}.log")
+        await _start_ingestor(kafka, mongo, database, logs / f"ingestor-{n}.log", ingestor_env)
         for n in range(ingestors)
     ]
     processes = {f"ingestor {n + 1}": service.pid for n, service in enumerate(services)}
@@ -217,8 +220,9 @@ async def end_to_end(
         elapsed = time.perf_counter() - began
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
         stored = await _stored_files(client[database])
-        if stored != len(events):
-            raise RuntimeError(f"{stored} files stored for {len(events)} events; see {logs}")
+        expected = len(events) if files is None else files
+        if stored != expected:
+            raise RuntimeError(f"{stored} files stored, {expected} expected; see {logs}")
     finally:
         await reader.stop()
         await admin.close()
@@ -256,21 +260,29 @@ async def _produce_backlog(
 
 
 async def _start_ingestor(
-    kafka: EmbeddedKafka, mongo: EmbeddedMongo, database: str, log_path: Path
+    kafka: EmbeddedKafka,
+    mongo: EmbeddedMongo,
+    database: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
     """`python -m scicat_ingestor`, configured as in production through its environment."""
-    env = os.environ | {
-        "INGESTOR_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "INGESTOR_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "INGESTOR_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
-        "INGESTOR_KAFKA__REBALANCE_TIMEOUT_MS": "6000",
-        "INGESTOR_MONGO__URI": mongo.uri,
-        "INGESTOR_MONGO__DATABASE": database,
-        "INGESTOR_HTTP__HOST": "127.0.0.1",
-        "INGESTOR_HTTP__PORT": str(free_port()),
-        "INGESTOR_PID_PREFIX": "bench",
-        "INGESTOR_LOG_LEVEL": "WARNING",
-    }
+    env = (
+        os.environ
+        | {
+            "INGESTOR_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "INGESTOR_KAFKA__SESSION_TIMEOUT_MS": "6000",
+            "INGESTOR_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+            "INGESTOR_KAFKA__REBALANCE_TIMEOUT_MS": "6000",
+            "INGESTOR_MONGO__URI": mongo.uri,
+            "INGESTOR_MONGO__DATABASE": database,
+            "INGESTOR_HTTP__HOST": "127.0.0.1",
+            "INGESTOR_HTTP__PORT": str(free_port()),
+            "INGESTOR_PID_PREFIX": "bench",
+            "INGESTOR_LOG_LEVEL": "WARNING",
+        }
+        | (extra_env or {})
+    )
     with log_path.open("wb") as log:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "scicat_ingestor", env=env, stdout=log, stderr=log

@@ -7,11 +7,19 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from scicat_schemas.events import Checksum, FileClosed, FileClosedData, encode
+from scicat_schemas.events import (
+    Checksum,
+    FileClosed,
+    FileClosedData,
+    RunStarted,
+    RunStartedData,
+    encode,
+)
 from scicat_schemas.topics import ACQUISITION_EVENTS
 
 START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 BEAMTIME = "11019001"
+SOURCE = "/bench/p08/detector"
 METADATA = {
     "energy": {"value": 18.0, "unit": "keV"},
     "exposure_time": {"value": 0.1, "unit": "s"},
@@ -38,8 +46,31 @@ def file_events(files: int, per_run: int, checksums: bool = False) -> list[tuple
             metadata=METADATA,
             checksum=Checksum(algorithm="blake2b", value=digest) if checksums else None,
         )
-        event = FileClosed(id=f"bench-{n}", source="/bench/p08/detector", data=data)
+        event = FileClosed(id=f"bench-{n}", source=SOURCE, data=data)
         events.append((run.encode(), encode(event)))
+    return events
+
+
+def grouped_events(
+    files: int, per_run: int, runs_per_measurement: int
+) -> list[tuple[bytes, bytes]]:
+    """`file_events`, each run opened by a `run.started` naming its measurement (`m0000`,
+    `m0001`, ... of `runs_per_measurement` runs each) under the key `measurement`."""
+    events = []
+    for n, (key, value) in enumerate(file_events(files, per_run)):
+        if n % per_run == 0:
+            run = n // per_run
+            data = RunStartedData(
+                run_id=key.decode(),
+                beamtime_id=BEAMTIME,
+                instrument="P08",
+                started_at=START + timedelta(milliseconds=n),
+                metadata=METADATA | {"measurement": f"m{run // runs_per_measurement:04d}"},
+            )
+            events.append(
+                (key, encode(RunStarted(id=f"bench-start-{run}", source=SOURCE, data=data)))
+            )
+        events.append((key, value))
     return events
 
 
