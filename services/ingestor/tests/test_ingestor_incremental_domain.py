@@ -5,18 +5,21 @@ Every shortcut is checked against the full computation it replaces.
 
 from __future__ import annotations
 
+import posixpath
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scicat_ingestor import catalogue_entry
+from scicat_ingestor import catalogue_entry, domain
 from scicat_ingestor.catalogue_entry import CatalogueEntry, absolute_files, with_files
 from scicat_ingestor.domain import apply_event, stored_folder
+from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.quantities import SI_KEYS
 from scicat_ingestor.scientific_metadata import merge_changes_nothing
 from scicat_ingestor.settings import Settings
-from scicat_schemas.events import Checksum, FileClosedData
+from scicat_schemas.events import Checksum, FileClosedData, RunStartedData, RunStoppedData
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 FOLDER = "/gpfs/current/raw/scan_0042"
@@ -142,6 +145,50 @@ def test_run_whose_files_share_an_algorithm_does_not_scan_its_list_per_file(monk
     )
     assert mixed is not None and mixed.datablock is not None
     assert mixed.datablock.chkAlg is None  # two algorithms: no common one
+
+
+events_of_a_run = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("file"),
+            st.sampled_from(["a.cbf", "sub/c.cbf", "../other/d.cbf"]),
+            st.integers(min_value=0, max_value=1000),
+        ),
+        st.tuples(
+            st.just("start"), st.sampled_from([None, FOLDER, "/gpfs/current/raw"]), st.none()
+        ),
+        st.tuples(st.just("stop"), st.sampled_from(["success", "abort"]), st.none()),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(events_of_a_run, st.booleans())
+def test_starts_and_stops_keep_the_list_as_the_full_computation_would(events, grouped) -> None:
+    """A start or a stop leaves the file list as stored (O(1), not a pass over the list); the
+    result is what placing every file again gives (the shortcut off), in a measurement too."""
+    ref = {"run_id": "scan_0042", "beamtime_id": "11012345", "instrument": "P08"}
+    measurement = MeasurementView("m1", [RunSample("scan_0042", {})]) if grouped else None
+    entry = full = None
+    for step, (kind, value, size) in enumerate(events):
+        now = NOW + timedelta(seconds=step)
+        data: object
+        if kind == "file":
+            path = posixpath.normpath(f"{FOLDER}/{value}")
+            data = file_closed(value, size).model_copy(update={"path": path})
+        elif kind == "start":
+            data = RunStartedData(**ref, started_at=now, source_folder=value)
+        else:
+            data = RunStoppedData(**ref, stopped_at=now, status=value)
+        entry = apply_event(data, entry, policy=POLICY, now=now, measurement=measurement) or entry
+        with patch.object(domain, "with_files_kept", lambda *_: None):
+            full = apply_event(data, full, policy=POLICY, now=now, measurement=measurement) or full
+
+        assert entry is not None and full is not None
+        assert entry.dataset == full.dataset
+        assert entry.datablock == full.datablock
 
 
 def test_file_outside_the_folder_still_widens_it() -> None:

@@ -149,6 +149,31 @@ def with_files(
     return CatalogueEntry(dataset=dataset, datablock=datablock)
 
 
+def with_files_kept(
+    dataset: Dataset, changes: dict[str, Any], datablock: OrigDatablock | None, folder: str
+) -> CatalogueEntry | None:
+    """`with_files` (of `dataset` with `changes`) for an event that closes no file — a start or
+    a stop — when `folder` is the dataset's own, in O(1): the list stays as stored. `None` when
+    the folder may change or the dataset has no file list (then `with_files` decides).
+
+    A measurement's list holds every file of its runs, and each run's start and stop came
+    through `with_files`, which placed the whole list again per event. Relies on what
+    `with_closed_file` relies on (a stored list that disagrees with its dataset is recomputed).
+    """
+    if datablock is None or dataset.sourceFolder != folder:
+        return None
+    if (dataset.size, dataset.numberOfFiles) != (datablock.size, len(datablock.dataFileList)):
+        return None
+    dataset = dataset.model_copy(update=changes)
+    groups = {"ownerGroup": dataset.ownerGroup, "accessGroups": dataset.accessGroups}
+    if (datablock.datasetId, datablock.ownerGroup, datablock.accessGroups) != (
+        dataset.pid,
+        *groups.values(),
+    ):
+        datablock = datablock.model_copy(update=groups | {"datasetId": dataset.pid})
+    return CatalogueEntry(dataset=dataset, datablock=datablock)
+
+
 def with_closed_file(
     dataset: Dataset,
     changes: dict[str, Any],

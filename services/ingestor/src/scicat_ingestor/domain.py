@@ -39,6 +39,7 @@ from scicat_ingestor.catalogue_entry import (
     stored_folder,
     with_closed_file,
     with_files,
+    with_files_kept,
 )
 from scicat_ingestor.catalogue_entry import (
     catalogue_time as catalogue_time,
@@ -350,6 +351,9 @@ def _update(
             "datasetStatus": data.status,
             STATUS_REASON_FIELD: data.reason,
         }
+    kept = with_files_kept(dataset, changes, entry.datablock, folder)
+    if kept is not None:
+        return kept
     return with_files(
         dataset.model_copy(update=changes), entry.datablock, absolute_files(entry), folder
     )

@@ -9,7 +9,7 @@ measurements once, records in memory (`recorded`, `view_of`) and writes the chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pymongo import ReplaceOne
@@ -66,8 +66,13 @@ def recorded(stored: dict[str, Any] | None, run: GroupedRun) -> dict[str, Any]:
     }
 
 
-def view_of(measurement: str, members: Iterable[dict[str, Any]]) -> MeasurementView:
-    """The measurement as its stored runs make it: the runs in start order (unstarted last)."""
+def view_of(
+    measurement: str,
+    members: Iterable[dict[str, Any]],
+    sample: Callable[[dict[str, Any]], RunSample] | None = None,
+) -> MeasurementView:
+    """The measurement as its stored runs make it: the runs in start order (unstarted last).
+    `sample`: each run's `RunSample` (a batch reuses those of runs that did not change)."""
     ordered = sorted(
         members,
         key=lambda member: (
@@ -78,8 +83,12 @@ def view_of(measurement: str, members: Iterable[dict[str, Any]]) -> MeasurementV
     )
     return MeasurementView(
         measurement_id=measurement,
-        runs=[RunSample(member["runId"], member.get("metadata", {})) for member in ordered],
+        runs=[(sample or _sample)(member) for member in ordered],
     )
+
+
+def _sample(member: dict[str, Any]) -> RunSample:
+    return RunSample(member["runId"], member.get("metadata", {}))
 
 
 async def runs_of_measurements(
@@ -137,6 +146,7 @@ class BatchRuns:
         self._runs = {doc["_id"]: doc for doc in stored}
         self._views: dict[tuple[str, str], MeasurementView] = {}
         self._changed: dict[str, dict[str, Any]] = {}
+        self._samples: dict[str, tuple[dict[str, Any], RunSample]] = {}
 
     def recording(self, run: GroupedRun) -> tuple[dict[str, Any], MeasurementView]:
         """The run as this event would record it, and its measurement then; nothing is kept
@@ -156,13 +166,24 @@ class BatchRuns:
             if (member["beamtimeId"], member["measurement"]) == group
             and member["_id"] != doc["_id"]
         ]
-        return doc, view_of(doc["measurement"], [*members, doc])
+        return doc, view_of(doc["measurement"], [*members, doc], self._sample)
 
     def keep(self, doc: dict[str, Any], view: MeasurementView) -> None:
-        if self._runs.get(doc["_id"]) != doc:
+        stored = self._runs.get(doc["_id"])
+        if stored != doc:
             self._changed[doc["_id"]] = doc
-        self._runs[doc["_id"]] = doc
+            self._runs[doc["_id"]] = doc
         self._views[(doc["beamtimeId"], doc["measurement"])] = view
+
+    def _sample(self, member: dict[str, Any]) -> RunSample:
+        """The run's sample, the same object while the run's document is (its SI annotation
+        is then not computed again)."""
+        remembered = self._samples.get(member["_id"])
+        if remembered is not None and remembered[0] is member:
+            return remembered[1]
+        made = _sample(member)
+        self._samples[member["_id"]] = (member, made)
+        return made
 
     def changed(self) -> list[dict[str, Any]]:
         return list(self._changed.values())

@@ -37,6 +37,11 @@ class RunSample:
     run_id: str
     metadata: Mapping[str, Any]
 
+    @cached_property
+    def annotated(self) -> tuple[dict[str, Any], list[MetadataIssue]]:
+        """The run's metadata with SI values, and its unit issues (`with_si_units`), once."""
+        return with_si_units(self.metadata)
+
 
 @dataclass(frozen=True)
 class MeasurementView:
@@ -48,11 +53,11 @@ class MeasurementView:
     def run_ids(self) -> list[str]:
         return [run.run_id for run in self.runs]
 
-    @cached_property
+    @property
     def annotated_runs(self) -> list[tuple[dict[str, Any], list[MetadataIssue]]]:
-        """Each run's metadata with SI values, and its unit issues; computed once per view, as
-        a batch hands one view to every event of a measurement whose runs did not change."""
-        return [with_si_units(run.metadata) for run in self.runs]
+        """Each run's metadata with SI values, and its unit issues (each run's own, once: a
+        batch reuses the samples of runs that did not change)."""
+        return [run.annotated for run in self.runs]
 
     @cached_property
     def metadata(self) -> dict[str, Any]:
