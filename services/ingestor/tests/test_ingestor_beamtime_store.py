@@ -8,8 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from scicat_ingestor import datablock_parts
 from scicat_ingestor import store as store_module
+from scicat_ingestor.batch import BatchIngestor
+from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import APPLIED_EVENT_COLLECTION, MongoCatalogueStore
+from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
@@ -96,3 +100,49 @@ async def test_an_interrupted_beamtime_update_is_redone_and_recorded_once(
         {"pid": {"$regex": "^beamtime:"}}
     )
     assert markers == 1
+
+
+async def test_a_redelivered_beamtime_update_publishes_its_datasets_again_without_their_files(
+    store, policy, acquisitions, monkeypatch
+) -> None:
+    """Its first delivery may have crashed before publishing; the file lists play no part."""
+    published = _Published()
+    handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
+    batcher = BatchIngestor(handler, store, published)
+
+    async def ingest(*values: tuple[str, bytes]) -> list:
+        records = [consumer_record(t, v, offset=n) for n, (t, v) in enumerate(values)]
+        return await batcher.handle_batch(records)
+
+    runs = [f"scan_{n:02d}" for n in range(RUNS)]
+    await ingest(
+        *(
+            (ACQUISITION_EVENTS, acquisitions.envelope(acquisitions.file_closed(run_id=run)))
+            for run in runs
+        )
+    )
+    update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
+    await ingest(update)
+    first = [(d.pid, d.pipelineRevision) for d in published.datasets[RUNS:]]
+    published.datasets.clear()
+
+    def no_file_lists(*_args, **_kwargs):
+        raise AssertionError("a file list was read")
+
+    monkeypatch.setattr(datablock_parts, "merged", no_file_lists)
+    assert await ingest(update) == [None]
+
+    again = [(d.pid, d.pipelineRevision) for d in published.datasets]
+    assert sorted(again) == sorted(first)
+    assert sorted(pid for pid, _ in again) == [f"test/{acquisitions.beamtime}/{r}" for r in runs]
+
+
+class _Published:
+    def __init__(self) -> None:
+        self.datasets: list = []
+
+    async def dataset_stored(self, dataset) -> None:
+        self.datasets.append(dataset)
+
+    async def datasets_stored(self, datasets) -> None:
+        self.datasets.extend(datasets)

@@ -317,9 +317,10 @@ class MongoCatalogueStore:
         return stored, True
 
     async def _beamtime_already_applied(self, beamtime_id: str) -> BeamtimeOutcome:
-        pids = await stored_proposals.pids_of_beamtime(self._db, beamtime_id, None)
-        entries = [await self.load(pid, latest=False) for pid in pids]
-        stored = [entry.dataset for entry in entries if entry is not None]
+        """The beamtime's datasets as stored, to publish again: in one query and without their
+        file lists (thousands of datasets of thousands of files each, read for nothing)."""
+        cursor = self._db[DATASET_COLLECTION].find({"proposalIds": beamtime_id}, sort=[("pid", 1)])
+        stored = [dataset_from(doc) async for doc in cursor]
         return BeamtimeOutcome(stored, changed=False, already_applied=True)
 
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
