@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import uuid
 from datetime import UTC, datetime
 
 import event_model
@@ -18,6 +19,7 @@ from streaming_data_types import serialise_wrdn
 
 from scicat_ingestor.adapters.door import from_beamtime_metadata
 from scicat_ingestor.app import create_app
+from scicat_pipeline.embedded import create_topics
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.topics import read_topic
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
@@ -178,6 +180,31 @@ async def test_bluesky_run_survives_an_ingestor_restart_between_start_and_stop(
         await produce(kafka, BLUESKY_TOPIC, (2, SERIALISE(("stop", run.compose_stop()))))
         await wait_for(
             dataset_where(catalogue, pid, datasetStatus="success"), what="the run closed"
+        )
+
+
+async def test_a_bluesky_topic_created_after_start_up_is_read_from_its_beginning(
+    settings, kafka, catalogue
+) -> None:
+    """A new beamline's RunEngine publishes to a topic the ingestor has never seen."""
+    topic = f"p{uuid.uuid4().hex[:8]}.bluesky.runengine.documents"
+    run = event_model.compose_run(metadata={"beamtime_id": "11012345"})
+    pid = f"test/11012345/{run.start_doc['uid']}"
+    quick = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"metadata_max_age_ms": 500})}
+    )
+    app = create_app(quick)
+    async with app.router.lifespan_context(app):
+        await create_topics(kafka, [topic])
+        await produce(
+            kafka,
+            topic,
+            (0, SERIALISE(("start", run.start_doc))),
+            (0, SERIALISE(("stop", run.compose_stop()))),
+        )
+
+        await wait_for(
+            dataset_where(catalogue, pid, datasetStatus="success"), what="the new topic's run"
         )
 
 

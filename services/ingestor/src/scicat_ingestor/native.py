@@ -20,8 +20,8 @@ Outcomes, each counted in `scicat_ingestor_native_messages_total{producer, outco
 
 All enabled native topics are read by one consumer in the group `ingestor-native`, subscribed
 by one regex (`NativeTopics.pattern`), and each record is routed by its topic. A bluesky topic
-created after start-up is picked up at the consumer's next metadata refresh (aiokafka
-`metadata_max_age_ms`, 5 minutes by default).
+created after start-up is picked up at the consumer's next metadata refresh
+(`KAFKA__METADATA_MAX_AGE_MS`, 30 s by default) and read from its beginning.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ def create_broker(
         kafka.bootstrap_servers,
         client_id=service,
         acks="all",
+        metadata_max_age_ms=kafka.metadata_max_age_ms,
         security=broker_security(kafka.security),
         middlewares=tuple(middlewares),
         logger=structlog.get_logger(f"scicat.{service}.broker"),

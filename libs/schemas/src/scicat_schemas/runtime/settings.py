@@ -68,6 +68,13 @@ class KafkaSettings(BaseModel):
         default=10_000, description="Group membership timeout; the embedded broker uses 1000."
     )
     heartbeat_interval_ms: int = Field(default=3_000, description="Consumer heartbeat interval.")
+    metadata_max_age_ms: int = Field(
+        default=30_000,
+        gt=0,
+        description="How often the cluster's topics are looked up again: a topic matching a "
+        "pattern subscription (a new beamline's bluesky topic) is read within this time of its "
+        "creation (aiokafka's default is 5 minutes).",
+    )
     rebalance_timeout_ms: int | None = Field(
         default=None, description="How long a rebalance waits for members (None: poll interval)."
     )
