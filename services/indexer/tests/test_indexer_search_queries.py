@@ -260,3 +260,45 @@ async def test_anonymous_callers_search_and_count_only_published_datasets(
     assert page["facets"]["instrument"] == [{"value": "P03", "count": 1}]
     private = await indexer.http.get(f"/datasets/{catalogue_of_three[0].pid}")
     assert private.status_code == 404
+
+
+async def test_a_measurement_is_found_by_the_range_its_runs_span(
+    indexer: RunningIndexer,
+    make_dataset: Callable[..., Dataset],
+    stored_event: Callable[..., bytes],
+) -> None:
+    """The ingestor's grouped datasets (`MEASUREMENT_KEY`) hold statistics per quantity, with
+    the range of the runs as the quantity's value: unit-aware search finds them by it."""
+    electron_volt = 1.602176634e-19
+    measurement = make_dataset(
+        "m1",
+        scientificMetadata={
+            "energy": {
+                "count": 3,
+                "min": 18.0,
+                "max": 20.0,
+                "mean": 19.2,
+                "unit": "keV",
+                "value": [18.0, 20.0],
+                "valueSI": [18e3 * electron_volt, 20e3 * electron_volt],
+                "unitSI": "kg*m**2/s**2",
+            },
+            "runs": ["scan_1", "scan_2", "scan_3"],
+        },
+    )
+    await indexer.produce((measurement.pid, stored_event(measurement)))
+    await indexer.wait_processed(1)
+
+    expectations = {
+        "energy>19keV": ["m1"],
+        "energy>19500eV": ["m1"],
+        "energy<18.5keV": ["m1"],
+        "energy>21keV": [],
+        "energy=17..17.9keV": [],
+        "energy.mean>19": ["m1"],  # each statistic as stored, without a unit
+        "energy.count=3": ["m1"],  # an equality window osmem hung on as one range
+        "energy=20keV": ["m1"],  # an end of the range
+        "energy=19keV": [],  # the range is two values, not an interval
+    }
+    for condition, runs in expectations.items():
+        assert _runs(await indexer.search(condition=condition)) == runs, condition

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+
 from scicat_ingestor.app import create_app
 from scicat_ingestor.measurements import MeasurementView, RunSample, aggregated_metadata
 from scicat_pipeline.testing import wait_for
@@ -23,13 +25,17 @@ def test_numbers_and_quantities_become_count_min_max_mean() -> None:
     )
 
     assert aggregated["exposure"] == {"count": 2, "min": 0.1, "max": 0.3, "mean": 0.2}
-    assert aggregated["energy"] == {
+    energy = aggregated["energy"]
+    assert {k: energy[k] for k in ("count", "min", "max", "mean", "unit", "value")} == {
         "count": 2,
         "min": 18.0,
         "max": 20.0,
         "mean": 19.0,
         "unit": "keV",
+        "value": [18.0, 20.0],  # the range the runs span: a quantity unit-aware search finds
     }
+    assert energy["unitSI"] == "kg*m**2/s**2"
+    assert energy["valueSI"] == pytest.approx([18e3 * 1.602176634e-19, 20e3 * 1.602176634e-19])
     assert aggregated["sample"] == {"x": {"count": 2, "min": 1.0, "max": 3.0, "mean": 2.0}}
     assert aggregated["runs"] == ["scan_0", "scan_1"]
 
@@ -45,6 +51,9 @@ def test_quantities_in_different_units_are_aggregated_in_si() -> None:
         "max": 0.003,
         "mean": 0.002,
         "unit": "m",
+        "value": [0.001, 0.003],
+        "valueSI": [0.001, 0.003],
+        "unitSI": "m",
     }
 
 
@@ -111,7 +120,15 @@ async def test_runs_of_one_measurement_become_one_dataset_with_statistics(
         )
 
     metadata = dataset["scientificMetadata"]
-    assert metadata["energy"] == {"count": 2, "min": 18.0, "max": 20.0, "mean": 19.0, "unit": "keV"}
+    energy = {k: v for k, v in metadata["energy"].items() if k not in ("valueSI", "unitSI")}
+    assert energy == {
+        "count": 2,
+        "min": 18.0,
+        "max": 20.0,
+        "mean": 19.0,
+        "unit": "keV",
+        "value": [18.0, 20.0],
+    }
     assert sorted(metadata["runs"]) == ["scan_1", "scan_2"]
     assert dataset["datasetName"] == "m1"
     assert dataset["sourceFolder"] == "/gpfs/current/raw"

@@ -138,6 +138,11 @@ def condition_clause(condition: Condition) -> dict[str, Any]:
             )
         text = ("true" if value else "false") if isinstance(value, bool) else value.lower()
         must.append({"term": {f"{field}text.lower": text}})
+    elif relation is Relation.EQUAL:
+        # Without a unit the number is compared as stored, so equality is exact. (A window, as
+        # unit-aware equality needs, hangs the embedded osmem 0.1.6 for some numbers, `3 ± 3e-9`
+        # among them: the request times out and the server keeps spinning.)
+        must.append({"term": {f"{field}number": _number_or_range(condition)}})
     else:
         must.append(_compare(f"{field}number", relation, _number_or_range(condition)))
     return {"nested": {"path": METADATA_PAIRS, "query": {"bool": {"filter": must}}}}

@@ -9,7 +9,9 @@ Its `scientificMetadata` is not any one run's metadata but, per key over the run
 run: the run's own metadata, all its events merged), pure:
 - numbers → `{"count", "min", "max", "mean"}`;
 - quantities → the same statistics of `value` and the `unit`, when all runs use one unit, else of
-  the SI values (`valueSI`) with `unitSI`;
+  the SI values (`valueSI`) with `unitSI`; and, so that unit-aware search finds a measurement by
+  what its runs measured, a range quantity `value: [min, max]` with its `valueSI`/`unitSI`
+  (`energy > 19 keV` finds a measurement whose runs went from 18 to 20 keV);
 - anything else → the value if every run that has it agrees, else `{"values": [distinct ...]}`;
 - plus `runs`: the run ids, in the order they started.
 
@@ -91,7 +93,7 @@ def chosen_measurement(data: object, key: str, recorded: str | None) -> str | No
 def aggregated_metadata(view: MeasurementView) -> dict[str, Any]:
     """The measurement's scientific metadata: statistics per key over its runs (see above)."""
     samples = [annotated for annotated, _ in view.annotated_runs]
-    aggregated = _aggregate_mappings(samples)
+    aggregated, _ = with_si_units(_aggregate_mappings(samples))  # each run's issues are its own
     aggregated[RUNS_KEY] = view.run_ids()
     return aggregated
 
@@ -118,12 +120,17 @@ def _quantity_statistics(
 ) -> dict[str, Any]:
     units = {unit for _, unit in parts}
     if len(units) == 1:
-        return _statistics([float(number) for number, _ in parts]) | {"unit": units.pop()}
+        return _range(_statistics([float(number) for number, _ in parts]), units.pop())
     si_units = {v.get("unitSI") for v in values}
     if len(si_units) == 1 and None not in si_units:
-        return _statistics([float(v["valueSI"]) for v in values]) | {"unit": si_units.pop()}
+        return _range(_statistics([float(v["valueSI"]) for v in values]), si_units.pop())
     distinct = list({_key(v): v for v in values}.values())
     return {"values": distinct}
+
+
+def _range(statistics: dict[str, Any], unit: Any) -> dict[str, Any]:
+    """Statistics of a quantity, themselves a quantity: the range its runs span."""
+    return statistics | {"value": [statistics["min"], statistics["max"]], "unit": unit}
 
 
 def _statistics(numbers: list[float]) -> dict[str, Any]:
