@@ -65,7 +65,7 @@ async def _catalogue(mongo_uri: str, database: str) -> dict[str, list[dict[str, 
 def _mixed_runs(acquisitions) -> list[bytes]:
     """Two runs of measurement m1 (the second adding keys), a repeated event, a refused file, a
     run without a start, a start without a measurement, a refused start naming m1 and a file of
-    its run, stops; in an interleaved order."""
+    its run, a second start of a run naming another measurement, stops; interleaved."""
 
     def start(run: str, **metadata: Any) -> bytes:
         folder = f"/gpfs/current/raw/{run}"
@@ -93,6 +93,10 @@ def _mixed_runs(acquisitions) -> list[bytes]:
         file("scan_2", "c.cbf", "f4", metadata={"temperature": {"value": 295, "unit": "K"}}),
         file("scan_2", "d.cbf", "f5", metadata={"$where": 1}),  # refused: not storable
         stop("scan_1"),
+        acquisitions.envelope(  # a second start naming another measurement: the run stays
+            acquisitions.run_started(run_id="scan_1", metadata={"measurement": "m2"}),
+            id="restart-scan_1",
+        ),
         start("scan_3", sample="LaB6"),
         file("scan_3", "e.cbf", "f6"),
         file("scan_2", "c.cbf", "f7", metadata={"temperature": {"value": 296, "unit": "K"}}),
@@ -125,7 +129,7 @@ async def test_grouped_runs_in_batches_store_what_the_per_event_path_stores(
             outcomes = await ingest(values[first : first + batch_size])
             refused_batched += [first + n for n, o in enumerate(outcomes) if o is not None]
 
-    assert refused_batched == refused_alone == [7, 12]
+    assert refused_batched == refused_alone == [7, 13]
     expected = await _catalogue(mongo_uri, alone)
     assert await _catalogue(mongo_uri, batched) == expected
     pids = [d["pid"] for d in expected[DATASET_COLLECTION]]

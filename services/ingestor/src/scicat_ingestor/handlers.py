@@ -202,8 +202,8 @@ class AcquisitionHandler:
         key = self.policy.measurement_key
         if key is None:
             return None
-        named = chosen_measurement(data, key, None)
-        return named or await self.store.measurement_of(data.beamtime_id, data.run_id)
+        recorded = await self.store.measurement_of(data.beamtime_id, data.run_id)
+        return chosen_measurement(data, key, recorded)
 
     async def _beamtime_updated(self, event: BeamtimeUpdated) -> None:
         data = event.data

@@ -84,10 +84,12 @@ def names_measurement(data: object, key: str) -> bool:
 
 
 def chosen_measurement(data: object, key: str, recorded: str | None) -> str | None:
-    """The measurement an event of a run goes to: the one its start names, else the one its run
-    was recorded in (`recorded`), else none (the run stays a dataset of its own)."""
+    """The measurement an event of a run goes to: the one its run was recorded in (`recorded`),
+    else the one its start names, else none (the run stays a dataset of its own). A run stays in
+    its first measurement: a later start naming another one goes there too, so every event of a
+    run lands in one dataset (the run record keeps its first measurement as well)."""
     named = measurement_of(data, key) if isinstance(data, RunStartedData) else None
-    return named or recorded
+    return recorded or named
 
 
 def aggregated_metadata(view: MeasurementView) -> dict[str, Any]:
