@@ -82,7 +82,9 @@ def _apply_all(events: list[tuple[bytes, bytes]]) -> float:
     for _, value in events:
         event = ACQUISITION_EVENT.validate_json(value)
         pid = policy.dataset_pid(event.data)
-        applied = apply_event(event.data, entries.get(pid), policy=policy, now=now)
+        current = entries.get(pid)
+        # as the batch store does: a state it drops for the result is the domain's to extend
+        applied = apply_event(event.data, current, policy=policy, now=now, owned=bool(current))
         if applied is not None:
             entries[pid] = applied
     return time.process_time() - began

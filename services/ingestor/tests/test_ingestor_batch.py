@@ -135,6 +135,29 @@ async def test_only_the_invalid_records_of_a_batch_are_rejected(
     assert published.ids() == [f"{pid}#2"]
 
 
+async def test_a_file_refused_between_others_of_its_run_leaves_no_trace_in_the_list(
+    ingest, catalogue, acquisitions
+) -> None:
+    """Later files of a run grow the transaction's own list in place; a refused one must not."""
+    pid = acquisitions.pid()
+    sizes = {"a.h5": 10, "b.h5": 2**63 - 5, "c.h5": 1, "d.h5": 2}  # b: the total overflows
+
+    outcomes = await ingest(
+        *(acquisitions.envelope(acquisitions.file_closed(n, size=z)) for n, z in sizes.items())
+    )
+
+    assert [None if o is None else o.error_type for o in outcomes] == [
+        None,
+        "invalid-event",
+        None,
+        None,
+    ]
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": pid})
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert [f["path"] for f in block["dataFileList"]] == ["a.h5", "c.h5", "d.h5"]
+    assert (dataset["size"], dataset["numberOfFiles"], block["size"]) == (13, 3, 13)
+
+
 async def test_events_of_one_run_in_one_batch_each_see_the_previous_result(
     ingest, catalogue, published, acquisitions
 ) -> None:

@@ -6,6 +6,7 @@ Every shortcut is checked against the full computation it replaces.
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
@@ -189,6 +190,37 @@ def test_starts_and_stops_keep_the_list_as_the_full_computation_would(events, gr
         assert entry is not None and full is not None
         assert entry.dataset == full.dataset
         assert entry.datablock == full.datablock
+
+
+def test_an_owned_list_grows_in_place_with_the_same_result() -> None:
+    """The batch store hands the domain a state it drops for the result (`owned`): a new file is
+    appended to that state's list rather than to a copy of it (each file of a long run cost a
+    copy of the whole list), and the states are the ones copying gives."""
+    copied = owned = None
+    for n in range(50):
+        data = file_closed(f"img_{n:03d}.cbf", n + 1, checksum=f"{n:064x}")
+        copied = apply_event(data, copied, policy=POLICY, now=NOW) or copied
+        before = owned
+        owned = apply_event(data, owned, policy=POLICY, now=NOW, owned=True) or owned
+        assert owned.datablock is not None and copied.datablock is not None
+        assert owned.dataset == copied.dataset and owned.datablock == copied.datablock
+        if before is not None and before.datablock is not None:
+            assert owned.datablock.dataFileList is before.datablock.dataFileList
+
+    versions = replace(POLICY, update_strategy="version")
+    stopped = apply_event(
+        RunStoppedData(
+            run_id="scan_0042", beamtime_id="11012345", instrument="P08", stopped_at=NOW
+        ),
+        owned,
+        policy=versions,
+        now=NOW,
+    )
+    assert stopped is not None and stopped.datablock is not None
+    kept = list(stopped.datablock.dataFileList)
+    version = apply_event(file_closed("late.cbf", 1), stopped, policy=versions, now=NOW, owned=True)
+    assert version is not None and version.pid != stopped.pid
+    assert stopped.datablock.dataFileList == kept  # a version never extends the one before
 
 
 def test_file_outside_the_folder_still_widens_it() -> None:

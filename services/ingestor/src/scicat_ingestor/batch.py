@@ -198,6 +198,7 @@ class BatchIngestor:
                 beamtime=context.beamtime,
                 issues=issues,
                 measurement=context.measurement,
+                owned=context.owned,
             )
 
         return decide

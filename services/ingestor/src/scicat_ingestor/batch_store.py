@@ -153,7 +153,8 @@ async def _apply(
             continue
         run, measurement = (None, None) if event.run is None else runs.recording(event.run)
         try:
-            proposed = item.decide(current, StoredContext(beamtime, measurement))
+            owned = current is not None and final.get(current.pid) is current
+            proposed = item.decide(current, StoredContext(beamtime, measurement, owned))
         except InvalidAcquisition as error:
             outcomes.append(error)
             continue

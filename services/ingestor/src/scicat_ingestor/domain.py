@@ -7,9 +7,8 @@ changes nothing (a file closed twice, a repeated start). That "no change" answer
 
 Events of one run may arrive in any order a producer manages to send them: each one creates the
 dataset if it is missing, a start never re-opens a stopped run, and the file list, the
-`sourceFolder` and the sizes follow from the files themselves (`catalogue_entry`; a file inside
-the folder updates them in place, by its difference).
-Native producers (ESS wrdn, bluesky, ASAP::O) are adapters that emit the same payloads.
+`sourceFolder` and the sizes follow from the files (`catalogue_entry`). Native producers (ESS
+wrdn, bluesky, ASAP::O) are adapters that emit the same payloads.
 
 Around that core: every quantity gets SI values (`quantities`); the run's beamtime, when known,
 fills proposals, people and groups (`with_beamtime`, `complete_with_beamtime` for datasets that
@@ -133,18 +132,21 @@ def apply_event(
     beamtime: BeamtimeFacts | None = None,
     issues: Sequence[MetadataIssue] = (),
     measurement: MeasurementView | None = None,
+    owned: bool = False,
 ) -> CatalogueEntry | None:
     """The state after `data`, with the revision bumped; `None` if `data` changes nothing.
 
     `beamtime` is the stored beamtime of the run, when known; `issues` are problems found while
     reading the file's metadata (NeXus), recorded on the dataset; `measurement` is the stored
-    measurement of a grouped run (`measurements`), its runs including this event. Raises
-    `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata).
-    """
+    measurement of a grouped run (`measurements`), its runs including this event; `owned`: the
+    caller drops `current` for the result, so its file list may grow in place (not when
+    versioning: `current` stays a version). Raises `InvalidAcquisition` for input no retry can
+    fix (relative paths, unstorable metadata)."""
     try:
         check_storable(data.metadata)
         entry = current or _new_entry(data, policy, measurement)
-        proposed = _update(data, entry, issues, measurement)
+        extend = owned and policy.update_strategy != "version"
+        proposed = _update(data, entry, issues, measurement, extend)
         if beamtime is not None:
             proposed = with_beamtime(proposed, beamtime, policy)
     except (InvalidPath, UnstorableMetadata) as error:
@@ -312,6 +314,7 @@ def _update(
     entry: CatalogueEntry,
     issues: Sequence[MetadataIssue],
     measurement: MeasurementView | None,
+    extend: bool,
 ) -> CatalogueEntry:
     """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
@@ -339,7 +342,8 @@ def _update(
             folder = normalise_absolute(data.source_folder, what="source_folder")
     elif isinstance(data, FileClosedData):
         path = normalise_file_path(data.path)
-        in_place = with_closed_file(dataset, changes, entry.datablock, folder, path, data)
+        block = entry.datablock
+        in_place = with_closed_file(dataset, changes, block, folder, path, data, extend=extend)
         if in_place is not None:
             return in_place
         files = absolute_files(entry)

@@ -24,6 +24,9 @@ class StoredContext:
 
     beamtime: BeamtimeFacts | None = None
     measurement: MeasurementView | None = None
+    owned: bool = False
+    """The current state is the transaction's own (made by an earlier event of it and held by
+    nothing else), so the domain may extend its file list in place (`apply_event`)."""
 
 
 Decide = Callable[[CatalogueEntry | None, StoredContext], CatalogueEntry | None]
