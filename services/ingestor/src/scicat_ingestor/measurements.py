@@ -111,7 +111,7 @@ def _aggregate(values: list[Any]) -> Any:
     quantities = [quantity_parts(v) for v in values]
     if all(parts is not None and _is_number(parts[0]) for parts in quantities):
         return _quantity_statistics(values, quantities)  # type: ignore[arg-type]
-    if all(isinstance(v, Mapping) and quantity_parts(v) is None for v in values):
+    if all(parts is None and _is_mapping(v) for v, parts in zip(values, quantities, strict=True)):
         return _aggregate_mappings(values)
     distinct = list({_key(v): v for v in values}.values())
     return distinct[0] if len(distinct) == 1 else {"values": distinct}
@@ -145,7 +145,12 @@ def _statistics(numbers: list[float]) -> dict[str, Any]:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    kind = type(value)  # the JSON types first: this runs for every value of every run
+    return kind is float or kind is int or (isinstance(value, int | float) and kind is not bool)
+
+
+def _is_mapping(value: object) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _key(value: Any) -> str:

@@ -72,7 +72,7 @@ def dataset_issues(
 
 def quantity_parts(value: object) -> tuple[Any, Any] | None:
     """`(value, unit)` of a `{value, unit}` or `{v, u}` object, else None."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # dicts skip the ABC check
         return None
     if "value" in value and "unit" in value:
         return value["value"], value["unit"]
