@@ -142,8 +142,8 @@ class BatchIngestor:
         for (_, event, reading), data in zip(pending, datas, strict=True):
             run = (data.beamtime_id, data.run_id)
             measurement = None if key is None else chosen_measurement(data, key, recorded.get(run))
-            if key is not None and measurement is not None and names_measurement(data, key):
-                recorded.setdefault(run, measurement)  # a run keeps its first measurement
+            if measurement is not None:  # a start records its run for the events after it
+                recorded.setdefault(run, measurement)
             items.append(
                 BatchItem(
                     AppliedEvent(

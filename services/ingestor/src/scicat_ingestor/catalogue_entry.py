@@ -132,13 +132,10 @@ def with_files(
     )
     if not file_list and datablock is None:
         return CatalogueEntry(dataset=dataset)
-    block_fields: dict[str, Any] = {
-        "datasetId": dataset.pid,
+    block_fields: dict[str, Any] = _owned_by(dataset) | {
         "size": size,
         "chkAlg": _common_algorithm(file_list),
         "dataFileList": file_list,
-        "ownerGroup": dataset.ownerGroup,
-        "accessGroups": dataset.accessGroups,
     }
     if datablock is None:
         datablock = OrigDatablock.model_validate(
@@ -165,12 +162,9 @@ def with_files_kept(
     if (dataset.size, dataset.numberOfFiles) != (datablock.size, len(datablock.dataFileList)):
         return None
     dataset = dataset.model_copy(update=changes)
-    groups = {"ownerGroup": dataset.ownerGroup, "accessGroups": dataset.accessGroups}
-    if (datablock.datasetId, datablock.ownerGroup, datablock.accessGroups) != (
-        dataset.pid,
-        *groups.values(),
-    ):
-        datablock = datablock.model_copy(update=groups | {"datasetId": dataset.pid})
+    owned_by = _owned_by(dataset)
+    if any(getattr(datablock, name) != value for name, value in owned_by.items()):
+        datablock = datablock.model_copy(update=owned_by)
     return CatalogueEntry(dataset=dataset, datablock=datablock)
 
 
@@ -224,13 +218,10 @@ def with_closed_file(
         file_list = [*records[:index], record, *records[index + 1 :]]
     _POSITIONS[id(file_list)] = (file_list, positions)
     dataset = dataset.model_copy(update=changes | {"size": size, "numberOfFiles": len(file_list)})
-    block_fields: dict[str, Any] = {
-        "datasetId": dataset.pid,
+    block_fields: dict[str, Any] = _owned_by(dataset) | {
         "size": size,
         "chkAlg": _algorithm_after(datablock.chkAlg, previous, record, file_list),
         "dataFileList": file_list,
-        "ownerGroup": dataset.ownerGroup,
-        "accessGroups": dataset.accessGroups,
     }
     return CatalogueEntry(dataset=dataset, datablock=datablock.model_copy(update=block_fields))
 
@@ -268,6 +259,15 @@ def _position(records: list[DataFile], positions: dict[str, int], relative: str)
     if hint < len(records) and records[hint].path == relative:
         return hint
     return next((n for n, record in enumerate(records) if record.path == relative), None)
+
+
+def _owned_by(dataset: Dataset) -> dict[str, Any]:
+    """The datablock's fields that are its dataset's: whose it is and who may see it."""
+    return {
+        "datasetId": dataset.pid,
+        "ownerGroup": dataset.ownerGroup,
+        "accessGroups": dataset.accessGroups,
+    }
 
 
 def _placed(record: DataFile, relative_path: str) -> DataFile:

@@ -27,8 +27,7 @@ Db = AsyncDatabase[dict[str, Any]]
 
 
 async def measurement_of(db: Db, beamtime_id: str, run_id: str) -> str | None:
-    doc = await db[RUN_COLLECTION].find_one({"_id": run_key(beamtime_id, run_id)})
-    return None if doc is None else str(doc["measurement"])
+    return (await measurements_of(db, [(beamtime_id, run_id)])).get((beamtime_id, run_id))
 
 
 async def measurements_of(db: Db, runs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:

@@ -319,8 +319,8 @@ class MongoCatalogueStore:
     async def _beamtime_already_applied(self, beamtime_id: str) -> BeamtimeOutcome:
         """The beamtime's datasets as stored, to publish again: in one query and without their
         file lists (thousands of datasets of thousands of files each, read for nothing)."""
-        cursor = self._db[DATASET_COLLECTION].find({"proposalIds": beamtime_id}, sort=[("pid", 1)])
-        stored = [dataset_from(doc) async for doc in cursor]
+        docs = await stored_proposals.datasets_of_beamtime(self._db, beamtime_id)
+        stored = [dataset_from(doc) for doc in docs]
         return BeamtimeOutcome(stored, changed=False, already_applied=True)
 
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:

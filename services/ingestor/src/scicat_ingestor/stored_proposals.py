@@ -85,6 +85,16 @@ async def pids_of_beamtime(
     db: Db, beamtime_id: str, session: AsyncClientSession | None
 ) -> list[str]:
     cursor = db[DATASET_COLLECTION].find(
-        {"proposalIds": beamtime_id}, projection={"pid": True}, session=session
+        _of_beamtime(beamtime_id), projection={"pid": True}, session=session
     )
     return sorted([doc["pid"] async for doc in cursor])
+
+
+async def datasets_of_beamtime(db: Db, beamtime_id: str) -> list[dict[str, Any]]:
+    """The beamtime's datasets as stored (without their file lists), in `pid` order."""
+    cursor = db[DATASET_COLLECTION].find(_of_beamtime(beamtime_id), sort=[("pid", 1)])
+    return [doc async for doc in cursor]
+
+
+def _of_beamtime(beamtime_id: str) -> dict[str, Any]:
+    return {"proposalIds": beamtime_id}
