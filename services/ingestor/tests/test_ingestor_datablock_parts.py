@@ -131,3 +131,19 @@ def test_datablocks_of_the_dataset_that_are_not_parts_are_left_alone() -> None:
 
     assert ours(PID, [*docs, foreign]) == docs
     assert ours(PID, [docs[0], renamed]) == [docs[0]]
+
+
+def test_parts_known_to_be_absent_are_inserted_the_others_upserted() -> None:
+    old, new = block(4), block(7)
+    layout = StoredParts(tuple(OrigDatablock.id_for(PID, k) for k in range(2)), canonical=True)
+    upserts, deletes = writes(old, layout, new, 3)
+
+    known = operations(upserts, deletes, stored=layout.ids)
+    unknown = operations(upserts, deletes)
+
+    # parts 1 (changed) and 2 (new) are written; only part 2 is known to be absent
+    assert [(type(op).__name__, op._doc.get("_id") or op._filter["_id"]) for op in known] == [
+        ("ReplaceOne", OrigDatablock.id_for(PID, 1)),
+        ("InsertOne", OrigDatablock.id_for(PID, 2)),
+    ]
+    assert {type(op).__name__ for op in unknown} == {"ReplaceOne"}

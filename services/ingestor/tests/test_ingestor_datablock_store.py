@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
 from scicat_ingestor import datablock_parts
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import MongoCatalogueStore
+from scicat_ingestor.store_values import ConcurrentUpdate
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, OrigDatablock
 from scicat_schemas.runtime.settings import MongoSettings
@@ -170,3 +173,53 @@ async def test_a_file_list_this_process_committed_is_not_reloaded_while_its_data
     ]
     dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert (dataset["isPublished"], dataset["numberOfFiles"]) == (True, 10)
+
+
+async def test_parts_left_behind_by_a_deleted_dataset_are_overwritten_by_its_new_list(
+    ingest, catalogue, acquisitions
+) -> None:
+    """A new dataset's parts are inserted, except parts found in its name (someone deleted the
+    dataset by hand and left its file list): those are replaced, so the batch never fails on
+    them for ever."""
+    pid = acquisitions.pid()
+    await ingest(*files(acquisitions, *"abcd"))
+    await catalogue[DATASET_COLLECTION].delete_one({"pid": pid})
+
+    assert await ingest(*files(acquisitions, "x")) == [None]
+
+    [part, orphan] = await parts(catalogue, pid)
+    assert [f["path"] for f in part["dataFileList"]] == ["x"]
+    assert [f["path"] for f in orphan["dataFileList"]] == ["d"]  # as before: left alone
+    dataset = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert (dataset["numberOfFiles"], dataset["size"]) == (1, 10)
+
+
+async def test_a_part_created_after_the_read_fails_the_batch_and_the_retry_succeeds(
+    ingest, catalogue, acquisitions, mongo_uri, database_name, monkeypatch
+) -> None:
+    pid = acquisitions.pid()
+    operations = datablock_parts.operations
+    raced: list[str] = []
+
+    def racing(upserts, deletes, *, stored=None):
+        if not raced:  # another writer stores the part the transaction saw absent
+            raced.append(upserts[0]["_id"])
+            with MongoClient(mongo_uri) as other:
+                other[database_name][ORIG_DATABLOCK_COLLECTION].insert_one(
+                    {**upserts[0], "dataFileList": []}
+                )
+        return operations(upserts, deletes, stored=stored)
+
+    monkeypatch.setattr(datablock_parts, "operations", racing)
+
+    with pytest.raises((ConcurrentUpdate, OperationFailure)) as failed:
+        await ingest(*files(acquisitions, "a", "b"))
+    assert isinstance(failed.value, ConcurrentUpdate) or failed.value.has_error_label(
+        "TransientTransactionError"
+    )
+    assert await catalogue[DATASET_COLLECTION].count_documents({"pid": pid}) == 0
+
+    assert await ingest(*files(acquisitions, "a", "b")) == [None, None]
+    [part] = await parts(catalogue, pid)
+    assert raced == [part["_id"]]
+    assert [f["path"] for f in part["dataFileList"]] == ["a", "b"]

@@ -315,6 +315,31 @@ def test_input_no_retry_can_fix_is_refused_with_its_reason(
     assert fragment in str(refused.value)
 
 
+def test_metadata_the_dataset_already_holds_is_not_refused_again(policy, acquisitions) -> None:
+    """A key stored by someone else (SciCat's API allows `t.k`) that a detector repeats with
+    every file stores nothing new: the file is added. A new value under that key is refused."""
+    first = apply_event(acquisitions.file_closed("a.h5"), None, policy=policy, now=NOW)
+    assert first is not None
+    held = {"sample": {"t.k": 1}}
+    stored = CatalogueEntry(
+        dataset=first.dataset.model_copy(update={"scientificMetadata": held}),
+        datablock=first.datablock,
+    )
+
+    repeated = apply_event(
+        acquisitions.file_closed("b.h5", metadata=held), stored, policy=policy, now=NOW
+    )
+
+    assert repeated is not None and paths(repeated) == ["a.h5", "b.h5"]
+    with pytest.raises(InvalidAcquisition, match=r"metadata\.sample"):
+        apply_event(
+            acquisitions.file_closed("c.h5", metadata={"sample": {"t.k": 2}}),
+            stored,
+            policy=policy,
+            now=NOW,
+        )
+
+
 def test_access_groups_are_deduplicated_in_template_order(acquisitions) -> None:
     policy = IngestPolicy(
         pid_prefix="p",

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne, ReplaceOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne
 
 from scicat_ingestor.stored_documents import datablock_doc, datablock_from
 from scicat_schemas.documents import OrigDatablock
@@ -164,10 +164,20 @@ def _canonical(parts: list[OrigDatablock], max_files: int) -> bool:
 
 
 def operations(
-    upserts: list[dict[str, Any]], deletes: list[str]
-) -> list[ReplaceOne[dict[str, Any]] | DeleteOne]:
-    """`writes` as bulk-write operations on the OrigDatablock collection."""
-    replaced: list[ReplaceOne[dict[str, Any]] | DeleteOne] = [
-        ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in upserts
+    upserts: list[dict[str, Any]], deletes: list[str], *, stored: Sequence[str] | None = None
+) -> list[InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]] | DeleteOne]:
+    """`writes` as bulk-write operations on the OrigDatablock collection.
+
+    `stored`: the ids of the dataset's parts as read in this transaction, when known; a part
+    not among them is inserted (SecantusDB inserts in half the time of an upsert; should one
+    appear meanwhile, the insert fails and the transaction is retried). Unknown: every part is
+    upserted.
+    """
+    known = None if stored is None else set(stored)
+    written: list[InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]] | DeleteOne] = [
+        InsertOne(doc)
+        if known is not None and doc["_id"] not in known
+        else ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+        for doc in upserts
     ]
-    return replaced + [DeleteOne({"_id": part_id}) for part_id in deletes]
+    return written + [DeleteOne({"_id": part_id}) for part_id in deletes]

@@ -143,7 +143,6 @@ def apply_event(
     versioning: `current` stays a version). Raises `InvalidAcquisition` for input no retry can
     fix (relative paths, unstorable metadata)."""
     try:
-        check_storable(data.metadata)
         entry = current or _new_entry(data, policy, measurement)
         extend = owned and policy.update_strategy != "version"
         proposed = _update(data, entry, issues, measurement, extend)
@@ -322,13 +321,16 @@ def _update(
     if measurement is None and merge_changes_nothing(
         dataset.scientificMetadata, data.metadata, ignored=SI_KEYS
     ):
+        # Every value is one the dataset holds already, so nothing new is stored: no check.
         metadata = dataset.scientificMetadata
         unit_issues = stored_unit_issues(dataset.scientificMetadataIssues)
     elif measurement is None:
+        check_storable(data.metadata)
         metadata, unit_issues = with_si_units(
             merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
         )
     else:
+        check_storable(data.metadata)
         metadata, unit_issues = measurement.metadata, measurement.unit_issues
     changes: dict[str, Any] = {
         "scientificMetadata": metadata,
