@@ -19,8 +19,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from ingest_benchmark import end_to_end, raw_store_rate
+from ingest_benchmark import end_to_end
 from ingest_messages import grouped_events
+from raw_store import raw_store_rate
 from rich.console import Console
 from rich.table import Table
 
@@ -38,7 +39,7 @@ async def main(arguments: argparse.Namespace) -> None:
     kafka, mongo = EmbeddedKafka().start(), EmbeddedMongo().start()
     try:
         await create_topics(kafka.bootstrap_servers, sorted(ALL_TOPICS))
-        raw = await raw_store_rate(mongo.uri, files)
+        raw = (await raw_store_rate(mongo.uri, files)).docs_per_second
         with tempfile.TemporaryDirectory(prefix="grouped-bench-") as logs:
             e2e = await end_to_end(
                 kafka,

@@ -68,8 +68,12 @@ def stored_folder(dataset: Dataset) -> str:
     return normalise_absolute(dataset.sourceFolder, what=f"stored sourceFolder of {dataset.pid!r}")
 
 
-def closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> DataFile:
-    """The file as now known; an unchanged file keeps its first record (and a known checksum)."""
+def closed_file(
+    previous: DataFile | None, path: str, data: FileClosedData, *, recorded_as: str | None = None
+) -> DataFile:
+    """The file as now known; an unchanged file keeps its first record (and a known checksum).
+    A new record carries `recorded_as` (its path relative to the folder, when known), else
+    `path`."""
     if data.size > INT64_MAX:
         raise InvalidAcquisition(
             f"file {path!r} has size {data.size}, more than the catalogue can store"
@@ -82,7 +86,7 @@ def closed_file(previous: DataFile | None, path: str, data: FileClosedData) -> D
         ):
             return previous
     return DataFile(
-        path=path,
+        path=path if recorded_as is None else recorded_as,
         size=data.size,
         time=catalogue_time(data.closed_at),
         chk=checksum.value if checksum else None,
@@ -201,7 +205,7 @@ def with_closed_file(
     positions = _positions_of(records)
     index = _position(records, positions, relative)
     previous = None if index is None else records[index]
-    record = _placed(closed_file(previous, path, data), relative)
+    record = _placed(closed_file(previous, path, data, recorded_as=relative), relative)
     size = datablock.size - (0 if previous is None else previous.size) + record.size
     if size > INT64_MAX:
         raise InvalidAcquisition(
