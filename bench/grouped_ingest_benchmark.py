@@ -19,7 +19,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from ingest_benchmark import end_to_end
+from ingest_benchmark import embedded_mongo, end_to_end
 from ingest_messages import grouped_events
 from raw_store import raw_store_rate
 from rich.console import Console
@@ -43,7 +43,7 @@ async def main(arguments: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="grouped-bench-") as logs:
             e2e = await end_to_end(
                 kafka,
-                mongo,
+                embedded_mongo(mongo),
                 events,
                 Path(logs),
                 1,
