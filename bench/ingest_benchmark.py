@@ -296,6 +296,7 @@ async def main(arguments: argparse.Namespace) -> None:
                 folder,
                 arguments.ingestors,
                 arguments.producer,
+                ingestor_env={"INGESTOR_DEDUPLICATION": arguments.deduplication},
             )
         finally:
             kafka.stop()
@@ -307,6 +308,7 @@ async def main(arguments: argparse.Namespace) -> None:
         f"{', MongoDB at ' + arguments.mongodb if arguments.mongodb else ''}"
         f"{', with checksums' if arguments.checksums else ''}, "
         f"{arguments.ingestors} ingestor process(es), backlog on {topic}"
+        f"{', applied events recorded by offsets' if arguments.deduplication == 'offsets' else ''}"
     )
     for column in ("measure", "value", "target", "met"):
         table.add_column(column)
@@ -377,6 +379,12 @@ if __name__ == "__main__":
         "--checksums",
         action="store_true",
         help="every file event carries a blake2b checksum (CloudEvents backlog only)",
+    )
+    parser.add_argument(
+        "--deduplication",
+        choices=["identity", "offsets"],
+        default="identity",
+        help="how the ingestor records applied events (INGESTOR_DEDUPLICATION)",
     )
     parser.add_argument(
         "--mongodb",

@@ -40,7 +40,7 @@ def refuse() -> set[str]:
 
 @pytest.fixture
 def native(applied, refuse) -> NativeHandlers:
-    async def apply(entries, outcomes) -> None:
+    async def apply(entries, outcomes, deliveries=None) -> None:
         applied.extend(entries)
         for position, event in entries:
             if getattr(event.data, "path", None) in refuse:
@@ -206,7 +206,7 @@ async def test_a_run_started_elsewhere_is_looked_up_once_then_known(applied) -> 
     store = CountingRuns()
     await store.remember(bluesky_adapter.run_of_start(run.start_doc, topic=BLUESKY))
 
-    async def apply(entries, outcomes) -> None:
+    async def apply(entries, outcomes, deliveries=None) -> None:
         applied.extend(entries)
 
     native = NativeHandlers(apply=apply, runs=store, metrics=NativeMetrics(CollectorRegistry()))

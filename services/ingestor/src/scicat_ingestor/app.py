@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.mongo,
         marker_retention=settings.marker_retention(),
         datablock_max_files=settings.datablock_max_files,
+        fence_window=settings.fence_window(),
     )
     dataset_events = KafkaDatasetEvents(broker=broker, source=settings.source)
     handler = AcquisitionHandler(

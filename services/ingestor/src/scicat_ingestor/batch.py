@@ -38,7 +38,7 @@ from scicat_ingestor.handlers import (
 from scicat_ingestor.measurements import chosen_measurement, names_measurement
 from scicat_ingestor.quantities import MetadataIssue
 from scicat_ingestor.store import AppliedEvent, StoredContext, StoreOutcome
-from scicat_ingestor.store_values import UngroupedRun
+from scicat_ingestor.store_values import Delivery, UngroupedRun
 from scicat_ingestor.stored_documents import CorruptStoredDocument
 from scicat_schemas.documents import Dataset
 from scicat_schemas.events import BeamtimeUpdated, FileClosed
@@ -87,13 +87,18 @@ class BatchIngestor:
                 entries.append((position, decode_contract_record(record)))
             except Rejected as rejected:
                 outcomes[position] = rejected
-        await self.apply_in_order(entries, outcomes)
+        await self.apply_in_order(entries, outcomes, _deliveries(records))
         return outcomes
 
     async def apply_in_order(
-        self, entries: Sequence[tuple[int, ContractEvent]], outcomes: Outcomes
+        self,
+        entries: Sequence[tuple[int, ContractEvent]],
+        outcomes: Outcomes,
+        deliveries: Sequence[Delivery] | None = None,
     ) -> None:
         """Apply decoded events in order; `entries` pair each with its record's position.
+        `deliveries`: where each record was read, by position (`None`: not from Kafka, e.g. the
+        back-fill command); with `DEDUPLICATION=offsets` the store records events by them.
 
         A record may have several events (native messages); its outcome is the first rejection
         of any of them. Runs of consecutive acquisition events share a transaction; the others
@@ -108,27 +113,31 @@ class BatchIngestor:
             if not isinstance(event, BeamtimeUpdated):
                 pending.append((position, event, reading))
                 continue
-            await self._apply_together(pending, outcomes)
+            await self._apply_together(pending, outcomes, deliveries)
             pending = []
             try:
                 await self.handler.handle_event(event, reading=reading)
             except Rejected as rejected:
                 outcomes[position] = outcomes[position] or rejected
-        await self._apply_together(pending, outcomes)
+        await self._apply_together(pending, outcomes, deliveries)
 
-    async def _apply_together(self, pending: list[Pending], outcomes: Outcomes) -> None:
+    async def _apply_together(
+        self, pending: list[Pending], outcomes: Outcomes, deliveries: Sequence[Delivery] | None
+    ) -> None:
         if not pending:
             return
         try:
-            await self._apply_transaction(pending, outcomes)
+            await self._apply_transaction(pending, outcomes, deliveries)
         except UngroupedRun:
             key = self.handler.policy.measurement_key
             assert key is not None  # only grouped runs are recorded
             log.info("a start naming a measurement was refused: transactions end at starts")
             for segment in _ending_at_starts(pending, key):
-                await self._apply_transaction(segment, outcomes)
+                await self._apply_transaction(segment, outcomes, deliveries)
 
-    async def _apply_transaction(self, pending: list[Pending], outcomes: Outcomes) -> None:
+    async def _apply_transaction(
+        self, pending: list[Pending], outcomes: Outcomes, deliveries: Sequence[Delivery] | None
+    ) -> None:
         now = self.handler.clock()
         policy = self.handler.policy
         datas = [event.data if reading is None else reading.data for _, event, reading in pending]
@@ -139,7 +148,7 @@ class BatchIngestor:
             else await self.store.measurements_of([(d.beamtime_id, d.run_id) for d in datas])
         )
         items = []
-        for (_, event, reading), data in zip(pending, datas, strict=True):
+        for (position, event, reading), data in zip(pending, datas, strict=True):
             run = (data.beamtime_id, data.run_id)
             measurement = None if key is None else chosen_measurement(data, key, recorded.get(run))
             if measurement is not None:  # a start records its run for the events after it
@@ -153,6 +162,7 @@ class BatchIngestor:
                         applied_at=now,
                         beamtime_id=data.beamtime_id,
                         run=grouped_run(data, measurement),
+                        delivery=None if deliveries is None else deliveries[position],
                     ),
                     self._decide(data, [] if reading is None else reading.issues, now),
                 )
@@ -217,6 +227,10 @@ class BatchIngestor:
         )
         readings = iter(read)
         return [next(readings) if isinstance(event, FileClosed) else None for _, event in entries]
+
+
+def _deliveries(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Delivery]:
+    return [Delivery(record.topic, record.partition, record.offset) for record in records]
 
 
 def _ending_at_starts(pending: list[Pending], key: str) -> list[list[Pending]]:

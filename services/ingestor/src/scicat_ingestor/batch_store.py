@@ -35,6 +35,7 @@ from scicat_ingestor.applied_events import (
     marker_document,
 )
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
+from scicat_ingestor.delivery_fences import Fence, Refusal, advance_fences, read_fences
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
 from scicat_ingestor.recent_entries import RecentEntries
 from scicat_ingestor.store_values import (
@@ -42,6 +43,7 @@ from scicat_ingestor.store_values import (
     ConcurrentUpdate,
     Decide,
     MarkerConflict,
+    Partition,
     StoredContext,
     StoreOutcome,
 )
@@ -98,16 +100,26 @@ async def apply_batch(
     earlier_markers: bool = True,
     datablock_max_files: int = DATABLOCK_MAX_FILES,
     recent: RecentEntries | None = None,
+    fence_window: int | None = None,
 ) -> BatchOutcome:
     """Apply `items` in order in one transaction of `session`; see the module docstring.
 
+    `fence_window`: record the items by their Kafka offsets instead of their identities
+    (`delivery_fences`; only when every item has its `delivery`), keeping the refusals of that
+    many offsets below each fence; `None`: by identities.
     `earlier_markers`: whether markers of the one-per-event layout may exist (`applied_events`).
     `datablock_max_files`: files per stored OrigDatablock (`datablock_parts`). `recent`: file
     lists committed earlier, reused instead of reloaded while their dataset is unchanged.
     """
     async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
         return await _apply(
-            db, session, items, earlier_markers, datablock_max_files, recent or RecentEntries()
+            db,
+            session,
+            items,
+            earlier_markers,
+            datablock_max_files,
+            recent or RecentEntries(),
+            fence_window,
         )
 
 
@@ -118,10 +130,24 @@ async def _apply(
     earlier_markers: bool,
     max_files: int,
     recent: RecentEntries,
+    fence_window: int | None = None,
 ) -> BatchOutcome:
+    deliveries = [item.event.delivery for item in items]
+    by_offsets = fence_window is not None and None not in deliveries
+    fences: dict[Partition, Fence] = {}
+    progress: dict[Partition, tuple[int, dict[int, Refusal]]] = {}
+    looked_up = items
+    if by_offsets:
+        fences = await read_fences(db, {d.where for d in deliveries if d is not None}, session)
+        # A partition not fenced yet (the switch from identities) may redeliver what markers hold.
+        looked_up = [
+            item
+            for item, delivery in zip(items, deliveries, strict=True)
+            if delivery is not None and fences[delivery.where].next is None
+        ]
     applied = await applied_among(
         db,
-        list(dict.fromkeys(item.event.identity for item in items)),
+        list(dict.fromkeys(item.event.identity for item in looked_up)),
         session,
         earlier_layout=earlier_markers,
     )
@@ -141,38 +167,30 @@ async def _apply(
     for item in items:
         event = item.event
         current = state[event.pid]
-        if isinstance(current, CorruptStoredDocument):
-            outcomes.append(current)
-            continue
-        if event.identity in applied:
-            outcomes.append(StoreOutcome(_dataset_of(current), False, already_applied=True))
-            continue
-        beamtime = beamtimes.get(event.beamtime_id) if event.beamtime_id else None
-        if isinstance(beamtime, CorruptStoredDocument):
-            outcomes.append(beamtime)
-            continue
-        run, measurement = (None, None) if event.run is None else runs.recording(event.run)
-        try:
-            owned = current is not None and final.get(current.pid) is current
-            proposed = item.decide(current, StoredContext(beamtime, measurement, owned))
-        except InvalidAcquisition as error:
-            outcomes.append(error)
-            continue
-        if run is not None and measurement is not None:
-            runs.keep(run, measurement)
-        applied.add(event.identity)
-        markers.setdefault(event.pid, []).append(event)
-        if proposed is None:
-            outcomes.append(StoreOutcome(_dataset_of(current), False, already_applied=False))
-            continue
-        if proposed.pid not in original:
-            same = current is not None and current.pid == proposed.pid
-            original[proposed.pid] = current if same else None
-        final[proposed.pid] = proposed
-        state[event.pid] = proposed
-        outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
-    if markers:
+        if by_offsets:
+            assert event.delivery is not None
+            where, offset = event.delivery.where, event.delivery.offset
+            if fences[where].applied(offset):  # a redelivery: as the committed transaction did
+                refusal = fences[where].refused.get(offset)
+                outcomes.append(
+                    StoreOutcome(_dataset_of(current), False, already_applied=True)
+                    if refusal is None
+                    else _refused_again(refusal)
+                )
+                continue
+            last, refused = progress.get(where, (offset, {}))
+            progress[where] = (max(last, offset), refused)
+        _step(item, current, applied, beamtimes, runs, state, final, original, markers, outcomes)
+        if by_offsets and isinstance(outcomes[-1], Exception):  # kept: refused again if redelivered
+            assert event.delivery is not None
+            progress[event.delivery.where][1].setdefault(
+                event.delivery.offset, _refusal(outcomes[-1])
+            )
+    if markers and not by_offsets:
         await _insert_markers(db, session, [_marker(events) for events in markers.values()])
+    if by_offsets:
+        assert fence_window is not None
+        await advance_fences(db, session, fences, progress, fence_window)
     await grouped_runs.save_runs(db, runs.changed(), session)
     stored = await _write(db, session, original, final, layouts, max_files)
 
@@ -201,6 +219,64 @@ async def _apply(
         if pid in stored
     ]
     return BatchOutcome(outcomes, list(published.values()), committed)
+
+
+def _step(
+    item: BatchItem,
+    current: CatalogueEntry | CorruptStoredDocument | None,
+    applied: set[str],
+    beamtimes: dict[str, Any],
+    runs: grouped_runs.BatchRuns,
+    state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
+    final: dict[str, CatalogueEntry],
+    original: dict[str, CatalogueEntry | None],
+    markers: dict[str, list[AppliedEvent]],
+    outcomes: list[ItemOutcome],
+) -> None:
+    """One event through the domain, in memory: its outcome appended, the batch's state moved."""
+    event = item.event
+    if isinstance(current, CorruptStoredDocument):
+        outcomes.append(current)
+        return
+    if event.identity in applied:
+        outcomes.append(StoreOutcome(_dataset_of(current), False, already_applied=True))
+        return
+    beamtime = beamtimes.get(event.beamtime_id) if event.beamtime_id else None
+    if isinstance(beamtime, CorruptStoredDocument):
+        outcomes.append(beamtime)
+        return
+    run, measurement = (None, None) if event.run is None else runs.recording(event.run)
+    try:
+        owned = current is not None and final.get(current.pid) is current
+        proposed = item.decide(current, StoredContext(beamtime, measurement, owned))
+    except InvalidAcquisition as error:
+        outcomes.append(error)
+        return
+    if run is not None and measurement is not None:
+        runs.keep(run, measurement)
+    applied.add(event.identity)
+    markers.setdefault(event.pid, []).append(event)
+    if proposed is None:
+        outcomes.append(StoreOutcome(_dataset_of(current), False, already_applied=False))
+        return
+    if proposed.pid not in original:
+        same = current is not None and current.pid == proposed.pid
+        original[proposed.pid] = current if same else None
+    final[proposed.pid] = proposed
+    state[event.pid] = proposed
+    outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
+
+
+def _refusal(outcome: Exception) -> Refusal:
+    kind = "corrupt" if isinstance(outcome, CorruptStoredDocument) else "invalid"
+    return Refusal(kind, str(outcome))
+
+
+def _refused_again(refusal: Refusal) -> InvalidAcquisition | CorruptStoredDocument:
+    """What the committed transaction refused the record with, for its dead letter."""
+    if refusal.kind == "corrupt":
+        return CorruptStoredDocument(refusal.reason)
+    return InvalidAcquisition(refusal.reason)
 
 
 def _dataset_of(entry: CatalogueEntry | CorruptStoredDocument | None) -> Dataset | None:

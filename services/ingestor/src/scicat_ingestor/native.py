@@ -44,6 +44,7 @@ from pymongo import AsyncMongoClient
 
 from scicat_ingestor.adapters import BrokenMessage, NotThisKind, asapo, bluesky, from_epoch, wrdn
 from scicat_ingestor.handlers import AcquisitionEvent
+from scicat_ingestor.store_values import Delivery
 from scicat_schemas.events import FileClosed
 from scicat_schemas.runtime.consumer import (
     Deferred,
@@ -180,9 +181,11 @@ class NativeMetrics:
 Outcomes = list[Rejected | Deferred | None]
 
 
-ApplyEvents = Callable[[Sequence[tuple[int, AcquisitionEvent]], Outcomes], Awaitable[None]]
-"""Applies events in order, each paired with its record's position; sets rejected records'
-outcomes (`BatchIngestor.apply_in_order`)."""
+ApplyEvents = Callable[
+    [Sequence[tuple[int, AcquisitionEvent]], Outcomes, Sequence[Delivery] | None], Awaitable[None]
+]
+"""Applies events in order, each paired with its record's position, with where each record was
+read; sets rejected records' outcomes (`BatchIngestor.apply_in_order`)."""
 
 
 @dataclass
@@ -253,7 +256,8 @@ class NativeHandlers:
                 if events:
                     converted[position] = producer
                     entries.extend((position, event) for event in events)
-            await self.apply(await self._with_sizes(entries), outcomes)
+            deliveries = [Delivery(r.topic, r.partition, r.offset) for r in records]
+            await self.apply(await self._with_sizes(entries), outcomes, deliveries)
             for position, producer in converted.items():
                 if outcomes[position] is None:
                     self.metrics.messages.labels(producer, "converted").inc()

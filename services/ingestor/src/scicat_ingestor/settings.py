@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Most `acquisition.events` records applied in one MongoDB transaction.",
     )
+    deduplication: Literal["identity", "offsets"] = Field(
+        default="identity",
+        description="How applied events are recorded so a repeated one changes nothing: "
+        "`identity` (CloudEvent source + id: a redelivered and a re-produced event are both "
+        "recognised) or `offsets` (Kafka offsets stored in each batch's transaction: "
+        "redeliveries only, at a fraction of the store's cost; see the ingestor README).",
+    )
     batch_timeout_ms: int = Field(
         default=200,
         ge=0,
@@ -142,6 +149,11 @@ class Settings(BaseSettings):
 
     def marker_retention(self) -> timedelta:
         return timedelta(days=self.applied_event_retention_days)
+
+    def fence_window(self) -> int | None:
+        """How many offsets below a partition's fence keep their refusals (`delivery_fences`):
+        a redelivery goes back at most one batch; `None` with identities."""
+        return self.batch_max_records if self.deduplication == "offsets" else None
 
     def policy(self) -> IngestPolicy:
         """The part of the settings the domain needs."""

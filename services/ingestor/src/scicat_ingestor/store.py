@@ -105,13 +105,17 @@ class MongoCatalogueStore:
         *,
         marker_retention: timedelta | None = None,
         datablock_max_files: int = DATABLOCK_MAX_FILES,
+        fence_window: int | None = None,
     ) -> None:
         """`marker_retention`: how long applied-event markers are kept (zero: for ever; `None`:
         leave the TTL index as the service configured it). `datablock_max_files`: files per
-        stored OrigDatablock (`datablock_parts`)."""
+        stored OrigDatablock (`datablock_parts`). `fence_window`: batches of Kafka records are
+        recorded by their offsets (`delivery_fences`, `DEDUPLICATION=offsets`), keeping refusals
+        this many offsets back; `None`: by identities (`applied_events`)."""
         self._settings = settings
         self._marker_retention = marker_retention
         self._max_files = datablock_max_files
+        self._fence_window = fence_window
         self._recent = RecentEntries()
         self._earlier_markers = True
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
@@ -246,6 +250,7 @@ class MongoCatalogueStore:
                     earlier_markers=self._earlier_markers,
                     datablock_max_files=self._max_files,
                     recent=self._recent,
+                    fence_window=self._fence_window,
                 )
             except MarkerConflict:
                 self._earlier_markers = True

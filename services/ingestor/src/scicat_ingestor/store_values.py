@@ -37,6 +37,24 @@ Complete = Callable[[CatalogueEntry], CatalogueEntry | None]
 """A dataset of a beamtime that just changed → its completed state, or `None` (no change)."""
 
 
+Partition = tuple[str, int]
+"""(topic, partition)"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a record was read: with `DEDUPLICATION=offsets` its events are recorded by its
+    offset (`delivery_fences`)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def where(self) -> Partition:
+        return (self.topic, self.partition)
+
+
 @dataclass(frozen=True)
 class AppliedEvent:
     """The marker that records an event as applied; `identity` is CloudEvent `source` + `id`."""
@@ -47,6 +65,7 @@ class AppliedEvent:
     applied_at: datetime
     beamtime_id: str | None = None
     run: GroupedRun | None = None
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True)
