@@ -20,6 +20,7 @@ from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.settings import Settings
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.records import consumer_record
+from scicat_schemas.documents import Dataset
 from scicat_schemas.events import (
     BeamtimeUpdated,
     BeamtimeUpdatedData,
@@ -217,3 +218,24 @@ def batch_ingest_into(policy: IngestPolicy) -> Any:
 @pytest.fixture
 def nothing_published() -> NothingPublished:
     return NothingPublished()
+
+
+class Published:
+    """`DatasetEvents` and `BatchEvents` that keep what they get, in order."""
+
+    def __init__(self) -> None:
+        self.stored: list[Dataset] = []
+
+    async def dataset_stored(self, dataset: Dataset) -> None:
+        self.stored.append(dataset)
+
+    async def datasets_stored(self, datasets: list[Dataset]) -> None:
+        self.stored.extend(datasets)
+
+    def ids(self) -> list[str]:
+        return [f"{d.pid}#{d.pipelineRevision}" for d in self.stored]
+
+
+@pytest.fixture
+def published() -> Published:
+    return Published()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,43 +21,14 @@ from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,
     AppliedEvent,
     ConcurrentUpdate,
-    MongoCatalogueStore,
     StoreOutcome,
 )
 from scicat_pipeline.testing.records import consumer_record
-from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
+from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime.consumer import DEFERRED
-from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
-
-
-class Published:
-    def __init__(self) -> None:
-        self.stored: list[Dataset] = []
-
-    async def dataset_stored(self, dataset: Dataset) -> None:
-        self.stored.append(dataset)
-
-    async def datasets_stored(self, datasets: list[Dataset]) -> None:
-        self.stored.extend(datasets)
-
-    def ids(self) -> list[str]:
-        return [f"{d.pid}#{d.pipelineRevision}" for d in self.stored]
-
-
-@pytest.fixture
-async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
-    async with MongoCatalogueStore(
-        MongoSettings(uri=mongo_uri, database=database_name)
-    ).connected() as opened:
-        yield opened
-
-
-@pytest.fixture
-def published() -> Published:
-    return Published()
 
 
 @pytest.fixture

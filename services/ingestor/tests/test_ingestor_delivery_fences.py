@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from scicat_ingestor.store import APPLIED_EVENT_COLLECTION, MongoCatalogueStore
 from scicat_ingestor.store_values import ConcurrentUpdate
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.records import consumer_record
-from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
+from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.consumer import Rejected
 from scicat_schemas.runtime.settings import MongoSettings
@@ -28,30 +27,6 @@ from scicat_schemas.topics import ACQUISITION_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 WINDOW = 100
-
-
-class Published:
-    def __init__(self) -> None:
-        self.stored: list[Dataset] = []
-
-    async def dataset_stored(self, dataset: Dataset) -> None:
-        self.stored.append(dataset)
-
-    async def datasets_stored(self, datasets: list[Dataset]) -> None:
-        self.stored.extend(datasets)
-
-
-@pytest.fixture
-async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
-    async with MongoCatalogueStore(
-        MongoSettings(uri=mongo_uri, database=database_name), fence_window=WINDOW
-    ).connected() as opened:
-        yield opened
-
-
-@pytest.fixture
-def published() -> Published:
-    return Published()
 
 
 @pytest.fixture
