@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +22,24 @@ from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,
     AppliedEvent,
     ConcurrentUpdate,
+    MongoCatalogueStore,
     StoreOutcome,
 )
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime.consumer import DEFERRED
+from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
+    async with MongoCatalogueStore(
+        MongoSettings(uri=mongo_uri, database=database_name)
+    ).connected() as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,14 @@ from scicat_schemas.topics import ACQUISITION_EVENTS
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 WINDOW = 100
+
+
+@pytest.fixture
+async def store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
+    async with MongoCatalogueStore(
+        MongoSettings(uri=mongo_uri, database=database_name), fence_window=WINDOW
+    ).connected() as opened:
+        yield opened
 
 
 @pytest.fixture
