@@ -15,6 +15,7 @@ from streaming_data_types import serialise_wrdn
 
 from scicat_ingestor.adapters import bluesky as bluesky_adapter
 from scicat_ingestor.native import MemoryBlueskyRuns, NativeHandlers, NativeMetrics, NativeTopics
+from scicat_ingestor.store_values import Delivery
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.runtime.consumer import Rejected
 
@@ -248,3 +249,28 @@ async def test_foreign_messages_are_counted_and_skipped(native, handle, applied)
     assert applied == []
     assert [count(native, p, "not-this-kind") for p in ("wrdn", "bluesky", "asapo")] == [1, 2, 1]
     assert count(native, "unknown", "not-this-kind") == 1
+
+
+async def test_the_applier_learns_where_each_record_was_read() -> None:
+    """So that `DEDUPLICATION=offsets` records native records by their offsets too."""
+    handed: list = []
+
+    async def apply(entries, outcomes, deliveries=None) -> None:
+        handed.append((list(entries), deliveries))
+
+    native = NativeHandlers(
+        apply=apply, runs=MemoryBlueskyRuns(), metrics=NativeMetrics(CollectorRegistry())
+    )
+    await native.batch_handler(NativeTopics())(
+        [
+            record("asapo.messages", asapo_of("raw/a.h5"), offset=7),
+            record("filewriter.status", b"not a flatbuffer", offset=3),
+            record("asapo.messages", asapo_of("raw/b.h5", message_id=2), offset=8),
+        ]
+    )
+
+    [(entries, deliveries)] = handed
+    assert [deliveries[position] for position, _ in entries] == [
+        Delivery("asapo.messages", 0, 7),
+        Delivery("asapo.messages", 0, 8),
+    ]
