@@ -41,9 +41,11 @@ def grouping(policy):
 @pytest.fixture
 def opened(mongo_uri: str) -> Callable[[str], Any]:
     @asynccontextmanager
-    async def opening(database: str) -> AsyncIterator[MongoCatalogueStore]:
+    async def opening(
+        database: str, fence_window: int | None = None
+    ) -> AsyncIterator[MongoCatalogueStore]:
         settings = MongoSettings(uri=mongo_uri, database=database)
-        async with MongoCatalogueStore(settings).connected() as store:
+        async with MongoCatalogueStore(settings, fence_window=fence_window).connected() as store:
             yield store
 
     return opening
@@ -106,10 +108,14 @@ def _mixed_runs(acquisitions) -> list[bytes]:
     ]
 
 
-@pytest.mark.parametrize("batch_size", [1, 4, 100])
+@pytest.mark.parametrize(
+    ("batch_size", "fence_window"), [(1, None), (4, None), (100, None), (4, 100)]
+)
 async def test_grouped_runs_in_batches_store_what_the_per_event_path_stores(
-    batch_size, opened, mongo_uri, database_name, grouping, acquisitions
+    batch_size, fence_window, opened, mongo_uri, database_name, grouping, acquisitions
 ) -> None:
+    """Also with `DEDUPLICATION=offsets` (`fence_window`): the event repeated at a new offset
+    is then applied again, as the repeated fact it is, and a redelivered batch changes nothing."""
     values = _mixed_runs(acquisitions)
     alone, batched = f"{database_name}_alone", f"{database_name}_batched"
     refused_alone = []
@@ -123,13 +129,18 @@ async def test_grouped_runs_in_batches_store_what_the_per_event_path_stores(
             except Rejected:
                 refused_alone.append(n)
     refused_batched = []
-    async with opened(batched) as store:
+    async with opened(batched, fence_window) as store:
         ingest = _batches(store, grouping)
         for first in range(0, len(values), batch_size):
-            outcomes = await ingest(values[first : first + batch_size])
+            outcomes = await ingest(values[first : first + batch_size], first)
             refused_batched += [first + n for n, o in enumerate(outcomes) if o is not None]
+        last = (len(values) - 1) // batch_size * batch_size
+        redelivered = await ingest(values[last:], last)
 
     assert refused_batched == refused_alone == [7, 13]
+    assert [last + n for n, o in enumerate(redelivered) if o is not None] == [
+        n for n in refused_alone if n >= last
+    ]
     expected = await _catalogue(mongo_uri, alone)
     assert await _catalogue(mongo_uri, batched) == expected
     pids = [d["pid"] for d in expected[DATASET_COLLECTION]]
@@ -204,8 +215,11 @@ def _batches(store, policy):
     handler = AcquisitionHandler(store=store, events=_Dropped(), policy=policy, clock=lambda: NOW)
     batcher = BatchIngestor(handler, store, _Dropped())
 
-    async def ingesting(values: list[bytes]) -> list[Any]:
-        return await batcher.handle_batch([_record(value, n) for n, value in enumerate(values)])
+    async def ingesting(values: list[bytes], first: int = 0) -> list[Any]:
+        """`values` as the records at offsets `first`, `first + 1`..."""
+        return await batcher.handle_batch(
+            [_record(value, first + n) for n, value in enumerate(values)]
+        )
 
     return ingesting
 
