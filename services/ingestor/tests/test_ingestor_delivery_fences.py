@@ -186,6 +186,30 @@ async def test_an_event_produced_twice_is_applied_again_as_a_repeated_fact(
     assert await files_of(catalogue, pid) == [("a.h5", 5)]
 
 
+async def test_an_event_produced_again_after_a_newer_change_does_not_undo_it(
+    ingest, catalogue, acquisitions
+) -> None:
+    """Not recognised by its identity at a new offset, a stale copy is older than the file's
+    record, so the domain leaves the newer record."""
+    pid = acquisitions.pid()
+    first = acquisitions.envelope(
+        acquisitions.file_closed("a.h5", size=5, closed_at=acquisitions.at(10)), id="e1"
+    )
+    await ingest((0, first))
+    await ingest(
+        (
+            1,
+            acquisitions.envelope(
+                acquisitions.file_closed("a.h5", size=9, closed_at=acquisitions.at(20))
+            ),
+        )
+    )
+
+    assert await ingest((2, first)) == [None]
+
+    assert await files_of(catalogue, pid) == [("a.h5", 9)]
+
+
 async def test_without_deliveries_the_store_records_identities(
     store, catalogue, acquisitions, policy, published
 ) -> None:

@@ -244,6 +244,21 @@ derived from one parent may have placed different paths at the same position), o
 is searched."""
 
 
+def recorded_file(entry: CatalogueEntry, path: str) -> DataFile | None:
+    """The stored record of the file at absolute `path`, if the list has one (O(1) for a file
+    inside the dataset's folder, through the same memo as `with_closed_file`)."""
+    block = entry.datablock
+    if block is None:
+        return None
+    folder = entry.dataset.sourceFolder
+    prefix = folder + "/"
+    if folder != UNKNOWN_FOLDER and path.startswith(prefix):
+        records = block.dataFileList
+        index = _position(records, _positions_of(records), path[len(prefix) :])
+        return None if index is None else records[index]
+    return absolute_files(entry).get(path)
+
+
 def _positions_of(records: list[DataFile]) -> dict[str, int]:
     remembered = _POSITIONS.get(id(records))
     if remembered is not None and remembered[0] is records:
