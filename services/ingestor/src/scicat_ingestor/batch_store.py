@@ -15,6 +15,10 @@ The guarantees are the per-event path's: every applied event recorded, in the sa
 its effect; dataset updates conditional on the `pipelineRevision` read, setting only the fields
 the domain changed (so `isPublished` set by the doi-minter is never lost); a lost race raises
 `ConcurrentUpdate`, the transaction aborts and the whole batch is retried on fresh state.
+
+With `fence_window` (`DEDUPLICATION=offsets`) a batch of Kafka records is recorded by a fence per
+partition instead of markers (`delivery_fences`): one read and one conditional write per
+partition, nothing per event.
 """
 
 from __future__ import annotations
