@@ -41,6 +41,7 @@ from scicat_ingestor.applied_events import (
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.delivery_fences import Fence, Refusal, advance_fences, read_fences
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
+from scicat_ingestor.latest_entries import load_latest
 from scicat_ingestor.recent_entries import RecentEntries
 from scicat_ingestor.store_values import (
     AppliedEvent,
@@ -156,7 +157,7 @@ async def _apply(
         earlier_layout=earlier_markers,
     )
     base_pids = sorted({item.event.pid for item in items})
-    state, layouts = await _load_latest(db, session, base_pids, max_files, recent)
+    state, layouts = await load_latest(db, session, base_pids, max_files, recent)
     beamtimes = await stored_proposals.beamtimes_facts(
         db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
     )
@@ -295,74 +296,6 @@ def _marker(events: list[AppliedEvent]) -> dict[str, Any]:
         types=[event.type for event in events],
         applied_at=events[0].applied_at,
     )
-
-
-async def _load_latest(
-    db: AsyncDatabase[dict[str, Any]],
-    session: AsyncClientSession,
-    base_pids: list[str],
-    max_files: int,
-    recent: RecentEntries,
-) -> tuple[dict[str, CatalogueEntry | CorruptStoredDocument | None], dict[str, StoredParts]]:
-    """The latest version of each dataset and its file list (as `MongoCatalogueStore.load`),
-    and how each loaded dataset's file list is stored, by the dataset's own pid. A file list
-    this process committed with exactly the dataset loaded is taken from `recent`.
-
-    A damaged stored document spoils only the events of its dataset, as on the per-event path.
-    """
-    wanted = set(base_pids)
-    latest: dict[str, dict[str, Any]] = {}
-    # Two queries, not one `$or`: each uses its index, where an `$or` of `$in`s may scan.
-    for key in ("pid", "pipelineBasePid"):
-        async for doc in db[DATASET_COLLECTION].find({key: {"$in": base_pids}}, session=session):
-            base = doc.get("pid") if doc.get("pid") in wanted else doc.get("pipelineBasePid")
-            if base not in wanted:
-                continue
-            seen = latest.get(base)
-            if seen is None or _version(doc) > _version(seen):
-                latest[base] = doc
-    state: dict[str, CatalogueEntry | CorruptStoredDocument | None] = dict.fromkeys(base_pids)
-    layouts: dict[str, StoredParts] = {}
-    datasets: dict[str, Dataset] = {}
-    for base, doc in latest.items():
-        try:
-            datasets[base] = dataset_from(doc)
-        except CorruptStoredDocument as error:
-            state[base] = error
-    known = {base: recent.file_list_of(dataset) for base, dataset in datasets.items()}
-    blocks: dict[str, list[dict[str, Any]]] = {}
-    unknown = [dataset.pid for base, dataset in datasets.items() if known[base] is None]
-    # A dataset not stored yet has no parts unless some were left behind (deleted by hand):
-    # looking costs an index probe each, and knowing lets its parts be inserted, which SecantusDB
-    # does in half the time of an upsert.
-    absent = [base for base in base_pids if base not in latest]
-    unknown += absent
-    if unknown:
-        async for block in db[ORIG_DATABLOCK_COLLECTION].find(
-            {"datasetId": {"$in": unknown}}, session=session
-        ):
-            blocks.setdefault(block["datasetId"], []).append(block)
-    for base, dataset in datasets.items():
-        pid = dataset.pid
-        try:
-            datablock, layouts[pid] = known[base] or datablock_parts.merged(
-                datablock_parts.ours(pid, blocks.get(pid, [])), max_files
-            )
-            state[base] = CatalogueEntry(dataset=dataset, datablock=datablock)
-        except CorruptStoredDocument as error:
-            state[base] = error
-    for base in absent:
-        parts = datablock_parts.ours(base, blocks.get(base, []))
-        layouts[base] = datablock_parts.StoredParts(
-            tuple(part["_id"] for part in parts), canonical=not parts
-        )
-    return state, layouts
-
-
-def _version(doc: dict[str, Any]) -> int:
-    """MongoDB sorts a missing `pipelineVersion` below every number; so does this."""
-    value = doc.get("pipelineVersion")
-    return -1 if value is None else int(value)
 
 
 async def _insert_markers(

@@ -17,6 +17,7 @@ from scicat_ingestor.file_paths import (
     absolute_in,
     folder_holding,
     normalise_absolute,
+    normalise_file_path,
     relative_to,
 )
 from scicat_ingestor.scientific_metadata import INT64_MAX
@@ -242,6 +243,15 @@ holds every path of every list that uses it (keys are only added), so a path mis
 in none of them; a position is trusted only when that list has that path there (two lists
 derived from one parent may have placed different paths at the same position), otherwise the list
 is searched."""
+
+
+def is_stale_report(data: object, current: CatalogueEntry) -> bool:
+    """A `file.closed` older than the file's stored record: the file changed after this report
+    (events out of order, or one produced again later), so the newest report stands."""
+    if not isinstance(data, FileClosedData):
+        return False
+    record = recorded_file(current, normalise_file_path(data.path))
+    return record is not None and record.time > catalogue_time(data.closed_at)
 
 
 def recorded_file(entry: CatalogueEntry, path: str) -> DataFile | None:

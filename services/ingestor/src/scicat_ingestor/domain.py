@@ -35,7 +35,7 @@ from scicat_ingestor.catalogue_entry import (
 from scicat_ingestor.catalogue_entry import (
     absolute_files,
     closed_file,
-    recorded_file,
+    is_stale_report,
     stored_folder,
     with_closed_file,
     with_files,
@@ -144,7 +144,7 @@ def apply_event(
     versioning: `current` stays a version). Raises `InvalidAcquisition` for input no retry can
     fix (relative paths, unstorable metadata)."""
     try:
-        if measurement is None and current is not None and _stale(data, current):
+        if measurement is None and current is not None and is_stale_report(data, current):
             return None
         entry = current or _new_entry(data, policy, measurement)
         extend = owned and policy.update_strategy != "version"
@@ -388,15 +388,6 @@ def _run_started_fields(data: RunStartedData, dataset: Dataset, *, grouped: bool
         "description": dataset.description if data.description is None else data.description,
         "datasetStatus": STATUS_OPEN if reopenable else dataset.datasetStatus,
     }
-
-
-def _stale(data: AcquisitionData, current: CatalogueEntry) -> bool:
-    """A `file.closed` older than the file's stored record: the file changed after this report
-    (events out of order, or one produced again later), so the newest report stands."""
-    if not isinstance(data, FileClosedData):
-        return False
-    record = recorded_file(current, normalise_file_path(data.path))
-    return record is not None and record.time > catalogue_time(data.closed_at)
 
 
 def _same(proposed: CatalogueEntry, current: CatalogueEntry) -> bool:
