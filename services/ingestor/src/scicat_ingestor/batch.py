@@ -87,7 +87,7 @@ class BatchIngestor:
                 entries.append((position, decode_contract_record(record)))
             except Rejected as rejected:
                 outcomes[position] = rejected
-        await self.apply_in_order(entries, outcomes, _deliveries(records))
+        await self.apply_in_order(entries, outcomes, [Delivery.of(r) for r in records])
         return outcomes
 
     async def apply_in_order(
@@ -227,10 +227,6 @@ class BatchIngestor:
         )
         readings = iter(read)
         return [next(readings) if isinstance(event, FileClosed) else None for _, event in entries]
-
-
-def _deliveries(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Delivery]:
-    return [Delivery(record.topic, record.partition, record.offset) for record in records]
 
 
 def _ending_at_starts(pending: list[Pending], key: str) -> list[list[Pending]]:

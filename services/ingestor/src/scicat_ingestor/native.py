@@ -256,7 +256,7 @@ class NativeHandlers:
                 if events:
                     converted[position] = producer
                     entries.extend((position, event) for event in events)
-            deliveries = [Delivery(r.topic, r.partition, r.offset) for r in records]
+            deliveries = [Delivery.of(record) for record in records]
             await self.apply(await self._with_sizes(entries), outcomes, deliveries)
             for position, producer in converted.items():
                 if outcomes[position] is None:

@@ -54,6 +54,11 @@ class Delivery:
     def where(self) -> Partition:
         return (self.topic, self.partition)
 
+    @classmethod
+    def of(cls, record: Any) -> Delivery:
+        """Where an aiokafka `ConsumerRecord` was read."""
+        return cls(record.topic, record.partition, record.offset)
+
 
 @dataclass(frozen=True)
 class AppliedEvent:
