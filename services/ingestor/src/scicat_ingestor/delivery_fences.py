@@ -27,9 +27,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor.store_values import ConcurrentUpdate, Delivery, Partition
-
-__all__ = ["FENCE_COLLECTION", "Delivery", "Fence", "Refusal", "advance_fences", "read_fences"]
+from scicat_ingestor.store_values import ConcurrentUpdate, Partition
 
 FENCE_COLLECTION = "PipelineDeliveryFence"
 
