@@ -15,8 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from scicat_ingestor.app import create_app
 from scicat_ingestor.batch import BatchIngestor
-from scicat_ingestor.domain import IngestPolicy
 from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.ingest_policy import IngestPolicy
 from scicat_ingestor.settings import Settings
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.records import consumer_record

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.catalogue_entry import (
@@ -50,6 +49,7 @@ from scicat_ingestor.file_paths import (
     normalise_absolute,
     normalise_file_path,
 )
+from scicat_ingestor.ingest_policy import IngestPolicy
 from scicat_ingestor.measurements import MeasurementView
 from scicat_ingestor.quantities import (
     SI_KEYS,
@@ -81,47 +81,6 @@ STATUS_TIMEOUT = "timeout"
 """A run with no `run.stopped` that stayed quiet for the configured period."""
 STATUS_REASON_FIELD = "datasetStatusReason"
 """Why a run ended that way (`run.stopped` `reason`); SciCat has no field for it."""
-
-UpdateStrategy = Literal["patch", "version"]
-
-GROUP_TEMPLATE_FIELDS = frozenset({"beamtime_id", "beamline", "instrument", "facility"})
-"""Placeholders a group template may use; `beamline` is the instrument lower-cased."""
-
-
-@dataclass(frozen=True)
-class IngestPolicy:
-    """Facility conventions: how pids, locations and access groups are made."""
-
-    pid_prefix: str
-    facility: str
-    owner_group_template: str
-    access_group_templates: tuple[str, ...]
-    update_strategy: UpdateStrategy = "patch"
-    measurement_key: str | None = None
-
-    def dataset_pid(self, ref: AcquisitionRef, measurement: str | None = None) -> str:
-        """`<prefix>/<beamtime>/<run>`, or `<prefix>/<beamtime>/<measurement>` for a grouped run."""
-        return f"{self.pid_prefix}/{ref.beamtime_id}/{measurement or ref.run_id}"
-
-    def creation_location(self, ref: AcquisitionRef) -> str:
-        return f"/{self.facility}/{ref.instrument}"
-
-    def owner_group(self, ref: AcquisitionRef, beamline: str | None = None) -> str:
-        return self.owner_group_template.format(**self._group_fields(ref, beamline))
-
-    def access_groups(self, ref: AcquisitionRef, beamline: str | None = None) -> list[str]:
-        fields = self._group_fields(ref, beamline)
-        groups = (template.format(**fields) for template in self.access_group_templates)
-        return list(dict.fromkeys(groups))
-
-    def _group_fields(self, ref: AcquisitionRef, beamline: str | None) -> dict[str, str]:
-        """`beamline` is the beamtime's when known, else the instrument's, lower-cased."""
-        return {
-            "beamtime_id": ref.beamtime_id,
-            "beamline": (beamline or ref.instrument).lower(),
-            "instrument": ref.instrument,
-            "facility": self.facility,
-        }
 
 
 def apply_event(

@@ -20,12 +20,12 @@ from pydantic import ValidationError
 from scicat_ingestor.beamtimes import BeamtimeFacts, beamtime_proposals
 from scicat_ingestor.domain import (
     AcquisitionData,
-    IngestPolicy,
     InvalidAcquisition,
     apply_event,
     complete_with_beamtime,
 )
 from scicat_ingestor.file_reading import FileReader, FileReading
+from scicat_ingestor.ingest_policy import IngestPolicy
 from scicat_ingestor.measurements import chosen_measurement
 from scicat_ingestor.publisher import DatasetEvents
 from scicat_ingestor.quantities import MetadataIssue

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES
-from scicat_ingestor.domain import GROUP_TEMPLATE_FIELDS, IngestPolicy, UpdateStrategy
+from scicat_ingestor.ingest_policy import GROUP_TEMPLATE_FIELDS, IngestPolicy, UpdateStrategy
 from scicat_ingestor.native import NativeTopics
 from scicat_schemas.runtime.settings import HttpSettings, KafkaSettings, MongoSettings
 
