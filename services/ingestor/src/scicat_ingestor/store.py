@@ -108,10 +108,9 @@ class MongoCatalogueStore:
         fence_window: int | None = None,
     ) -> None:
         """`marker_retention`: how long applied-event markers are kept (zero: for ever; `None`:
-        leave the TTL index as the service configured it). `datablock_max_files`: files per
-        stored OrigDatablock (`datablock_parts`). `fence_window`: batches of Kafka records are
-        recorded by their offsets (`delivery_fences`, `DEDUPLICATION=offsets`), keeping refusals
-        this many offsets back; `None`: by identities (`applied_events`)."""
+        leave the TTL index as configured). `datablock_max_files`: files per OrigDatablock part.
+        `fence_window`: record batches of Kafka records by offsets (`delivery_fences`), keeping
+        refusals this many offsets back; `None`: by identities (`applied_events`)."""
         self._settings = settings
         self._marker_retention = marker_retention
         self._max_files = datablock_max_files
@@ -381,8 +380,9 @@ class MongoCatalogueStore:
                 before, parts, proposed.datablock, self._max_files
             )
             if upserts or deletes:
+                known = None if parts is None else parts.ids
                 await self._db[ORIG_DATABLOCK_COLLECTION].bulk_write(
-                    datablock_parts.operations(upserts, deletes), session=session
+                    datablock_parts.operations(upserts, deletes, stored=known), session=session
                 )
         return stored
 
