@@ -60,7 +60,7 @@ async def files_of(catalogue, pid: str) -> list[tuple[str, int]]:
     return [(f["path"], f["size"]) for f in block["dataFileList"]]
 
 
-async def test_a_redelivered_batch_changes_nothing_and_marks_only_what_a_copy_could_undo(
+async def test_a_redelivered_batch_changes_nothing_and_writes_no_identity_markers(
     ingest, catalogue, published, acquisitions
 ) -> None:
     pid = acquisitions.pid()
@@ -81,9 +81,7 @@ async def test_a_redelivered_batch_changes_nothing_and_marks_only_what_a_copy_co
     assert [(d.pid, d.pipelineRevision) for d in published.stored] == [
         (pid, first["pipelineRevision"])
     ]
-    # the start (it could undo a newer change if produced again), not the plain file report
-    [marker] = await catalogue[APPLIED_EVENT_COLLECTION].find().to_list()
-    assert [identity.split("\x1f")[-1] for identity in marker["events"]] == ["e1"]
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
     fence = await catalogue[FENCE_COLLECTION].find_one({"_id": f"{ACQUISITION_EVENTS}/0"})
     assert fence["next"] == 2
 
@@ -212,52 +210,6 @@ async def test_an_event_produced_again_after_a_newer_change_does_not_undo_it(
     assert await files_of(catalogue, pid) == [("a.h5", 9)]
 
 
-async def test_a_start_produced_again_after_a_newer_change_does_not_undo_it(
-    ingest, catalogue, acquisitions
-) -> None:
-    """A start (like a stop, or any event carrying metadata) is recorded by its identity too:
-    merged again, its old value would replace the newer one."""
-    pid = acquisitions.pid()
-    start = acquisitions.envelope(
-        acquisitions.run_started(metadata={"energy": {"value": 10, "unit": "keV"}}), id="e1"
-    )
-    await ingest((0, start))
-    await ingest(
-        (
-            1,
-            acquisitions.envelope(
-                acquisitions.run_stopped(metadata={"energy": {"value": 12, "unit": "keV"}}),
-                id="e2",
-            ),
-        )
-    )
-    stopped = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
-
-    assert await ingest((2, start)) == [None]
-
-    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
-    assert again["scientificMetadata"]["energy"]["value"] == 12
-    assert again["pipelineRevision"] == stopped["pipelineRevision"]
-
-
-async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_newer_value(
-    ingest, catalogue, acquisitions
-) -> None:
-    pid = acquisitions.pid()
-    report = acquisitions.envelope(
-        acquisitions.file_closed("a.h5", metadata={"temperature": {"value": 4, "unit": "K"}}),
-        id="e1",
-    )
-    await ingest((0, report))
-    newer = acquisitions.run_stopped(metadata={"temperature": {"value": 5, "unit": "K"}})
-    await ingest((1, acquisitions.envelope(newer, id="e2")))
-
-    assert await ingest((2, report)) == [None]
-
-    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
-    assert again["scientificMetadata"]["temperature"]["value"] == 5
-
-
 async def test_without_deliveries_the_store_records_identities(
     store, catalogue, acquisitions, policy, published
 ) -> None:
@@ -282,8 +234,7 @@ def test_offsets_keep_refusals_one_batch_back() -> None:
 async def test_the_service_with_offsets_ingests_across_a_restart_and_dead_letters_a_refusal(
     settings, kafka_io, catalogue, acquisitions
 ) -> None:
-    """On the embedded stack: a run, a refused record, a restart mid-run; identity markers for
-    the start and the stop only."""
+    """On the embedded stack: a run, a refused record, a restart mid-run; no identity marker."""
     offsets = settings.model_copy(update={"deduplication": "offsets"})
     pid = acquisitions.pid()
 
@@ -306,8 +257,7 @@ async def test_the_service_with_offsets_ingests_across_a_restart_and_dead_letter
 
     assert stopped["datasetStatus"] == "success" and stopped["numberOfFiles"] == 2
     assert "'$where'" in dict(letter.headers)[dead_letter.REASON].decode()
-    marked = await catalogue[APPLIED_EVENT_COLLECTION].distinct("types")
-    assert sorted(marked) == ["run.started", "run.stopped"]
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
     [fence] = await catalogue[FENCE_COLLECTION].find().to_list()
     assert fence["refused"][0][1] == "invalid"
 

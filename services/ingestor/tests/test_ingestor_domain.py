@@ -12,7 +12,6 @@ from scicat_ingestor.domain import (
     InvalidAcquisition,
     apply_event,
     catalogue_time,
-    changes_nothing_if_repeated,
     dataset_stored_event,
 )
 from scicat_schemas.events import DATASET_EVENT, Checksum, encode
@@ -356,25 +355,6 @@ def test_a_report_older_than_the_files_record_changes_nothing(policy, acquisitio
     tied = apply_event(tie, entry, policy=policy, now=NOW)
     assert tied is not None and tied.datablock is not None
     assert [(f.path, f.size) for f in tied.datablock.dataFileList] == [("a.h5", 7)]
-
-
-def test_only_a_plain_file_report_may_be_applied_again_unrecognised(
-    policy, acquisitions
-) -> None:
-    """What `DEDUPLICATION=offsets` leaves unmarked must change nothing when produced again,
-    before or after a newer report of its file."""
-    plain = acquisitions.file_closed("a.h5", size=5, closed_at=acquisitions.at(10))
-    newer = acquisitions.file_closed("a.h5", size=9, closed_at=acquisitions.at(20))
-    assert changes_nothing_if_repeated(plain, grouped=False)
-    for history in ([plain], [plain, newer]):
-        entry = apply_all(policy, *history)
-        assert apply_event(plain, entry, policy=policy, now=NOW) is None
-
-    with_metadata = acquisitions.file_closed("a.h5", metadata={"frame": 1})
-    assert not changes_nothing_if_repeated(with_metadata, grouped=False)
-    assert not changes_nothing_if_repeated(plain, grouped=True)
-    assert not changes_nothing_if_repeated(acquisitions.run_started(), grouped=False)
-    assert not changes_nothing_if_repeated(acquisitions.run_stopped(), grouped=False)
 
 
 def test_access_groups_are_deduplicated_in_template_order(acquisitions) -> None:

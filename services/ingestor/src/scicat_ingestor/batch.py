@@ -26,13 +26,7 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
-from scicat_ingestor.domain import (
-    AcquisitionData,
-    CatalogueEntry,
-    InvalidAcquisition,
-    apply_event,
-    changes_nothing_if_repeated,
-)
+from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
 from scicat_ingestor.file_reading import UNREAD, FileReading, Unread
 from scicat_ingestor.handlers import (
     AcquisitionEvent,
@@ -169,9 +163,6 @@ class BatchIngestor:
                         beamtime_id=data.beamtime_id,
                         run=grouped_run(data, measurement),
                         delivery=None if deliveries is None else deliveries[position],
-                        by_identity=not changes_nothing_if_repeated(
-                            data, grouped=measurement is not None
-                        ),
                     ),
                     self._decide(data, [] if reading is None else reading.issues, now),
                 )

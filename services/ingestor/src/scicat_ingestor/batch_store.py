@@ -17,8 +17,8 @@ the domain changed (so `isPublished` set by the doi-minter is never lost); a los
 `ConcurrentUpdate`, the transaction aborts and the whole batch is retried on fresh state.
 
 With `fence_window` (`DEDUPLICATION=offsets`) a batch of Kafka records is recorded by a fence per
-partition (`delivery_fences`): one read and one conditional write per partition; markers only for
-the events that must be recognised when produced again (`AppliedEvent.by_identity`).
+partition instead of markers (`delivery_fences`): one read and one conditional write per
+partition, nothing per event.
 """
 
 from __future__ import annotations
@@ -144,13 +144,11 @@ async def _apply(
     looked_up = items
     if by_offsets:
         fences = await read_fences(db, {d.where for d in deliveries if d is not None}, session)
-        # A partition not fenced yet (the switch from identities) may redeliver what markers
-        # hold; an event that could undo a newer change if produced again is recorded by both.
+        # A partition not fenced yet (the switch from identities) may redeliver what markers hold.
         looked_up = [
             item
             for item, delivery in zip(items, deliveries, strict=True)
-            if item.event.by_identity
-            or (delivery is not None and fences[delivery.where].next is None)
+            if delivery is not None and fences[delivery.where].next is None
         ]
     applied = await applied_among(
         db,
@@ -193,13 +191,7 @@ async def _apply(
             progress[event.delivery.where][1].setdefault(
                 event.delivery.offset, _refusal(outcomes[-1])
             )
-    if by_offsets:
-        markers = {
-            pid: kept
-            for pid, events in markers.items()
-            if (kept := [event for event in events if event.by_identity])
-        }
-    if markers:
+    if markers and not by_offsets:
         await _insert_markers(db, session, [_marker(events) for events in markers.values()])
     if by_offsets:
         assert fence_window is not None

@@ -1,18 +1,13 @@
-"""Kafka offsets as the record of what a batch applied (`DEDUPLICATION=offsets`, the default).
+"""Kafka offsets as the record of what a batch applied (`DEDUPLICATION=offsets`).
 
-Recording every event by its identity (`applied_events`, `DEDUPLICATION=identity`) costs an
-index entry and a lookup per event, the largest part of what SecantusDB spends per ingested
-event. This is the transactional-sink pattern of Kafka consumers instead: per partition, the
-next offset to apply, stored in the same transaction as the effect ("fence"). A record below it
-was applied by a committed transaction, so a redelivery is recognised without any per-event
-write.
-
-A fence cannot recognise an event *produced* twice (same CloudEvent `source` + `id`, a new
-offset). Most events need not be: a file report with no metadata, repeated, changes nothing
-(the newest report of a file stands). The others, which could undo a newer change (starts,
-stops, anything carrying metadata: `domain.changes_nothing_if_repeated`), are recorded by their
-identity as well, in the same transaction: a run of 20 files writes markers for 2 of its 22
-events.
+The default record is one identity per event (`applied_events`): it recognises an event
+delivered again by Kafka *and* one produced twice, at the price of an index entry and a lookup
+per event, the largest part of what SecantusDB spends per ingested event. This is the other
+choice, the transactional-sink pattern of Kafka consumers: per partition, the next offset to
+apply, stored in the same transaction as the effect ("fence"). A record below it was applied by
+a committed transaction, so a redelivery is recognised without any per-event write. What it
+gives up: an event *produced* twice (same CloudEvent `source` + `id`, a new offset) is applied
+again, which changes nothing when it repeats a fact and undoes a newer change when it is stale.
 
 Two rules keep "nothing lost, nothing applied twice":
 - the fence is written conditionally on the value read, so a second consumer of the partition

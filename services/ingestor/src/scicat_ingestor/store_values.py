@@ -71,10 +71,6 @@ class AppliedEvent:
     beamtime_id: str | None = None
     run: GroupedRun | None = None
     delivery: Delivery | None = None
-    by_identity: bool = True
-    """With a `delivery` and `DEDUPLICATION=offsets`: recorded by its identity as well as by its
-    offset, because a copy produced again could undo a newer change
-    (`domain.changes_nothing_if_repeated`)."""
 
 
 @dataclass(frozen=True)
