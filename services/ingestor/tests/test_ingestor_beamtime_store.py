@@ -8,13 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scicat_ingestor import datablock_parts
+from scicat_ingestor import beamtime_announcements, datablock_parts
 from scicat_ingestor import store as store_module
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import APPLIED_EVENT_COLLECTION, MongoCatalogueStore
 from scicat_pipeline.testing.records import consumer_record
-from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    ORIG_DATABLOCK_COLLECTION,
+    PROPOSAL_COLLECTION,
+)
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
@@ -102,47 +106,140 @@ async def test_an_interrupted_beamtime_update_is_redone_and_recorded_once(
     assert markers == 1
 
 
-async def test_a_redelivered_beamtime_update_publishes_its_datasets_again_without_their_files(
-    store, policy, acquisitions, monkeypatch
-) -> None:
-    """Its first delivery may have crashed before publishing; the file lists play no part."""
-    published = _Published()
+@pytest.fixture
+def published() -> _Published:
+    return _Published()
+
+
+@pytest.fixture
+def ingest_published(store, policy, published):
+    """`handle_batch` of `(topic, value)` records, announcing into `published`."""
     handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
     batcher = BatchIngestor(handler, store, published)
 
-    async def ingest(*values: tuple[str, bytes]) -> list:
+    async def ingesting(*values: tuple[str, bytes]) -> list:
         records = [consumer_record(t, v, offset=n) for n, (t, v) in enumerate(values)]
         return await batcher.handle_batch(records)
 
-    runs = [f"scan_{n:02d}" for n in range(RUNS)]
+    return ingesting
+
+
+async def _runs(ingest, acquisitions, count: int = RUNS) -> list[str]:
+    runs = [f"scan_{n:02d}" for n in range(count)]
     await ingest(
         *(
             (ACQUISITION_EVENTS, acquisitions.envelope(acquisitions.file_closed(run_id=run)))
             for run in runs
         )
     )
+    return [f"test/{acquisitions.beamtime}/{run}" for run in runs]
+
+
+async def test_a_beamtime_update_announces_only_the_datasets_it_changed(
+    ingest_published, published, acquisitions, catalogue
+) -> None:
+    """A DOOR export sent again with a new title changes the proposals, not the datasets
+    (they keep the description they have): nothing to re-index."""
+    pids = await _runs(ingest_published, acquisitions)
+    await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated()))
+    assert sorted(d.pid for d in published.datasets[RUNS:]) == pids
+    published.datasets.clear()
+
+    retitled = acquisitions.beamtime_updated(title="Thin films under more strain")
+    assert await ingest_published((PROPOSALS_EVENTS, retitled)) == [None]
+    assert published.datasets == []
+    beamtime = await catalogue[PROPOSAL_COLLECTION].find_one({"_id": acquisitions.beamtime})
+    assert beamtime["title"] == "Thin films under more strain"
+
+    moved = acquisitions.beamtime_updated(beamline="p10")
+    assert await ingest_published((PROPOSALS_EVENTS, moved)) == [None]
+    assert sorted(d.pid for d in published.datasets) == pids
+    assert all("p10staff" in d.accessGroups for d in published.datasets)
+
+
+async def test_a_redelivered_beamtime_update_publishes_again_only_until_it_has_announced(
+    ingest_published, published, acquisitions, monkeypatch
+) -> None:
+    """Its first delivery may have crashed after the commit, before publishing: then every
+    dataset is published again (without reading a file list); once announced, none."""
+    pids = await _runs(ingest_published, acquisitions)
     update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
-    await ingest(update)
-    first = [(d.pid, d.pipelineRevision) for d in published.datasets[RUNS:]]
+    published.fail_next = ConnectionError("Kafka went away before the acknowledgements")
+    with pytest.raises(ConnectionError):
+        await ingest_published(update)
     published.datasets.clear()
 
     def no_file_lists(*_args, **_kwargs):
         raise AssertionError("a file list was read")
 
     monkeypatch.setattr(datablock_parts, "merged", no_file_lists)
-    assert await ingest(update) == [None]
+    assert await ingest_published(update) == [None]
+    assert sorted(d.pid for d in published.datasets) == pids
+    assert all(d.pipelineRevision == 2 for d in published.datasets)
+    published.datasets.clear()
 
-    again = [(d.pid, d.pipelineRevision) for d in published.datasets]
-    assert sorted(again) == sorted(first)
-    assert sorted(pid for pid, _ in again) == [f"test/{acquisitions.beamtime}/{r}" for r in runs]
+    assert await ingest_published(update) == [None]
+    assert published.datasets == []
+
+
+async def test_after_an_interrupted_update_the_next_one_announces_every_dataset(
+    ingest_published, published, acquisitions, monkeypatch
+) -> None:
+    """The interrupted update changed datasets it never announced (its retry finds them
+    completed, the next update finds nothing to change): they are announced by whichever
+    update of the beamtime comes next."""
+    monkeypatch.setattr(store_module, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
+    pids = await _runs(ingest_published, acquisitions)
+    await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p10")))
+    published.datasets.clear()
+    record_applied = MongoCatalogueStore._record_applied
+    failures = iter([ConnectionError("MongoDB went away before the marker")])
+
+    async def flaky(self, event, session) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        await record_applied(self, event, session)
+
+    monkeypatch.setattr(MongoCatalogueStore, "_record_applied", flaky)
+    moved = (PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p08"))
+    with pytest.raises(ConnectionError):
+        await ingest_published(moved)
+    assert published.datasets == []
+
+    assert await ingest_published(moved) == [None]  # its retry: nothing changes now
+
+    assert sorted(d.pid for d in published.datasets) == pids
+    assert all("p08staff" in d.accessGroups for d in published.datasets)
+
+
+async def test_only_the_update_that_flagged_a_beamtime_clears_its_flag(
+    store, catalogue, acquisitions
+) -> None:
+    """A consumer that lost the partition and announces late leaves its successor's flag."""
+    db = store._db
+    beamtime = acquisitions.beamtime
+    assert await beamtime_announcements.flagged(db, beamtime)  # unknown: flagged
+    await beamtime_announcements.flag(db, beamtime, "first")
+    await beamtime_announcements.flag(db, beamtime, "second")
+
+    await beamtime_announcements.announced(db, beamtime, "first")
+    assert await beamtime_announcements.flagged(db, beamtime)
+
+    await beamtime_announcements.announced(db, beamtime, "second")
+    assert not await beamtime_announcements.flagged(db, beamtime)
 
 
 class _Published:
     def __init__(self) -> None:
         self.datasets: list = []
+        self.fail_next: Exception | None = None
 
     async def dataset_stored(self, dataset) -> None:
-        self.datasets.append(dataset)
+        await self.datasets_stored([dataset])
 
     async def datasets_stored(self, datasets) -> None:
+        if self.fail_next is not None and datasets:
+            failure, self.fail_next = self.fail_next, None
+            raise failure
         self.datasets.extend(datasets)

@@ -47,6 +47,9 @@ class MemoryEvents:
     async def dataset_stored(self, dataset: Dataset) -> None:
         self.stored.append(dataset)
 
+    async def datasets_stored(self, datasets: list[Dataset]) -> None:
+        self.stored.extend(datasets)
+
 
 @pytest.fixture
 def store() -> MemoryStore:

@@ -238,8 +238,8 @@ class AcquisitionHandler:
                     f"applied: {error}; repair the stored document and replay this dead letter",
                     error_type="invalid-stored-document",
                 ) from error
-            for dataset in outcome.datasets:
-                await self.events.dataset_stored(dataset)
+            await self.events.datasets_stored(outcome.datasets)
+            await self.store.beamtime_announced(data.beamtime_id, event.identity)
             log.info(
                 "beamtime event handled",
                 changed=outcome.changed,

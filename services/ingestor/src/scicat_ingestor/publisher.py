@@ -23,6 +23,10 @@ class DatasetEvents(Protocol):
         """Return only once the event is durably published."""
         ...
 
+    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
+        """`dataset_stored` for each, in order; return once all are durable."""
+        ...
+
 
 @dataclass
 class KafkaDatasetEvents:

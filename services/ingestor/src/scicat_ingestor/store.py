@@ -22,7 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor import datablock_parts, grouped_runs, stored_proposals
+from scicat_ingestor import beamtime_announcements, datablock_parts, grouped_runs, stored_proposals
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     AlreadyApplied,
@@ -81,6 +81,10 @@ class CatalogueStore(Protocol):
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
     ) -> BeamtimeOutcome:
         """Store the DOOR proposal and its beamtime and complete the beamtime's datasets, once."""
+        ...
+
+    async def beamtime_announced(self, beamtime_id: str, update: str) -> None:
+        """The datasets `update` (an event identity) returned have been published."""
         ...
 
     async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
@@ -262,7 +266,9 @@ class MongoCatalogueStore:
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
     ) -> BeamtimeOutcome:
         """Both proposals (written only when changed), then the beamtime's datasets,
-        `BEAMTIME_DATASETS_PER_TRANSACTION` per transaction, then the marker.
+        `BEAMTIME_DATASETS_PER_TRANSACTION` per transaction, then the marker. The outcome's
+        datasets are those to announce: the changed ones, or all while an earlier update may
+        have left changes unannounced (`beamtime_announcements`).
 
         Not one transaction: a beamtime of thousands of datasets would outlast MongoDB's
         transaction lifetime (60 s by default) and be retried for ever. Each step is idempotent
@@ -274,13 +280,16 @@ class MongoCatalogueStore:
         if self._client is None:
             raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
         parent, child = proposals
+        beamtime = child.proposalId
         datasets: list[Dataset] = []
-        changed = False
+        changed: list[Dataset] = []
         async with self._client.start_session() as session:
             if await applied_among(self._db, [event.identity], session):
-                return await self._beamtime_already_applied(child.proposalId)
+                return await self._beamtime_already_applied(beamtime, event.identity)
             async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
                 await stored_proposals.save_proposals(self._db, parent, child, session)
+                unannounced = await beamtime_announcements.flagged(self._db, beamtime, session)
+                await beamtime_announcements.flag(self._db, beamtime, event.identity, session)
             pids = await stored_proposals.pids_of_beamtime(self._db, child.proposalId, session)
             for start in range(0, len(pids), BEAMTIME_DATASETS_PER_TRANSACTION):
                 chunk = pids[start : start + BEAMTIME_DATASETS_PER_TRANSACTION]
@@ -289,15 +298,19 @@ class MongoCatalogueStore:
                 ):
                     completed = [await self._complete(pid, complete, session) for pid in chunk]
                 datasets += [dataset for dataset, _ in completed if dataset is not None]
-                changed = changed or any(wrote for _, wrote in completed)
+                changed += [dataset for dataset, wrote in completed if dataset and wrote]
             try:
                 async with await session.start_transaction(
                     write_concern=WriteConcern(w="majority")
                 ):
                     await self._record_applied(event, session)
             except AlreadyApplied:
-                return await self._beamtime_already_applied(child.proposalId)
-        return BeamtimeOutcome(datasets, changed=changed, already_applied=False)
+                return await self._beamtime_already_applied(beamtime, event.identity)
+        announce = datasets if unannounced else changed
+        return BeamtimeOutcome(announce, changed=bool(changed), already_applied=False)
+
+    async def beamtime_announced(self, beamtime_id: str, update: str) -> None:
+        await beamtime_announcements.announced(self._db, beamtime_id, update)
 
     async def _complete(
         self, pid: str, complete: Complete, session: AsyncClientSession
@@ -320,9 +333,13 @@ class MongoCatalogueStore:
             )
         return stored, True
 
-    async def _beamtime_already_applied(self, beamtime_id: str) -> BeamtimeOutcome:
-        """The beamtime's datasets as stored, to publish again: in one query and without their
-        file lists (thousands of datasets of thousands of files each, read for nothing)."""
+    async def _beamtime_already_applied(self, beamtime_id: str, update: str) -> BeamtimeOutcome:
+        """The beamtime's datasets as stored, to publish again unless every change was announced:
+        in one query and without their file lists (thousands of datasets of thousands of files
+        each, read for nothing)."""
+        if not await beamtime_announcements.flagged(self._db, beamtime_id):
+            return BeamtimeOutcome([], changed=False, already_applied=True)
+        await beamtime_announcements.flag_if_unknown(self._db, beamtime_id, update)
         docs = await stored_proposals.datasets_of_beamtime(self._db, beamtime_id)
         stored = [dataset_from(doc) for doc in docs]
         return BeamtimeOutcome(stored, changed=False, already_applied=True)

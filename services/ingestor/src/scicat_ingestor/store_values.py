@@ -95,7 +95,8 @@ class StoreOutcome:
 
 @dataclass(frozen=True)
 class BeamtimeOutcome:
-    """What a `beamtime.updated` did: `datasets` are the beamtime's datasets as stored now."""
+    """What a `beamtime.updated` did: `datasets` are those of its datasets to announce, as stored
+    now (`beamtime_announcements`)."""
 
     datasets: list[Dataset]
     changed: bool
