@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
-from scicat_ingestor import beamtime_announcements, datablock_parts
-from scicat_ingestor import store as store_module
+from scicat_ingestor import beamtime_announcements, beamtime_completion, datablock_parts
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.store import APPLIED_EVENT_COLLECTION, MongoCatalogueStore
+from scicat_ingestor.store_values import ConcurrentUpdate
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
@@ -42,7 +44,7 @@ def ingest(store, batch_ingest_into):
 async def test_a_beamtime_of_many_datasets_is_completed_in_several_transactions(
     ingest, catalogue, acquisitions, monkeypatch
 ) -> None:
-    monkeypatch.setattr(store_module, "BEAMTIME_DATASETS_PER_TRANSACTION", 3)
+    monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 3)
     files = [
         (ACQUISITION_EVENTS, acquisitions.envelope(acquisitions.file_closed(name, run_id=run)))
         for run in (f"scan_{n:02d}" for n in range(RUNS))
@@ -73,23 +75,23 @@ async def test_a_beamtime_of_many_datasets_is_completed_in_several_transactions(
 async def test_an_interrupted_beamtime_update_is_redone_and_recorded_once(
     ingest, store, catalogue, acquisitions, monkeypatch
 ) -> None:
-    monkeypatch.setattr(store_module, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
+    monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
     await ingest(
         *(
             (ACQUISITION_EVENTS, acquisitions.envelope(acquisitions.file_closed(run_id=run)))
             for run in (f"scan_{n:02d}" for n in range(RUNS))
         )
     )
-    record_applied = MongoCatalogueStore._record_applied
+    record_applied = beamtime_completion.record_applied
     failures = iter([ConnectionError("MongoDB went away before the marker")])
 
-    async def flaky(self, event, session) -> None:
+    async def flaky(db, marker, session) -> None:
         failure = next(failures, None)
         if failure is not None:
             raise failure
-        await record_applied(self, event, session)
+        await record_applied(db, marker, session)
 
-    monkeypatch.setattr(MongoCatalogueStore, "_record_applied", flaky)
+    monkeypatch.setattr(beamtime_completion, "record_applied", flaky)
     update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
 
     with pytest.raises(ConnectionError):
@@ -188,20 +190,20 @@ async def test_after_an_interrupted_update_the_next_one_announces_every_dataset(
     """The interrupted update changed datasets it never announced (its retry finds them
     completed, the next update finds nothing to change): they are announced by whichever
     update of the beamtime comes next."""
-    monkeypatch.setattr(store_module, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
+    monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
     pids = await _runs(ingest_published, acquisitions)
     await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p10")))
     published.datasets.clear()
-    record_applied = MongoCatalogueStore._record_applied
+    record_applied = beamtime_completion.record_applied
     failures = iter([ConnectionError("MongoDB went away before the marker")])
 
-    async def flaky(self, event, session) -> None:
+    async def flaky(db, marker, session) -> None:
         failure = next(failures, None)
         if failure is not None:
             raise failure
-        await record_applied(self, event, session)
+        await record_applied(db, marker, session)
 
-    monkeypatch.setattr(MongoCatalogueStore, "_record_applied", flaky)
+    monkeypatch.setattr(beamtime_completion, "record_applied", flaky)
     moved = (PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p08"))
     with pytest.raises(ConnectionError):
         await ingest_published(moved)
@@ -243,3 +245,33 @@ class _Published:
             failure, self.fail_next = self.fail_next, None
             raise failure
         self.datasets.extend(datasets)
+
+
+async def test_a_dataset_changed_while_its_chunk_completes_fails_the_update_for_a_retry(
+    ingest_published, published, acquisitions, monkeypatch, mongo_uri, database_name
+) -> None:
+    """Completion writes conditionally on the revision it read, as every writer does."""
+    pids = await _runs(ingest_published, acquisitions, count=3)
+    published.datasets.clear()
+    read = beamtime_completion.dataset_from
+    raced: list[str] = []
+
+    def racing(doc):
+        if not raced:
+            raced.append(doc["pid"])
+            with MongoClient(mongo_uri) as other:
+                other[database_name][DATASET_COLLECTION].update_one(
+                    {"pid": doc["pid"]}, {"$inc": {"pipelineRevision": 1}}
+                )
+        return read(doc)
+
+    monkeypatch.setattr(beamtime_completion, "dataset_from", racing)
+    update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
+
+    with pytest.raises((ConcurrentUpdate, OperationFailure)):
+        await ingest_published(update)
+    assert await ingest_published(update) == [None]
+
+    assert sorted(d.pid for d in published.datasets) == pids
+    assert all("20230042" in d.proposalIds for d in published.datasets)
+    assert next(d for d in published.datasets if d.pid == raced[0]).pipelineRevision == 3

@@ -22,11 +22,16 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor import beamtime_announcements, datablock_parts, grouped_runs, stored_proposals
+from scicat_ingestor import (
+    beamtime_announcements,
+    beamtime_completion,
+    datablock_parts,
+    grouped_runs,
+    stored_proposals,
+)
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     AlreadyApplied,
-    applied_among,
     earlier_markers_may_exist,
     ensure_marker_indexes,
     marker_document,
@@ -64,9 +69,6 @@ from scicat_schemas.documents import (
     Proposal,
 )
 from scicat_schemas.runtime.settings import MongoSettings
-
-BEAMTIME_DATASETS_PER_TRANSACTION = 100
-"""Datasets completed per transaction by a `beamtime.updated` (see `apply_beamtime`)."""
 
 if TYPE_CHECKING:
     from scicat_ingestor.batch_store import BatchItem, BatchOutcome
@@ -265,84 +267,15 @@ class MongoCatalogueStore:
     async def apply_beamtime(
         self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
     ) -> BeamtimeOutcome:
-        """Both proposals (written only when changed), then the beamtime's datasets,
-        `BEAMTIME_DATASETS_PER_TRANSACTION` per transaction, then the marker. The outcome's
-        datasets are those to announce: the changed ones, or all while an earlier update may
-        have left changes unannounced (`beamtime_announcements`).
-
-        Not one transaction: a beamtime of thousands of datasets would outlast MongoDB's
-        transaction lifetime (60 s by default) and be retried for ever. Each step is idempotent
-        (a proposal or dataset already completed is not written again), and the marker comes
-        last, so an interrupted update is redone from the start and finishes. The datasets are
-        loaded without their file lists, which completing never changes; when their groups
-        change, every datablock of the dataset is given them in place (`update_many`).
-        """
+        """See `beamtime_completion.apply_beamtime`."""
         if self._client is None:
             raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
-        parent, child = proposals
-        beamtime = child.proposalId
-        datasets: list[Dataset] = []
-        changed: list[Dataset] = []
-        async with self._client.start_session() as session:
-            if await applied_among(self._db, [event.identity], session):
-                return await self._beamtime_already_applied(beamtime, event.identity)
-            async with await session.start_transaction(write_concern=WriteConcern(w="majority")):
-                await stored_proposals.save_proposals(self._db, parent, child, session)
-                unannounced = await beamtime_announcements.flagged(self._db, beamtime, session)
-                await beamtime_announcements.flag(self._db, beamtime, event.identity, session)
-            pids = await stored_proposals.pids_of_beamtime(self._db, child.proposalId, session)
-            for start in range(0, len(pids), BEAMTIME_DATASETS_PER_TRANSACTION):
-                chunk = pids[start : start + BEAMTIME_DATASETS_PER_TRANSACTION]
-                async with await session.start_transaction(
-                    write_concern=WriteConcern(w="majority")
-                ):
-                    completed = [await self._complete(pid, complete, session) for pid in chunk]
-                datasets += [dataset for dataset, _ in completed if dataset is not None]
-                changed += [dataset for dataset, wrote in completed if dataset and wrote]
-            try:
-                async with await session.start_transaction(
-                    write_concern=WriteConcern(w="majority")
-                ):
-                    await self._record_applied(event, session)
-            except AlreadyApplied:
-                return await self._beamtime_already_applied(beamtime, event.identity)
-        announce = datasets if unannounced else changed
-        return BeamtimeOutcome(announce, changed=bool(changed), already_applied=False)
+        return await beamtime_completion.apply_beamtime(
+            self._client, self._db, event, proposals, complete
+        )
 
     async def beamtime_announced(self, beamtime_id: str, update: str) -> None:
         await beamtime_announcements.announced(self._db, beamtime_id, update)
-
-    async def _complete(
-        self, pid: str, complete: Complete, session: AsyncClientSession
-    ) -> tuple[Dataset | None, bool]:
-        """One dataset of a beamtime completed: the dataset as stored, and whether it changed."""
-        current, _ = await self._load(pid, session=session, latest=False, files=False)
-        if current is None:
-            return None, False
-        completed = complete(current)
-        if completed is None:
-            return current.dataset, False
-        stored = await self._write(current, None, completed, session)
-        groups = {"ownerGroup": stored.ownerGroup, "accessGroups": stored.accessGroups}
-        if (stored.ownerGroup, stored.accessGroups) != (
-            current.dataset.ownerGroup,
-            current.dataset.accessGroups,
-        ):
-            await self._db[ORIG_DATABLOCK_COLLECTION].update_many(
-                {"datasetId": pid}, {"$set": groups}, session=session
-            )
-        return stored, True
-
-    async def _beamtime_already_applied(self, beamtime_id: str, update: str) -> BeamtimeOutcome:
-        """The beamtime's datasets as stored, to publish again unless every change was announced:
-        in one query and without their file lists (thousands of datasets of thousands of files
-        each, read for nothing)."""
-        if not await beamtime_announcements.flagged(self._db, beamtime_id):
-            return BeamtimeOutcome([], changed=False, already_applied=True)
-        await beamtime_announcements.flag_if_unknown(self._db, beamtime_id, update)
-        docs = await stored_proposals.datasets_of_beamtime(self._db, beamtime_id)
-        stored = [dataset_from(doc) for doc in docs]
-        return BeamtimeOutcome(stored, changed=False, already_applied=True)
 
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
         return await grouped_runs.measurement_of(self._db, beamtime_id, run_id)
