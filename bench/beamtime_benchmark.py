@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Sequence
 from datetime import timedelta
 
 from aiokafka import ConsumerRecord
@@ -25,26 +24,13 @@ from rich.table import Table
 
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.handlers import AcquisitionHandler
+from scicat_ingestor.publisher import CountedDatasetEvents
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_pipeline.embedded import EmbeddedMongo
-from scicat_schemas.documents import Dataset
 from scicat_schemas.events import BeamtimeUpdated, BeamtimeUpdatedData, Person, encode
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
-
-
-class Counted:
-    """`dataset.stored` counted, not sent: the update's own cost is measured."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def dataset_stored(self, dataset: Dataset) -> None:
-        self.count += 1
-
-    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
-        self.count += len(datasets)
 
 
 def beamtime_update(**changes: str) -> bytes:
@@ -67,7 +53,7 @@ def record(topic: str, offset: int, value: bytes, key: bytes = b"") -> ConsumerR
 
 async def measure(uri: str, datasets: int) -> list[tuple[str, float, int]]:
     settings = Settings(pid_prefix="bench", mongo=MongoSettings(uri=uri, database="bench_beamtime"))
-    events = Counted()
+    events = CountedDatasetEvents()  # the update's own cost, not the broker's
     rows = []
     async with MongoCatalogueStore(
         settings.mongo, marker_retention=timedelta(0)

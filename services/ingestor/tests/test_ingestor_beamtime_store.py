@@ -41,6 +41,22 @@ def ingest(store, batch_ingest_into):
     return batch_ingest_into(store)
 
 
+@pytest.fixture
+def fail_next_marker(monkeypatch):
+    """`fail_next_marker()`: the next beamtime marker's transaction fails, after every chunk
+    was committed."""
+    record_applied = beamtime_completion.record_applied
+    failures: list[Exception] = []
+
+    async def flaky(db, marker, session) -> None:
+        if failures:
+            raise failures.pop()
+        await record_applied(db, marker, session)
+
+    monkeypatch.setattr(beamtime_completion, "record_applied", flaky)
+    return lambda: failures.append(ConnectionError("MongoDB went away before the marker"))
+
+
 async def test_a_beamtime_of_many_datasets_is_completed_in_several_transactions(
     ingest, catalogue, acquisitions, monkeypatch
 ) -> None:
@@ -73,7 +89,7 @@ async def test_a_beamtime_of_many_datasets_is_completed_in_several_transactions(
 
 
 async def test_an_interrupted_beamtime_update_is_redone_and_recorded_once(
-    ingest, store, catalogue, acquisitions, monkeypatch
+    ingest, store, catalogue, acquisitions, monkeypatch, fail_next_marker
 ) -> None:
     monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
     await ingest(
@@ -82,17 +98,8 @@ async def test_an_interrupted_beamtime_update_is_redone_and_recorded_once(
             for run in (f"scan_{n:02d}" for n in range(RUNS))
         )
     )
-    record_applied = beamtime_completion.record_applied
-    failures = iter([ConnectionError("MongoDB went away before the marker")])
-
-    async def flaky(db, marker, session) -> None:
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        await record_applied(db, marker, session)
-
-    monkeypatch.setattr(beamtime_completion, "record_applied", flaky)
     update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
+    fail_next_marker()
 
     with pytest.raises(ConnectionError):
         await ingest(update)
@@ -185,26 +192,17 @@ async def test_a_redelivered_beamtime_update_publishes_again_only_until_it_has_a
 
 
 async def test_after_an_interrupted_update_the_next_one_announces_every_dataset(
-    ingest_published, published, acquisitions, monkeypatch
+    ingest_published, published, acquisitions, monkeypatch, fail_next_marker
 ) -> None:
-    """The interrupted update changed datasets it never announced (its retry finds them
-    completed, the next update finds nothing to change): they are announced by whichever
-    update of the beamtime comes next."""
+    """The interrupted update changed datasets it never announced, and its retry finds them
+    completed already: the flag it left makes the retry (or whichever update of the beamtime
+    comes next) announce every dataset."""
     monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
     pids = await _runs(ingest_published, acquisitions)
     await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p10")))
     published.datasets.clear()
-    record_applied = beamtime_completion.record_applied
-    failures = iter([ConnectionError("MongoDB went away before the marker")])
-
-    async def flaky(db, marker, session) -> None:
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        await record_applied(db, marker, session)
-
-    monkeypatch.setattr(beamtime_completion, "record_applied", flaky)
     moved = (PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p08"))
+    fail_next_marker()
     with pytest.raises(ConnectionError):
         await ingest_published(moved)
     assert published.datasets == []

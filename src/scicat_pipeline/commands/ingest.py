@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +47,10 @@ from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.file_reading import FileReader
 from scicat_ingestor.handlers import AcquisitionEvent, AcquisitionHandler
 from scicat_ingestor.nexus_metadata import MappingError, load_mappings
-from scicat_ingestor.publisher import KafkaDatasetEvents
+from scicat_ingestor.publisher import CountedDatasetEvents, KafkaDatasetEvents
 from scicat_ingestor.settings import Settings
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_pipeline.kafka_access import kafka_security
-from scicat_schemas.documents import Dataset
 from scicat_schemas.events import (
     FileClosed,
     FileClosedData,
@@ -202,19 +201,6 @@ def run_events(run: FoundRun, *, beamtime_id: str, instrument: str) -> list[Acqu
     return events
 
 
-class _Unpublished:
-    """`DatasetEvents` for back-filling without Kafka: counts what would have been published."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def dataset_stored(self, dataset: Dataset) -> None:
-        self.count += 1
-
-    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
-        self.count += len(datasets)
-
-
 def _print_plan(runs: list[FoundRun], settings: Settings, beamtime: str, instrument: str) -> None:
     policy = settings.policy()
     table = Table(title=f"{len(runs)} run(s), {sum(len(r.files) for r in runs)} file(s)")
@@ -248,7 +234,7 @@ async def _apply(
         datablock_max_files=settings.datablock_max_files,
     )
     broker = None
-    events: Any = _Unpublished()
+    events: Any = CountedDatasetEvents()
     if kafka is not None:
         broker = create_broker(
             service="ingest-cli",

@@ -55,3 +55,17 @@ class KafkaDatasetEvents:
             for dataset in datasets
         ]
         await asyncio.gather(*pending)
+
+
+class CountedDatasetEvents:
+    """`DatasetEvents` that only count: back-filling without Kafka (`scicat-pipeline ingest`)
+    and benchmarks that measure the store, not the broker."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def dataset_stored(self, dataset: Dataset) -> None:
+        self.count += 1
+
+    async def datasets_stored(self, datasets: Sequence[Dataset]) -> None:
+        self.count += len(datasets)
