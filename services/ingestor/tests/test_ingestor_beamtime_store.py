@@ -21,6 +21,7 @@ from scicat_schemas.documents import (
     ORIG_DATABLOCK_COLLECTION,
     PROPOSAL_COLLECTION,
 )
+from scicat_schemas.runtime.consumer import Rejected
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS, PROPOSALS_EVENTS
 
@@ -273,3 +274,34 @@ async def test_a_dataset_changed_while_its_chunk_completes_fails_the_update_for_
     assert sorted(d.pid for d in published.datasets) == pids
     assert all("20230042" in d.proposalIds for d in published.datasets)
     assert next(d for d in published.datasets if d.pid == raced[0]).pipelineRevision == 3
+
+
+async def test_a_damaged_dataset_does_not_keep_the_others_from_their_beamtime(
+    ingest_published, published, acquisitions, catalogue
+) -> None:
+    """The others are completed and announced (their new access groups reach the index); the
+    update is dead-lettered naming the damaged one, and its replay after the repair completes
+    that one too."""
+    pids = await _runs(ingest_published, acquisitions, count=3)
+    damaged = pids[1]
+    await catalogue[DATASET_COLLECTION].update_one(
+        {"pid": damaged}, {"$set": {"creationTime": "yesterday-ish"}}
+    )
+    published.datasets.clear()
+    update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
+
+    [refused] = await ingest_published(update)
+
+    assert isinstance(refused, Rejected) and refused.error_type == "invalid-stored-document"
+    assert damaged in refused.reason and "repair them and replay" in refused.reason
+    assert sorted(d.pid for d in published.datasets) == [pids[0], pids[2]]
+    assert all("20230042" in d.proposalIds for d in published.datasets)
+    published.datasets.clear()
+
+    await catalogue[DATASET_COLLECTION].update_one(
+        {"pid": damaged}, {"$set": {"creationTime": acquisitions.at(0)}}
+    )
+    assert await ingest_published(update) == [None]  # the dead letter, replayed
+
+    assert [d.pid for d in published.datasets] == [damaged]
+    assert "20230042" in published.datasets[0].proposalIds

@@ -5,7 +5,11 @@ lifetime (60 s by default) and be retried for ever. The proposals first (written
 changed), then the datasets `BEAMTIME_DATASETS_PER_TRANSACTION` per transaction, then the marker.
 Each step is idempotent (a proposal or dataset already completed is not written again) and the
 marker comes last, so an interrupted update is redone from the start and finishes; what it
-changed and did not announce is announced by the next update (`beamtime_announcements`).
+changed and did not announce is announced by the next update (`beamtime_announcements`). A
+dataset whose stored document does not validate is left alone and reported, not allowed to stop
+the others: one damaged dataset must not keep thousands from their new access groups. The
+update is then not recorded as applied, so replaying its dead letter after the repair completes
+the rest.
 
 A chunk costs four commands whatever its size: one `find` of its datasets (without their file
 lists, which completing never changes), one `bulk_write` of the changed ones (each conditional
@@ -34,6 +38,7 @@ from scicat_ingestor.applied_events import (
 from scicat_ingestor.domain import CatalogueEntry
 from scicat_ingestor.store_values import AppliedEvent, BeamtimeOutcome, Complete, ConcurrentUpdate
 from scicat_ingestor.stored_documents import (
+    CorruptStoredDocument,
     changed_fields,
     dataset_doc,
     dataset_from,
@@ -69,6 +74,7 @@ async def apply_beamtime(
     majority = WriteConcern(w="majority")
     datasets: list[Dataset] = []
     changed: list[Dataset] = []
+    damaged: list[str] = []
     async with client.start_session() as session:
         if await applied_among(db, [event.identity], session):
             return await _already_applied(db, beamtime, event.identity)
@@ -80,9 +86,13 @@ async def apply_beamtime(
         for start in range(0, len(pids), BEAMTIME_DATASETS_PER_TRANSACTION):
             chunk = pids[start : start + BEAMTIME_DATASETS_PER_TRANSACTION]
             async with await session.start_transaction(write_concern=majority):
-                completed = await complete_datasets(db, session, chunk, complete)
+                completed, unreadable = await complete_datasets(db, session, chunk, complete)
             datasets += [dataset for dataset, _ in completed]
             changed += [dataset for dataset, wrote in completed if wrote]
+            damaged += unreadable
+        announce = datasets if unannounced else changed
+        if damaged:
+            return BeamtimeOutcome(announce, bool(changed), already_applied=False, damaged=damaged)
         marker = marker_document(
             [event.identity], pid=event.pid, types=[event.type], applied_at=event.applied_at
         )
@@ -91,24 +101,29 @@ async def apply_beamtime(
                 await record_applied(db, marker, session)
         except AlreadyApplied:
             return await _already_applied(db, beamtime, event.identity)
-    announce = datasets if unannounced else changed
     return BeamtimeOutcome(announce, changed=bool(changed), already_applied=False)
 
 
 async def complete_datasets(
     db: Db, session: AsyncClientSession, pids: Sequence[str], complete: Complete
-) -> list[tuple[Dataset, bool]]:
-    """Each of `pids` still stored, completed, in order: the dataset as stored now and whether
-    this changed it (`ConcurrentUpdate` when another writer changed one meanwhile)."""
+) -> tuple[list[tuple[Dataset, bool]], list[str]]:
+    """Each of `pids` still stored and readable, completed, in order: the dataset as stored now
+    and whether this changed it (`ConcurrentUpdate` when another writer changed one meanwhile);
+    and why each unreadable one was left alone."""
     found = db[DATASET_COLLECTION].find({"pid": {"$in": list(pids)}}, session=session)
     docs = {doc["pid"]: doc async for doc in found}
     results: dict[str, tuple[Dataset, bool]] = {}
+    damaged: list[str] = []
     writes: list[UpdateOne] = []
     group_writes: list[UpdateMany] = []
     for pid in pids:
         if pid not in docs:
             continue  # removed since the pids were read
-        current = dataset_from(docs[pid])
+        try:
+            current = dataset_from(docs[pid])
+        except CorruptStoredDocument as error:
+            damaged.append(str(error))
+            continue
         completed = complete(CatalogueEntry(dataset=current))
         if completed is None:
             results[pid] = (current, False)
@@ -144,7 +159,7 @@ async def complete_datasets(
         read = db[DATASET_COLLECTION].find({"pid": {"$in": written}}, session=session)
         async for doc in read:
             results[doc["pid"]] = (dataset_from(doc), True)
-    return [results[pid] for pid in pids if pid in results]
+    return [results[pid] for pid in pids if pid in results], damaged
 
 
 async def _already_applied(db: Db, beamtime_id: str, update: str) -> BeamtimeOutcome:
@@ -154,5 +169,11 @@ async def _already_applied(db: Db, beamtime_id: str, update: str) -> BeamtimeOut
     if not await beamtime_announcements.flagged(db, beamtime_id):
         return BeamtimeOutcome([], changed=False, already_applied=True)
     await beamtime_announcements.flag_if_unknown(db, beamtime_id, update)
-    docs = await stored_proposals.datasets_of_beamtime(db, beamtime_id)
-    return BeamtimeOutcome([dataset_from(doc) for doc in docs], changed=False, already_applied=True)
+    datasets: list[Dataset] = []
+    damaged: list[str] = []
+    for doc in await stored_proposals.datasets_of_beamtime(db, beamtime_id):
+        try:
+            datasets.append(dataset_from(doc))
+        except CorruptStoredDocument as error:
+            damaged.append(str(error))
+    return BeamtimeOutcome(datasets, changed=False, already_applied=True, damaged=damaged)

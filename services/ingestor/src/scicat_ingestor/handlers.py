@@ -245,4 +245,14 @@ class AcquisitionHandler:
                 changed=outcome.changed,
                 already_applied=outcome.already_applied,
                 datasets=len(outcome.datasets),
+                damaged=len(outcome.damaged),
             )
+            if outcome.damaged:
+                raise Rejected(
+                    f"beamtime.updated {event.id!r} for beamtime {data.beamtime_id!r} completed "
+                    f"every dataset but {len(outcome.damaged)} whose stored document is damaged: "
+                    f"{'; '.join(outcome.damaged[:5])}"
+                    f"{' ...' if len(outcome.damaged) > 5 else ''}; repair them and replay this "
+                    "dead letter",
+                    error_type="invalid-stored-document",
+                )

@@ -7,7 +7,7 @@ without the adapter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +101,10 @@ class BeamtimeOutcome:
     datasets: list[Dataset]
     changed: bool
     already_applied: bool
+    damaged: list[str] = field(default_factory=list)
+    """Why each dataset of the beamtime that could not be read was left alone (its stored
+    document does not validate); the others were completed. Not recorded as applied then, so
+    the dead letter, replayed once they are repaired, completes them."""
 
 
 class ConcurrentUpdate(Exception):
