@@ -170,11 +170,20 @@ async def test_a_beamtime_update_announces_only_the_datasets_it_changed(
 async def test_a_redelivered_beamtime_update_publishes_again_only_until_it_has_announced(
     ingest_published, published, acquisitions, monkeypatch
 ) -> None:
-    """Its first delivery may have crashed after the commit, before publishing: then every
-    dataset is published again (without reading a file list); once announced, none."""
+    """Recorded, it may still have crashed before clearing its flag (before the consumer
+    committed its offset): then every dataset is published again (without reading a file
+    list); once cleared, none."""
     pids = await _runs(ingest_published, acquisitions)
     update = (PROPOSALS_EVENTS, acquisitions.beamtime_updated())
-    published.fail_next = ConnectionError("Kafka went away before the acknowledgements")
+    clear = beamtime_announcements.announced
+    crashes = [ConnectionError("the ingestor died after the marker")]
+
+    async def crashing(db, beamtime_id, identity) -> None:
+        if crashes:
+            raise crashes.pop()
+        await clear(db, beamtime_id, identity)
+
+    monkeypatch.setattr(beamtime_announcements, "announced", crashing)
     with pytest.raises(ConnectionError):
         await ingest_published(update)
     published.datasets.clear()
@@ -192,26 +201,44 @@ async def test_a_redelivered_beamtime_update_publishes_again_only_until_it_has_a
     assert published.datasets == []
 
 
-async def test_after_an_interrupted_update_the_next_one_announces_every_dataset(
-    ingest_published, published, acquisitions, monkeypatch, fail_next_marker
+async def test_after_an_update_died_before_announcing_its_retry_announces_every_dataset(
+    ingest_published, published, acquisitions, monkeypatch
 ) -> None:
-    """The interrupted update changed datasets it never announced, and its retry finds them
-    completed already: the flag it left makes the retry (or whichever update of the beamtime
-    comes next) announce every dataset."""
+    """The first chunk's changes were committed, their announcement failed: the retry finds
+    them completed already ("unchanged"), and the flag the update left makes it announce every
+    dataset, those of later chunks too."""
     monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
     pids = await _runs(ingest_published, acquisitions)
     await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p10")))
     published.datasets.clear()
     moved = (PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p08"))
-    fail_next_marker()
+    published.fail_next = ConnectionError("Kafka went away before the acknowledgements")
     with pytest.raises(ConnectionError):
         await ingest_published(moved)
     assert published.datasets == []
 
-    assert await ingest_published(moved) == [None]  # its retry: nothing changes now
+    assert await ingest_published(moved) == [None]
 
     assert sorted(d.pid for d in published.datasets) == pids
     assert all("p08staff" in d.accessGroups for d in published.datasets)
+
+
+async def test_an_update_announces_each_chunk_once_it_is_committed(
+    ingest_published, published, acquisitions, monkeypatch, fail_next_marker
+) -> None:
+    """Not the whole beamtime at the end (held in memory, announced late): what the update
+    changed is announced even when it then fails before its marker."""
+    monkeypatch.setattr(beamtime_completion, "BEAMTIME_DATASETS_PER_TRANSACTION", 2)
+    pids = await _runs(ingest_published, acquisitions)
+    await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated()))
+    published.datasets.clear()
+    fail_next_marker()
+
+    with pytest.raises(ConnectionError):
+        await ingest_published((PROPOSALS_EVENTS, acquisitions.beamtime_updated(beamline="p10")))
+
+    assert sorted(d.pid for d in published.datasets) == pids
+    assert all("p10staff" in d.accessGroups for d in published.datasets)
 
 
 async def test_only_the_update_that_flagged_a_beamtime_clears_its_flag(

@@ -1,16 +1,18 @@
 """Which beamtimes' datasets may hold changes not yet announced as `dataset.stored`.
 
 A `beamtime.updated` completes every dataset of its beamtime (thousands, in several
-transactions), then the handler publishes. Announcing only the datasets it changed is what keeps
-a DOOR export sent again every night from re-announcing, and the indexer re-reading, every dataset
-of every running beamtime. That is safe only if no earlier attempt changed datasets and died
-before announcing them: its retry finds them completed already, "unchanged". So each beamtime
-has a flag, set in the transaction that stores its proposals (before any dataset changes) and
-cleared once the handler has published:
+transactions), announcing each transaction's datasets once it is committed. Announcing only the
+datasets it changed is what keeps a DOOR export sent again every night from re-announcing, and
+the indexer re-reading, every dataset of every running beamtime. That is safe only if no earlier
+attempt changed datasets and died before announcing them: its retry finds them completed
+already, "unchanged". So each beamtime has a flag, set in the transaction that stores its
+proposals (before any dataset changes) and cleared by the same update once it has announced
+everything and recorded itself:
 
-- a new update that finds the flag set follows an interrupted one: it announces every dataset;
+- an update that finds the flag set follows an interrupted one (its own earlier attempt, or
+  another update): it announces every dataset;
 - a redelivered update (its marker found) announces every dataset while the flag is set (it may
-  have crashed before publishing) and none once it is cleared.
+  have died before clearing it) and none once it is cleared.
 
 The flag holds the identity of the update that set it, and only that update clears it: a
 consumer that lost the partition and finishes late cannot clear the flag of the update its

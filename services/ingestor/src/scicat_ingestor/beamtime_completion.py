@@ -20,7 +20,7 @@ beamtime of 5,000 datasets ~15,000 round trips.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pymongo import UpdateMany, UpdateOne, WriteConcern
@@ -56,6 +56,9 @@ BEAMTIME_DATASETS_PER_TRANSACTION = 100
 
 Db = AsyncDatabase[dict[str, Any]]
 
+Announce = Callable[[Sequence[Dataset]], Awaitable[None]]
+"""Publish `dataset.stored` for each, in order; return once all are durable."""
+
 
 async def apply_beamtime(
     client: AsyncMongoClient[dict[str, Any]],
@@ -63,21 +66,22 @@ async def apply_beamtime(
     event: AppliedEvent,
     proposals: tuple[Proposal, Proposal],
     complete: Complete,
+    announce: Announce,
 ) -> BeamtimeOutcome:
     """Store the DOOR proposal and its beamtime and complete the beamtime's datasets, once.
 
-    The outcome's datasets are those to announce: the changed ones, or all of them while an
-    earlier update may have left changes unannounced (`beamtime_announcements`).
+    After each chunk's commit, `announce` gets the datasets to announce: the changed ones, or
+    all of them while an earlier update may have left changes unannounced
+    (`beamtime_announcements`); chunk by chunk, so a beamtime of 100,000 datasets is never held
+    in memory at once.
     """
     parent, child = proposals
     beamtime = child.proposalId
     majority = WriteConcern(w="majority")
-    datasets: list[Dataset] = []
-    changed: list[Dataset] = []
-    damaged: list[str] = []
+    announced, changed, damaged = 0, False, []
     async with client.start_session() as session:
         if await applied_among(db, [event.identity], session):
-            return await _already_applied(db, beamtime, event.identity)
+            return await _already_applied(db, beamtime, event.identity, announce)
         async with await session.start_transaction(write_concern=majority):
             await stored_proposals.save_proposals(db, parent, child, session)
             unannounced = await beamtime_announcements.flagged(db, beamtime, session)
@@ -87,12 +91,14 @@ async def apply_beamtime(
             chunk = pids[start : start + BEAMTIME_DATASETS_PER_TRANSACTION]
             async with await session.start_transaction(write_concern=majority):
                 completed, unreadable = await complete_datasets(db, session, chunk, complete)
-            datasets += [dataset for dataset, _ in completed]
-            changed += [dataset for dataset, wrote in completed if wrote]
+            due = [dataset for dataset, wrote in completed if wrote or unannounced]
+            await announce(due)
+            announced += len(due)
+            changed = changed or any(wrote for _, wrote in completed)
             damaged += unreadable
-        announce = datasets if unannounced else changed
         if damaged:
-            return BeamtimeOutcome(announce, bool(changed), already_applied=False, damaged=damaged)
+            await beamtime_announcements.announced(db, beamtime, event.identity)
+            return BeamtimeOutcome(announced, changed, already_applied=False, damaged=damaged)
         marker = marker_document(
             [event.identity], pid=event.pid, types=[event.type], applied_at=event.applied_at
         )
@@ -100,8 +106,9 @@ async def apply_beamtime(
             async with await session.start_transaction(write_concern=majority):
                 await record_applied(db, marker, session)
         except AlreadyApplied:
-            return await _already_applied(db, beamtime, event.identity)
-    return BeamtimeOutcome(announce, changed=bool(changed), already_applied=False)
+            return await _already_applied(db, beamtime, event.identity, announce)
+    await beamtime_announcements.announced(db, beamtime, event.identity)
+    return BeamtimeOutcome(announced, changed, already_applied=False)
 
 
 async def complete_datasets(
@@ -162,18 +169,27 @@ async def complete_datasets(
     return [results[pid] for pid in pids if pid in results], damaged
 
 
-async def _already_applied(db: Db, beamtime_id: str, update: str) -> BeamtimeOutcome:
-    """The beamtime's datasets as stored, to publish again unless every change was announced:
-    in one query and without their file lists (thousands of datasets of thousands of files
-    each, read for nothing)."""
+async def _already_applied(
+    db: Db, beamtime_id: str, update: str, announce: Announce
+) -> BeamtimeOutcome:
+    """Announce the beamtime's datasets again, chunk by chunk and without their file lists
+    (thousands of datasets of thousands of files each, read for nothing), unless every change
+    was announced already."""
     if not await beamtime_announcements.flagged(db, beamtime_id):
-        return BeamtimeOutcome([], changed=False, already_applied=True)
+        return BeamtimeOutcome(0, changed=False, already_applied=True)
     await beamtime_announcements.flag_if_unknown(db, beamtime_id, update)
-    datasets: list[Dataset] = []
-    damaged: list[str] = []
-    for doc in await stored_proposals.datasets_of_beamtime(db, beamtime_id):
+    announced, damaged = 0, []
+    chunk: list[Dataset] = []
+    async for doc in stored_proposals.datasets_of_beamtime(db, beamtime_id):
         try:
-            datasets.append(dataset_from(doc))
+            chunk.append(dataset_from(doc))
         except CorruptStoredDocument as error:
             damaged.append(str(error))
-    return BeamtimeOutcome(datasets, changed=False, already_applied=True, damaged=damaged)
+        if len(chunk) == BEAMTIME_DATASETS_PER_TRANSACTION:
+            await announce(chunk)
+            announced, chunk = announced + len(chunk), []
+    await announce(chunk)
+    await beamtime_announcements.announced(db, beamtime_id, update)
+    return BeamtimeOutcome(
+        announced + len(chunk), changed=False, already_applied=True, damaged=damaged
+    )

@@ -231,6 +231,7 @@ class AcquisitionHandler:
                     lambda current: complete_with_beamtime(
                         current, facts, policy=self.policy, now=now
                     ),
+                    self.events.datasets_stored,
                 )
             except (InvalidAcquisition, CorruptStoredDocument) as error:
                 raise Rejected(
@@ -238,13 +239,11 @@ class AcquisitionHandler:
                     f"applied: {error}; repair the stored document and replay this dead letter",
                     error_type="invalid-stored-document",
                 ) from error
-            await self.events.datasets_stored(outcome.datasets)
-            await self.store.beamtime_announced(data.beamtime_id, event.identity)
             log.info(
                 "beamtime event handled",
                 changed=outcome.changed,
                 already_applied=outcome.already_applied,
-                datasets=len(outcome.datasets),
+                announced=outcome.announced,
                 damaged=len(outcome.damaged),
             )
             if outcome.damaged:

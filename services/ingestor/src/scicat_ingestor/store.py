@@ -23,7 +23,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from scicat_ingestor import (
-    beamtime_announcements,
     beamtime_completion,
     datablock_parts,
     grouped_runs,
@@ -37,6 +36,7 @@ from scicat_ingestor.applied_events import (
     marker_document,
     record_applied,
 )
+from scicat_ingestor.beamtime_completion import Announce
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.grouped_runs import RUN_COLLECTION
@@ -80,13 +80,14 @@ class CatalogueStore(Protocol):
         ...
 
     async def apply_beamtime(
-        self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
+        self,
+        event: AppliedEvent,
+        proposals: tuple[Proposal, Proposal],
+        complete: Complete,
+        announce: Announce,
     ) -> BeamtimeOutcome:
-        """Store the DOOR proposal and its beamtime and complete the beamtime's datasets, once."""
-        ...
-
-    async def beamtime_announced(self, beamtime_id: str, update: str) -> None:
-        """The datasets `update` (an event identity) returned have been published."""
+        """Store the DOOR proposal and its beamtime and complete the beamtime's datasets, once,
+        handing `announce` what must be published as it goes."""
         ...
 
     async def stale_open_datasets(self, *, quiet_since: datetime) -> list[tuple[str, int]]:
@@ -265,17 +266,18 @@ class MongoCatalogueStore:
         return outcome
 
     async def apply_beamtime(
-        self, event: AppliedEvent, proposals: tuple[Proposal, Proposal], complete: Complete
+        self,
+        event: AppliedEvent,
+        proposals: tuple[Proposal, Proposal],
+        complete: Complete,
+        announce: Announce,
     ) -> BeamtimeOutcome:
         """See `beamtime_completion.apply_beamtime`."""
         if self._client is None:
             raise RuntimeError("the MongoDB client is not open; use `async with store.connected()`")
         return await beamtime_completion.apply_beamtime(
-            self._client, self._db, event, proposals, complete
+            self._client, self._db, event, proposals, complete, announce
         )
-
-    async def beamtime_announced(self, beamtime_id: str, update: str) -> None:
-        await beamtime_announcements.announced(self._db, beamtime_id, update)
 
     async def measurement_of(self, beamtime_id: str, run_id: str) -> str | None:
         return await grouped_runs.measurement_of(self._db, beamtime_id, run_id)

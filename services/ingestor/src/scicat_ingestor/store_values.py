@@ -95,10 +95,10 @@ class StoreOutcome:
 
 @dataclass(frozen=True)
 class BeamtimeOutcome:
-    """What a `beamtime.updated` did: `datasets` are those of its datasets to announce, as stored
-    now (`beamtime_announcements`)."""
+    """What a `beamtime.updated` did: `announced`, how many of its datasets it announced
+    (`beamtime_announcements`)."""
 
-    datasets: list[Dataset]
+    announced: int
     changed: bool
     already_applied: bool
     damaged: list[str] = field(default_factory=list)

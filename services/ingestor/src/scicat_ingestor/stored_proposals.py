@@ -5,6 +5,7 @@ Shared by the store's per-event path (a run's beamtime) and `beamtime.updated`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -90,10 +91,9 @@ async def pids_of_beamtime(
     return sorted([doc["pid"] async for doc in cursor])
 
 
-async def datasets_of_beamtime(db: Db, beamtime_id: str) -> list[dict[str, Any]]:
-    """The beamtime's datasets as stored (without their file lists), in `pid` order."""
-    cursor = db[DATASET_COLLECTION].find(_of_beamtime(beamtime_id), sort=[("pid", 1)])
-    return [doc async for doc in cursor]
+def datasets_of_beamtime(db: Db, beamtime_id: str) -> AsyncIterator[dict[str, Any]]:
+    """The beamtime's datasets as stored (without their file lists), in `pid` order, as read."""
+    return db[DATASET_COLLECTION].find(_of_beamtime(beamtime_id), sort=[("pid", 1)])
 
 
 def _of_beamtime(beamtime_id: str) -> dict[str, Any]:
