@@ -16,7 +16,11 @@ run: the run's own metadata, all its events merged), pure:
 - plus `runs`: the run ids, in the order they started.
 
 The statistics are recomputed from every run's stored metadata on each change, so a redelivered
-or repeated event cannot count twice.
+or repeated event cannot count twice. That is O(runs) per run started, so each run's metadata is
+classified once (`RunSample.classified`: per key, number, quantity, mapping or other, with what
+the statistics need) and a recomputation is a few list comprehensions and C builtins per key:
+classifying every value of every run on each start made the ingestor spend ~1.5 ms per event
+in measurements of 2,000 runs.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from typing import Any
 
 from scicat_ingestor.quantities import MetadataIssue, quantity_parts, with_si_units
@@ -43,6 +48,11 @@ class RunSample:
     def annotated(self) -> tuple[dict[str, Any], list[MetadataIssue]]:
         """The run's metadata with SI values, and its unit issues (`with_si_units`), once."""
         return with_si_units(self.metadata)
+
+    @cached_property
+    def classified(self) -> Classified:
+        """The annotated metadata classified for aggregation (`_classified`), once."""
+        return _classified(self.annotated[0])
 
 
 @dataclass(frozen=True)
@@ -94,35 +104,67 @@ def chosen_measurement(data: object, key: str, recorded: str | None) -> str | No
 
 def aggregated_metadata(view: MeasurementView) -> dict[str, Any]:
     """The measurement's scientific metadata: statistics per key over its runs (see above)."""
-    samples = [annotated for annotated, _ in view.annotated_runs]
-    aggregated, _ = with_si_units(_aggregate_mappings(samples))  # each run's issues are its own
+    trees = [run.classified for run in view.runs]
+    aggregated, _ = with_si_units(_aggregate_trees(trees))  # each run's issues are its own
     aggregated[RUNS_KEY] = view.run_ids()
     return aggregated
 
 
-def _aggregate_mappings(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    keys = list(dict.fromkeys(key for sample in samples for key in sample))
-    return {key: _aggregate([s[key] for s in samples if key in s]) for key in keys}
+NUMBER, QUANTITY, MAPPING, OTHER = range(4)
+"""What a value is to the aggregation; each classified value is a tuple `(kind, ..., value)`:
+`(NUMBER, float, value)`, `(QUANTITY, float, unit, value)`, `(MAPPING, Classified, value)`,
+`(OTHER, repr, value)`, the value as sent last."""
+
+Classified = dict[str, tuple[Any, ...]]
 
 
-def _aggregate(values: list[Any]) -> Any:
-    if all(_is_number(v) for v in values):
-        return _statistics([float(v) for v in values])
-    quantities = [quantity_parts(v) for v in values]
-    if all(parts is not None and _is_number(parts[0]) for parts in quantities):
-        return _quantity_statistics(values, quantities)  # type: ignore[arg-type]
-    if all(parts is None and _is_mapping(v) for v, parts in zip(values, quantities, strict=True)):
-        return _aggregate_mappings(values)
-    distinct = list({_key(v): v for v in values}.values())
-    return distinct[0] if len(distinct) == 1 else {"values": distinct}
+def _classified(mapping: Mapping[str, Any]) -> Classified:
+    return {key: _classify(value) for key, value in mapping.items()}
 
 
-def _quantity_statistics(
-    values: list[Mapping[str, Any]], parts: list[tuple[Any, Any]]
-) -> dict[str, Any]:
-    units = {unit for _, unit in parts}
+def _classify(value: Any) -> tuple[Any, ...]:
+    if _is_number(value):
+        return (NUMBER, float(value), value)
+    parts = quantity_parts(value)
+    if parts is not None:
+        number, unit = parts
+        if _is_number(number):
+            return (QUANTITY, float(number), unit, value)
+        return (OTHER, _key(value), value)
+    if _is_mapping(value):
+        return (MAPPING, _classified(value), value)
+    return (OTHER, _key(value), value)
+
+
+def _aggregate_trees(trees: Sequence[Classified]) -> dict[str, Any]:
+    """Per key, in the order keys first appear run after run, the aggregate of its values."""
+    keys = dict.fromkeys(chain.from_iterable(trees))
+    return {key: _aggregate([tree[key] for tree in trees if key in tree]) for key in keys}
+
+
+def _aggregate(entries: list[tuple[Any, ...]]) -> Any:
+    """Numbers → statistics; numeric quantities → statistics with their unit (or SI unit);
+    mappings (not quantities) → per key, recursively; anything else (or a mix) → the value if
+    all agree, else the distinct values in order of first appearance."""
+    kinds = {entry[0] for entry in entries}
+    if len(kinds) == 1:
+        kind = entries[0][0]
+        if kind == NUMBER:
+            return _statistics([entry[1] for entry in entries])
+        if kind == QUANTITY:
+            return _quantity_statistics(entries)
+        if kind == MAPPING:
+            return _aggregate_trees([entry[1] for entry in entries])
+    distinct = {entry[1] if entry[0] == OTHER else _key(entry[-1]): entry[-1] for entry in entries}
+    values = list(distinct.values())
+    return values[0] if len(values) == 1 else {"values": values}
+
+
+def _quantity_statistics(entries: list[tuple[Any, ...]]) -> dict[str, Any]:
+    units = {entry[2] for entry in entries}
     if len(units) == 1:
-        return _range(_statistics([float(number) for number, _ in parts]), units.pop())
+        return _range(_statistics([entry[1] for entry in entries]), units.pop())
+    values = [entry[3] for entry in entries]
     si_units = {v.get("unitSI") for v in values}
     if len(si_units) == 1 and None not in si_units:
         return _range(_statistics([float(v["valueSI"]) for v in values]), si_units.pop())
