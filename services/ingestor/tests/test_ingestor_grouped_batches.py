@@ -191,6 +191,46 @@ async def test_a_measurement_whose_runs_an_event_leaves_alone_keeps_its_view() -
     assert runs.changed() == [doc]
 
 
+def test_a_recording_the_domain_refused_leaves_the_statistics_as_they_were() -> None:
+    """The measurement's runs are tallied as events record them; an event refused after its
+    recording (nothing kept) must not count in the next event's view."""
+    runs = grouped_runs.BatchRuns([])
+    first = GroupedRun("b", "r1", "m", {"energy": 1.0}, started_at=NOW)
+    second = GroupedRun("b", "r2", "m", {"energy": 3.0}, started_at=NOW.replace(minute=5))
+    for run in (first, second):
+        runs.keep(*runs.recording(run))
+    runs.recording(replace(first, started_at=None, metadata={"frame": 5}))  # refused
+
+    doc, view = runs.recording(replace(second, started_at=None, metadata={"gain": 2}))
+
+    assert "frame" not in view.metadata
+    assert view.metadata["energy"]["count"] == 2 and view.metadata["gain"]["count"] == 1
+    runs.keep(doc, view)
+    assert [d["runId"] for d in runs.changed()] == ["r1", "r2"]
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_later_batch_tallies_the_runs_it_reads_not_what_a_failed_batch_left(finished) -> None:
+    """A batch leaves its measurement's tally to the next one (no re-tallying every run), which
+    uses it only if it holds exactly the runs read: here the middle batch's transaction failed
+    (before or after its runs were written), so MongoDB still holds the first batch's runs."""
+    first = grouped_runs.BatchRuns([])
+    one = GroupedRun("b", "r1", "m", {"energy": 1.0}, started_at=NOW)
+    first.keep(*first.recording(one))
+    stored = first.changed()
+
+    failed = grouped_runs.BatchRuns(stored)
+    failed.keep(*failed.recording(replace(one, run_id="r2", metadata={"energy": 3.0})))
+    if finished:
+        failed.changed()  # the commit fails after this
+
+    later = grouped_runs.BatchRuns(stored)
+    _, view = later.recording(replace(one, run_id="r3", metadata={"energy": 5.0}))
+
+    assert view.run_ids() == ["r1", "r3"]
+    assert view.metadata["energy"]["count"] == 2 and view.metadata["energy"]["max"] == 5.0
+
+
 def test_an_event_of_a_run_its_measurement_never_recorded_is_ungrouped() -> None:
     """Its start was refused earlier in the transaction: the batch must be cut there."""
     with pytest.raises(UngroupedRun):

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from scicat_ingestor.measurement_tally import Tally
 from scicat_ingestor.measurements import RUNS_KEY, MeasurementView, RunSample, aggregated_metadata
 from scicat_ingestor.quantities import quantity_parts, with_si_units
 
@@ -96,3 +97,45 @@ def test_classified_statistics_follow_the_rules_value_by_value(runs) -> None:
     assert aggregated.pop(RUNS_KEY) == [f"scan_{n}" for n in range(len(runs))]
     assert aggregated == reference(runs)
     assert list(aggregated) == list(reference(runs))  # keys in order of first appearance
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 4), st.one_of(st.none(), metadata)), min_size=1, max_size=14
+    )
+)
+@example(  # the run in another unit leaves: statistics in the unit of those that stay
+    steps=[
+        (0, {"energy": {"value": 18, "unit": "keV"}}),
+        (1, {"energy": {"value": 17000, "unit": "eV"}}),
+        (2, {"energy": {"value": 19, "unit": "keV"}}),
+        (1, None),
+    ]
+)
+@example(  # a run's value replaced: the numbers follow
+    steps=[(0, {"t": 1}), (1, {"t": 5}), (1, {"t": "five"}), (1, {"t": 7}), (0, {"mode": "fly"})]
+)
+def test_a_tally_kept_run_by_run_aggregates_as_the_runs_it_holds(steps) -> None:
+    """Runs put in any order (several partitions), replaced (a run's metadata grows), removed
+    (a refused event rolled back): the tally's aggregate is that of the runs it holds, in start
+    order."""
+    tally = Tally()
+    held: dict[int, dict[str, Any]] = {}
+    for run, step in steps:
+        order = (False, run, f"scan_{run}")
+        if step is None:
+            if run in held:
+                tally.remove(order)
+                del held[run]
+            continue
+        tally.put(order, RunSample(f"scan_{run}", step).classified)
+        held[run] = step
+    if not held:
+        return
+    runs = [held[run] for run in sorted(held)]
+
+    aggregated = tally.aggregate()
+
+    assert aggregated == _mappings([with_si_units(run)[0] for run in runs])
+    assert list(aggregated) == list(_mappings([with_si_units(run)[0] for run in runs]))

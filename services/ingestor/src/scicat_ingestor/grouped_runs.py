@@ -17,6 +17,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from scicat_ingestor.measurement_tally import SortKey, Tally
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_ingestor.store_values import GroupedRun, UngroupedRun
@@ -70,21 +71,22 @@ def view_of(
     measurement: str,
     members: Iterable[dict[str, Any]],
     sample: Callable[[dict[str, Any]], RunSample] | None = None,
+    tally: Tally | None = None,
 ) -> MeasurementView:
     """The measurement as its stored runs make it: the runs in start order (unstarted last).
-    `sample`: each run's `RunSample` (a batch reuses those of runs that did not change)."""
-    ordered = sorted(
-        members,
-        key=lambda member: (
-            member.get("startedAt") is None,
-            member.get("startedAt"),
-            member["runId"],
-        ),
-    )
+    `sample`: each run's `RunSample` (a batch reuses those of runs that did not change);
+    `tally`: the same runs tallied, whose aggregate the view takes instead of computing it."""
+    ordered = sorted(members, key=start_order)
     return MeasurementView(
         measurement_id=measurement,
         runs=[(sample or _sample)(member) for member in ordered],
+        tallied=None if tally is None else tally.aggregate(),
     )
+
+
+def start_order(member: dict[str, Any]) -> SortKey:
+    """Where a run stands among its measurement's runs: by start, unstarted last, then by id."""
+    return member.get("startedAt") is None, member.get("startedAt"), member["runId"]
 
 
 def _sample(member: dict[str, Any]) -> RunSample:
@@ -162,6 +164,51 @@ def _run_of(key: str) -> tuple[str, str]:
     return beamtime_id, run_id
 
 
+Held = tuple[SortKey, RunSample]
+"""A run as a tally holds it: its place in start order and its sample."""
+
+
+class TalliedRuns:
+    """A measurement's runs tallied (`measurement_tally`), and which sample of each run the
+    tally holds: a later batch that reads the same runs reuses it instead of tallying every run
+    of the measurement again (O(runs × keys) per transaction)."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.held: dict[str, Held] = {}
+
+    def put(self, run: str, order: SortKey, sample: RunSample) -> Held | None:
+        """Hold `run` as `sample`; what it held before."""
+        previous = self.held.get(run)
+        if previous is not None:
+            self.tally.remove(previous[0])
+        self.tally.put(order, sample.classified)
+        self.held[run] = (order, sample)
+        return previous
+
+    def restore(self, run: str, previous: Held | None) -> None:
+        """Undo a `put` of `run` that returned `previous`."""
+        self.tally.remove(self.held.pop(run)[0])
+        if previous is not None:
+            self.put(run, *previous)
+
+    def holds(self, runs: dict[str, Held]) -> bool:
+        """Whether the tally holds exactly `runs`: the same places, the same sample objects."""
+        if len(runs) != len(self.held):
+            return False
+        for run, (order, sample) in runs.items():
+            held = self.held.get(run)
+            if held is None or held[1] is not sample or held[0] != order:
+                return False
+        return True
+
+
+_RECENT_TALLIES: LRUCache[tuple[str, str], TalliedRuns] = LRUCache(maxsize=64)
+"""The tallies of recent batches, by measurement: a memo, not state (`TalliedRuns.holds`). A
+batch takes a tally out while it uses it, so two batches at once (two consumers of one process)
+never share one."""
+
+
 class BatchRuns:
     """The runs of a batch's measurements (`runs_of_measurements`), recorded in memory event
     after event as `record_run` records them in MongoDB: each event's measurement view includes
@@ -177,6 +224,10 @@ class BatchRuns:
         self._views: dict[tuple[str, str], MeasurementView] = {}
         self._changed: dict[str, dict[str, Any]] = {}
         self._samples: dict[str, tuple[dict[str, Any], RunSample]] = {}
+        self._tallies: dict[tuple[str, str], TalliedRuns] = {}
+        """Per measurement, its runs tallied (once, or by an earlier batch), then run by run."""
+        self._pending: tuple[TalliedRuns, str, Held | None] | None = None
+        """What the last `recording` changed in a tally, undone unless it is kept."""
 
     def recording(self, run: GroupedRun) -> tuple[dict[str, Any], MeasurementView]:
         """The run as this event would record it, and its measurement then; nothing is kept
@@ -185,16 +236,43 @@ class BatchRuns:
         stored = self._runs.get(run_key(run.beamtime_id, run.run_id))
         if stored is None and run.started_at is None:
             raise UngroupedRun(f"run {run.run_id!r} was not recorded in {run.measurement!r}")
+        self._undo()
         doc = recorded(stored, run)
         group = _group(doc)
         view = self._views.get(group)
         if view is not None and doc == stored:
             return doc, view
         members = self._groups.get(group, {})
+        tallied = self._tallied(group, members)
+        previous = tallied.put(doc["_id"], start_order(doc), self._sample(doc))
+        self._pending = (tallied, doc["_id"], previous)
         others = [member for key, member in members.items() if key != doc["_id"]]
-        return doc, view_of(doc["measurement"], [*others, doc], self._sample)
+        return doc, view_of(doc["measurement"], [*others, doc], self._sample, tallied.tally)
+
+    def _tallied(self, group: tuple[str, str], members: dict[str, dict[str, Any]]) -> TalliedRuns:
+        """The measurement's runs tallied: this batch's, else an earlier batch's if it holds
+        exactly these runs (the same samples in the same order), else tallied now."""
+        tallied = self._tallies.get(group)
+        if tallied is not None:
+            return tallied
+        runs = {key: (start_order(member), self._sample(member)) for key, member in members.items()}
+        tallied = _RECENT_TALLIES.pop(group, None)  # this batch's until it is done (`changed`)
+        if tallied is None or not tallied.holds(runs):
+            tallied = TalliedRuns()
+            for key, (order, sample) in runs.items():
+                tallied.put(key, order, sample)
+        self._tallies[group] = tallied
+        return tallied
+
+    def _undo(self) -> None:
+        """The last recording was not kept (the domain refused its event): its tally as before."""
+        if self._pending is not None:
+            tallied, run, previous = self._pending
+            self._pending = None
+            tallied.restore(run, previous)
 
     def keep(self, doc: dict[str, Any], view: MeasurementView) -> None:
+        self._pending = None
         stored = self._runs.get(doc["_id"])
         if stored != doc:
             self._changed[doc["_id"]] = doc
@@ -215,4 +293,8 @@ class BatchRuns:
         return made
 
     def changed(self) -> list[dict[str, Any]]:
+        """The runs to write, once the batch's events are all applied: its tallies are then left
+        for the batches after it."""
+        self._undo()
+        _RECENT_TALLIES.update(self._tallies)
         return list(self._changed.values())
