@@ -32,7 +32,7 @@ lint: sync
 
 # Strict on the shared library; the usual checks on the CLI and every service whose code is clean.
 TYPED := libs/schemas/src src/scicat_pipeline services/doi-minter/src services/ingestor/src \
-  services/oai-provider/src services/indexer/src
+  services/oai-provider/src services/indexer/src bench
 typecheck: sync
 	$(UV) run mypy $(TYPED)
 

@@ -271,7 +271,7 @@ def embedded_mongo(mongo: EmbeddedMongo) -> MongoUnderTest:
 
 def kafka_pid(kafka: EmbeddedKafka) -> int:
     assert kafka.process is not None
-    return kafka.process.pid
+    return int(kafka.process.pid)
 
 
 async def main(arguments: argparse.Namespace) -> None:

@@ -45,7 +45,7 @@ def operation_bodies(facets: list[str]) -> dict[str, dict[str, Any]]:
         bodies[f"condition {condition}, count only"] = count(
             condition_clause(parse_condition(condition))
         )
-    request = SearchRequest(facets=facets)
+    request = SearchRequest.model_validate({"facets": facets})  # names checked here
     for name, aggregation in facet_aggregations(request).items():
         bodies[f"facet {name} alone"] = {**count(), "aggs": {name: aggregation}}
     return bodies
