@@ -231,6 +231,21 @@ def test_a_later_batch_tallies_the_runs_it_reads_not_what_a_failed_batch_left(fi
     assert view.metadata["energy"]["count"] == 2 and view.metadata["energy"]["max"] == 5.0
 
 
+def test_a_measurement_too_big_to_remember_is_tallied_again_not_refused(monkeypatch) -> None:
+    monkeypatch.setattr(
+        grouped_runs,
+        "_RECENT_TALLIES",
+        grouped_runs.LRUCache(maxsize=2, getsizeof=lambda tallied: len(tallied.held)),
+    )
+    runs = grouped_runs.BatchRuns([])
+    for n in range(3):
+        start = GroupedRun("b", f"r{n}", "m", {"energy": float(n)}, started_at=NOW)
+        runs.keep(*runs.recording(start))
+
+    assert len(runs.changed()) == 3
+    assert not grouped_runs._RECENT_TALLIES
+
+
 def test_an_event_of_a_run_its_measurement_never_recorded_is_ungrouped() -> None:
     """Its start was refused earlier in the transaction: the batch must be cut there."""
     with pytest.raises(UngroupedRun):

@@ -94,7 +94,8 @@ def _sample(member: dict[str, Any]) -> RunSample:
 
 
 _RECENT_SAMPLES: LRUCache[str, RunSample] = LRUCache(maxsize=10_000)
-"""The samples of runs read by earlier transactions, by run key: each transaction reads every
+"""The samples of runs read by earlier transactions, by run key (~3 KB each with a handful of
+quantities): each transaction reads every
 run of its measurements again, and annotating and classifying them all again was a sixth of the
 ingestor's time with measurements of 2,000 runs. A memo, not state: a sample is reused only
 while the run's stored metadata equals the one it was made from."""
@@ -203,10 +204,12 @@ class TalliedRuns:
         return True
 
 
-_RECENT_TALLIES: LRUCache[tuple[str, str], TalliedRuns] = LRUCache(maxsize=64)
-"""The tallies of recent batches, by measurement: a memo, not state (`TalliedRuns.holds`). A
-batch takes a tally out while it uses it, so two batches at once (two consumers of one process)
-never share one."""
+_RECENT_TALLIES: LRUCache[tuple[str, str], TalliedRuns] = LRUCache(
+    maxsize=20_000, getsizeof=lambda tallied: max(1, len(tallied.held))
+)
+"""The tallies of recent batches, by measurement, up to 20,000 runs in all (~1 KB per run
+tallied, besides its sample): a memo, not state (`TalliedRuns.holds`). A batch takes a tally
+out while it uses it, so two batches at once (two consumers of one process) never share one."""
 
 
 class BatchRuns:
@@ -296,5 +299,7 @@ class BatchRuns:
         """The runs to write, once the batch's events are all applied: its tallies are then left
         for the batches after it."""
         self._undo()
-        _RECENT_TALLIES.update(self._tallies)
+        for group, tallied in self._tallies.items():
+            if _RECENT_TALLIES.getsizeof(tallied) <= _RECENT_TALLIES.maxsize:  # else too big
+                _RECENT_TALLIES[group] = tallied
         return list(self._changed.values())
