@@ -17,7 +17,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from scicat_ingestor.measurement_tally import SortKey, Tally
+from scicat_ingestor.measurement_tally import Held, SortKey, TalliedRuns, Tally
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_ingestor.store_values import GroupedRun, UngroupedRun
@@ -95,10 +95,10 @@ def _sample(member: dict[str, Any]) -> RunSample:
 
 _RECENT_SAMPLES: LRUCache[str, RunSample] = LRUCache(maxsize=10_000)
 """The samples of runs read by earlier transactions, by run key (~3 KB each with a handful of
-quantities): each transaction reads every
-run of its measurements again, and annotating and classifying them all again was a sixth of the
-ingestor's time with measurements of 2,000 runs. A memo, not state: a sample is reused only
-while the run's stored metadata equals the one it was made from."""
+quantities): each transaction reads every run of its measurements again, and annotating and
+classifying them all again was a sixth of the ingestor's time with measurements of 2,000 runs.
+A memo, not state: a sample is reused only while the run's stored metadata equals the one it
+was made from."""
 
 
 def _recent_sample(member: dict[str, Any]) -> RunSample:
@@ -163,45 +163,6 @@ def run_key(beamtime_id: str, run_id: str) -> str:
 def _run_of(key: str) -> tuple[str, str]:
     beamtime_id, _, run_id = key.partition("\x1f")
     return beamtime_id, run_id
-
-
-Held = tuple[SortKey, RunSample]
-"""A run as a tally holds it: its place in start order and its sample."""
-
-
-class TalliedRuns:
-    """A measurement's runs tallied (`measurement_tally`), and which sample of each run the
-    tally holds: a later batch that reads the same runs reuses it instead of tallying every run
-    of the measurement again (O(runs × keys) per transaction)."""
-
-    def __init__(self) -> None:
-        self.tally = Tally()
-        self.held: dict[str, Held] = {}
-
-    def put(self, run: str, order: SortKey, sample: RunSample) -> Held | None:
-        """Hold `run` as `sample`; what it held before."""
-        previous = self.held.get(run)
-        if previous is not None:
-            self.tally.remove(previous[0])
-        self.tally.put(order, sample.classified)
-        self.held[run] = (order, sample)
-        return previous
-
-    def restore(self, run: str, previous: Held | None) -> None:
-        """Undo a `put` of `run` that returned `previous`."""
-        self.tally.remove(self.held.pop(run)[0])
-        if previous is not None:
-            self.put(run, *previous)
-
-    def holds(self, runs: dict[str, Held]) -> bool:
-        """Whether the tally holds exactly `runs`: the same places, the same sample objects."""
-        if len(runs) != len(self.held):
-            return False
-        for run, (order, sample) in runs.items():
-            held = self.held.get(run)
-            if held is None or held[1] is not sample or held[0] != order:
-                return False
-        return True
 
 
 _RECENT_TALLIES: LRUCache[tuple[str, str], TalliedRuns] = LRUCache(

@@ -21,6 +21,7 @@ from scicat_ingestor.measurements import (
     NUMBER,
     QUANTITY,
     Classified,
+    RunSample,
     distinct_entries,
     distinct_values,
     distinction,
@@ -65,6 +66,45 @@ class Tally:
         """Per key, in the order keys first appear run after run, its aggregate."""
         keys = sorted(self._columns, key=lambda key: self._columns[key].first())
         return {key: self._columns[key].aggregate() for key in keys}
+
+
+Held = tuple[SortKey, RunSample]
+"""A run as a tally holds it: its place in start order and its sample."""
+
+
+class TalliedRuns:
+    """A measurement's runs tallied (`Tally`), and which sample of each run the tally holds: a
+    later batch that reads the same runs reuses it instead of tallying every run of the
+    measurement again (O(runs × keys) per transaction)."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.held: dict[str, Held] = {}
+
+    def put(self, run: str, order: SortKey, sample: RunSample) -> Held | None:
+        """Hold `run` as `sample`; what it held before."""
+        previous = self.held.get(run)
+        if previous is not None:
+            self.tally.remove(previous[0])
+        self.tally.put(order, sample.classified)
+        self.held[run] = (order, sample)
+        return previous
+
+    def restore(self, run: str, previous: Held | None) -> None:
+        """Undo a `put` of `run` that returned `previous`."""
+        self.tally.remove(self.held.pop(run)[0])
+        if previous is not None:
+            self.put(run, *previous)
+
+    def holds(self, runs: dict[str, Held]) -> bool:
+        """Whether the tally holds exactly `runs`: the same places, the same sample objects."""
+        if len(runs) != len(self.held):
+            return False
+        for run, (order, sample) in runs.items():
+            held = self.held.get(run)
+            if held is None or held[1] is not sample or held[0] != order:
+                return False
+        return True
 
 
 class _Column:
