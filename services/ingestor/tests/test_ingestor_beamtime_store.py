@@ -256,6 +256,8 @@ async def test_only_the_update_that_flagged_a_beamtime_clears_its_flag(
 
     await beamtime_announcements.announced(db, beamtime, "second")
     assert not await beamtime_announcements.flagged(db, beamtime)
+    assert not await beamtime_announcements.flag(db, beamtime, "third")  # was not flagged
+    assert await beamtime_announcements.flag(db, beamtime, "fourth")  # "third" still pending
 
 
 class _Published:

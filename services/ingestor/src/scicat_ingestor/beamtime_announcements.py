@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,11 +42,17 @@ async def flagged(db: Db, beamtime_id: str, session: AsyncClientSession | None =
 
 async def flag(
     db: Db, beamtime_id: str, update: str, session: AsyncClientSession | None = None
-) -> None:
-    """Flag the beamtime for `update` (an event identity) before its datasets change."""
-    await db[ANNOUNCEMENT_COLLECTION].update_one(
-        {"_id": beamtime_id}, {"$set": {"pending": update}}, upsert=True, session=session
+) -> bool:
+    """Flag the beamtime for `update` (an event identity) before its datasets change; whether it
+    was `flagged` already (one command)."""
+    before = await db[ANNOUNCEMENT_COLLECTION].find_one_and_update(
+        {"_id": beamtime_id},
+        {"$set": {"pending": update}},
+        upsert=True,
+        return_document=ReturnDocument.BEFORE,
+        session=session,
     )
+    return before is None or before.get("pending") is not None
 
 
 async def flag_if_unknown(db: Db, beamtime_id: str, update: str) -> None:

@@ -84,8 +84,7 @@ async def apply_beamtime(
             return await _already_applied(db, beamtime, event.identity, announce)
         async with await session.start_transaction(write_concern=majority):
             await stored_proposals.save_proposals(db, parent, child, session)
-            unannounced = await beamtime_announcements.flagged(db, beamtime, session)
-            await beamtime_announcements.flag(db, beamtime, event.identity, session)
+            unannounced = await beamtime_announcements.flag(db, beamtime, event.identity, session)
         pids = await stored_proposals.pids_of_beamtime(db, beamtime, session)
         for start in range(0, len(pids), BEAMTIME_DATASETS_PER_TRANSACTION):
             chunk = pids[start : start + BEAMTIME_DATASETS_PER_TRANSACTION]
