@@ -246,6 +246,23 @@ def test_a_measurement_too_big_to_remember_is_tallied_again_not_refused(monkeypa
     assert not grouped_runs._RECENT_TALLIES
 
 
+def test_a_tallied_view_reports_the_unit_issues_of_its_runs_in_start_order() -> None:
+    runs = grouped_runs.BatchRuns([])
+    late = GroupedRun("b", "r2", "m", {"speed": {"value": 1, "unit": "blorp"}}, started_at=NOW)
+    early = replace(late, run_id="r1", started_at=NOW.replace(hour=1), metadata={"d": 1.0})
+    for run in (late, early):
+        runs.keep(*runs.recording(run))
+    doc, view = runs.recording(replace(early, metadata={"t": {"value": 1, "unit": "zorkmid"}}))
+
+    from_scratch = MeasurementView("m", view.runs)
+    assert [issue.key for issue in view.unit_issues] == ["t", "speed"]
+    assert view.unit_issues == from_scratch.unit_issues
+    runs.keep(doc, view)
+    runs.keep(*runs.recording(replace(late, metadata={"speed": {"value": 1, "unit": "m/s"}})))
+    _, fixed = runs.recording(replace(early, metadata={"d": 2.0}))
+    assert [issue.key for issue in fixed.unit_issues] == ["t"]
+
+
 def test_an_event_of_a_run_its_measurement_never_recorded_is_ungrouped() -> None:
     """Its start was refused earlier in the transaction: the batch must be cut there."""
     with pytest.raises(UngroupedRun):

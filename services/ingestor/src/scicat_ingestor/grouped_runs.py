@@ -9,7 +9,7 @@ measurements once, records in memory (`recorded`, `view_of`) and writes the chan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cachetools import LRUCache
@@ -17,7 +17,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from scicat_ingestor.measurement_tally import Held, SortKey, TalliedRuns, Tally
+from scicat_ingestor.measurement_tally import Held, SortKey, TalliedRuns
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_ingestor.store_values import GroupedRun, UngroupedRun
@@ -67,21 +67,10 @@ def recorded(stored: dict[str, Any] | None, run: GroupedRun) -> dict[str, Any]:
     }
 
 
-def view_of(
-    measurement: str,
-    members: Iterable[dict[str, Any]],
-    sample: Callable[[dict[str, Any]], RunSample] | None = None,
-    tally: Tally | None = None,
-) -> MeasurementView:
-    """The measurement as its stored runs make it: the runs in start order (unstarted last).
-    `sample`: each run's `RunSample` (a batch reuses those of runs that did not change);
-    `tally`: the same runs tallied, whose aggregate the view takes instead of computing it."""
+def view_of(measurement: str, members: Iterable[dict[str, Any]]) -> MeasurementView:
+    """The measurement as its stored runs make it: the runs in start order (unstarted last)."""
     ordered = sorted(members, key=start_order)
-    return MeasurementView(
-        measurement_id=measurement,
-        runs=[(sample or _sample)(member) for member in ordered],
-        tallied=None if tally is None else tally.aggregate(),
-    )
+    return MeasurementView(measurement_id=measurement, runs=[_sample(m) for m in ordered])
 
 
 def start_order(member: dict[str, Any]) -> SortKey:
@@ -210,8 +199,7 @@ class BatchRuns:
         tallied = self._tallied(group, members)
         previous = tallied.put(doc["_id"], start_order(doc), self._sample(doc))
         self._pending = (tallied, doc["_id"], previous)
-        others = [member for key, member in members.items() if key != doc["_id"]]
-        return doc, view_of(doc["measurement"], [*others, doc], self._sample, tallied.tally)
+        return doc, tallied.view(doc["measurement"])
 
     def _tallied(self, group: tuple[str, str], members: dict[str, dict[str, Any]]) -> TalliedRuns:
         """The measurement's runs tallied: this batch's, else an earlier batch's if it holds

@@ -21,6 +21,7 @@ from scicat_ingestor.measurements import (
     NUMBER,
     QUANTITY,
     Classified,
+    MeasurementView,
     RunSample,
     distinct_entries,
     distinct_values,
@@ -80,19 +81,46 @@ class TalliedRuns:
     def __init__(self) -> None:
         self.tally = Tally()
         self.held: dict[str, Held] = {}
+        self._order: list[SortKey] = []
+        self._ordered: list[RunSample] = []
+        """The samples in start order (parallel to `_order`): a view's runs without a sort."""
+        self._with_issues = 0
+        """How many samples have unit issues: usually none, and then no scan for them."""
 
     def put(self, run: str, order: SortKey, sample: RunSample) -> Held | None:
         """Hold `run` as `sample`; what it held before."""
         previous = self.held.get(run)
         if previous is not None:
-            self.tally.remove(previous[0])
+            self._unplace(previous)
         self.tally.put(order, sample.classified)
         self.held[run] = (order, sample)
+        at = bisect_left(self._order, order)
+        self._order.insert(at, order)
+        self._ordered.insert(at, sample)
+        self._with_issues += bool(sample.annotated[1])
         return previous
+
+    def _unplace(self, held: Held) -> None:
+        order, sample = held
+        self.tally.remove(order)
+        at = bisect_left(self._order, order)
+        del self._order[at], self._ordered[at]
+        self._with_issues -= bool(sample.annotated[1])
+
+    def view(self, measurement: str) -> MeasurementView:
+        """The measurement as the tally holds it (its runs in start order, its aggregate)."""
+        issues = (
+            [issue for run in self._ordered for issue in run.annotated[1]]
+            if self._with_issues
+            else []
+        )
+        return MeasurementView(
+            measurement, list(self._ordered), self.tally.aggregate(), tallied_issues=issues
+        )
 
     def restore(self, run: str, previous: Held | None) -> None:
         """Undo a `put` of `run` that returned `previous`."""
-        self.tally.remove(self.held.pop(run)[0])
+        self._unplace(self.held.pop(run))
         if previous is not None:
             self.put(run, *previous)
 

@@ -64,6 +64,8 @@ class MeasurementView:
     runs: Sequence[RunSample]
     tallied: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     """The runs' aggregate as a `measurement_tally.Tally` kept it, when one did (a batch)."""
+    tallied_issues: list[MetadataIssue] | None = field(default=None, compare=False, repr=False)
+    """The runs' unit issues as the tally found them, likewise."""
 
     def run_ids(self) -> list[str]:
         return [run.run_id for run in self.runs]
@@ -82,6 +84,8 @@ class MeasurementView:
     @cached_property
     def unit_issues(self) -> list[MetadataIssue]:
         """The unit issues of every run, in run order."""
+        if self.tallied_issues is not None:
+            return self.tallied_issues
         return [issue for _, issues in self.annotated_runs for issue in issues]
 
 
