@@ -41,9 +41,6 @@ class Tally:
         self._runs: dict[SortKey, Classified] = {}
         self._columns: dict[str, _Column] = {}
 
-    def get(self, run: SortKey) -> Classified | None:
-        return self._runs.get(run)
-
     def put(self, run: SortKey, tree: Classified) -> None:
         """Add the run, or replace what it held."""
         if run in self._runs:
