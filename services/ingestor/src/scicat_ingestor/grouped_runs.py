@@ -9,6 +9,7 @@ measurements once, records in memory (`recorded`, `view_of`) and writes the chan
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from scicat_ingestor.measurement_tally import Held, SortKey, TalliedRuns
+from scicat_ingestor.measurement_tally import SortKey, Tally
 from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.scientific_metadata import merge_scientific_metadata
 from scicat_ingestor.store_values import GroupedRun, UngroupedRun
@@ -160,6 +161,72 @@ _RECENT_TALLIES: LRUCache[tuple[str, str], TalliedRuns] = LRUCache(
 """The tallies of recent batches, by measurement, up to 20,000 runs in all (~1 KB per run
 tallied, besides its sample): a memo, not state (`TalliedRuns.holds`). A batch takes a tally
 out while it uses it, so two batches at once (two consumers of one process) never share one."""
+
+
+Held = tuple[SortKey, RunSample]
+"""A run as a tally holds it: its place in start order and its sample."""
+
+
+class TalliedRuns:
+    """A measurement's runs tallied (`Tally`), and which sample of each run the tally holds: a
+    later batch that reads the same runs reuses it instead of tallying every run of the
+    measurement again (O(runs × keys) per transaction)."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.held: dict[str, Held] = {}
+        self._order: list[SortKey] = []
+        self._ordered: list[RunSample] = []
+        """The samples in start order (parallel to `_order`): a view's runs without a sort."""
+        self._with_issues = 0
+        """How many samples have unit issues: usually none, and then no scan for them."""
+
+    def put(self, run: str, order: SortKey, sample: RunSample) -> Held | None:
+        """Hold `run` as `sample`; what it held before."""
+        previous = self.held.get(run)
+        if previous is not None:
+            self._unplace(previous)
+        self.tally.put(order, sample.classified)
+        self.held[run] = (order, sample)
+        at = bisect_left(self._order, order)
+        self._order.insert(at, order)
+        self._ordered.insert(at, sample)
+        self._with_issues += bool(sample.annotated[1])
+        return previous
+
+    def _unplace(self, held: Held) -> None:
+        order, sample = held
+        self.tally.remove(order)
+        at = bisect_left(self._order, order)
+        del self._order[at], self._ordered[at]
+        self._with_issues -= bool(sample.annotated[1])
+
+    def view(self, measurement: str) -> MeasurementView:
+        """The measurement as the tally holds it (its runs in start order, its aggregate)."""
+        issues = (
+            [issue for run in self._ordered for issue in run.annotated[1]]
+            if self._with_issues
+            else []
+        )
+        return MeasurementView(
+            measurement, list(self._ordered), self.tally.aggregate(), tallied_issues=issues
+        )
+
+    def restore(self, run: str, previous: Held | None) -> None:
+        """Undo a `put` of `run` that returned `previous`."""
+        self._unplace(self.held.pop(run))
+        if previous is not None:
+            self.put(run, *previous)
+
+    def holds(self, runs: dict[str, Held]) -> bool:
+        """Whether the tally holds exactly `runs`: the same places, the same sample objects."""
+        if len(runs) != len(self.held):
+            return False
+        for run, (order, sample) in runs.items():
+            held = self.held.get(run)
+            if held is None or held[1] is not sample or held[0] != order:
+                return False
+        return True
 
 
 class BatchRuns:

@@ -1,34 +1,94 @@
-"""A measurement's statistics kept up to date run by run, for the starts of one batch.
+"""A measurement's statistics: each run's values classified, tallied per key, kept run by run.
 
-`measurements.aggregated_metadata` gathers every key's values over every run: O(runs) Python
-steps per key on each run started, which dominated the ingestor with measurements of thousands
-of runs. A tally keeps, per key, its values over the runs that have it in start order (runs may
-be added out of start order: runs of one measurement come from several partitions) with what the
-statistics need alongside (kinds counted, the numbers, the units counted, the SI numbers), so a
-run added or replaced costs an insertion per key, and the statistics are C builtins (`min`,
-`max`, `sum`) over kept lists. The result is the same as `aggregated_metadata`'s, key order and
-float rounding included (the sums run in start order), held to it by a differential test.
+The one implementation of the rules in `measurements`. Each run's metadata is classified once
+(`classified`: number, quantity, mapping or other, with what the statistics need). A tally keeps,
+per key, its values over the runs that have it in start order (runs may be added out of start
+order: runs of one measurement come from several partitions) with what the statistics need
+alongside (kinds counted, the numbers, the units counted, the SI numbers), so a run added,
+replaced or removed costs an insertion per key, and the statistics are C builtins (`min`,
+`max`, `sum`) over kept lists. A batch keeps a tally per measurement run by run; the per-event
+path tallies the runs afresh (`measurements.aggregated_metadata`). Recomputing every key over
+every run on each run started dominated the ingestor with measurements of thousands of runs.
+Held to the rules applied value by value, key order and float rounding included (the sums run
+in start order), by differential tests.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scicat_ingestor.measurements import (
-    MAPPING,
-    NUMBER,
-    QUANTITY,
-    Classified,
-    MeasurementView,
-    RunSample,
-    distinct_entries,
-    distinct_values,
-    distinction,
-    quantity_range,
-    statistics,
-)
+from scicat_ingestor.quantities import quantity_parts
+
+NUMBER, QUANTITY, MAPPING, OTHER = range(4)
+"""What a value is to the aggregation; each classified value is a tuple `(kind, ..., value)`:
+`(NUMBER, float, value)`, `(QUANTITY, float, unit, value)`, `(MAPPING, Classified, value)`,
+`(OTHER, repr, value)`, the value as sent last."""
+
+Classified = dict[str, tuple[Any, ...]]
+
+
+def classified(mapping: Mapping[str, Any]) -> Classified:
+    return {key: _classify(value) for key, value in mapping.items()}
+
+
+def _classify(value: Any) -> tuple[Any, ...]:
+    if _is_number(value):
+        return (NUMBER, float(value), value)
+    parts = quantity_parts(value)
+    if parts is not None:
+        number, unit = parts
+        if _is_number(number):
+            return (QUANTITY, float(number), unit, value)
+        return (OTHER, _key(value), value)
+    if _is_mapping(value):
+        return (MAPPING, classified(value), value)
+    return (OTHER, _key(value), value)
+
+
+def distinct_entries(entries: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The distinct values of classified `entries`, in order of first appearance."""
+    return list({distinction(entry): entry[-1] for entry in entries}.values())
+
+
+def distinction(entry: tuple[Any, ...]) -> str:
+    """What tells a classified value from another: its `repr` (kept by `_classify` for others)."""
+    return entry[1] if entry[0] == OTHER else _key(entry[-1])
+
+
+def distinct_values(values: Sequence[Any]) -> list[Any]:
+    """The distinct `values`, in order of first appearance."""
+    return list({_key(v): v for v in values}.values())
+
+
+def quantity_range(numbers: dict[str, Any], unit: Any) -> dict[str, Any]:
+    """Statistics of a quantity, themselves a quantity: the range its runs span."""
+    return numbers | {"value": [numbers["min"], numbers["max"]], "unit": unit}
+
+
+def statistics(numbers: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(numbers),
+        "min": min(numbers),
+        "max": max(numbers),
+        "mean": sum(numbers) / len(numbers),
+    }
+
+
+def _is_number(value: object) -> bool:
+    kind = type(value)  # the JSON types first: this runs for every value of every run
+    return kind is float or kind is int or (isinstance(value, int | float) and kind is not bool)
+
+
+def _is_mapping(value: object) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _key(value: Any) -> str:
+    return repr(value)
+
 
 SortKey = tuple[Any, ...]
 """A run's place in start order (`grouped_runs.start_order`); unique within a measurement."""
@@ -64,72 +124,6 @@ class Tally:
         """Per key, in the order keys first appear run after run, its aggregate."""
         keys = sorted(self._columns, key=lambda key: self._columns[key].first())
         return {key: self._columns[key].aggregate() for key in keys}
-
-
-Held = tuple[SortKey, RunSample]
-"""A run as a tally holds it: its place in start order and its sample."""
-
-
-class TalliedRuns:
-    """A measurement's runs tallied (`Tally`), and which sample of each run the tally holds: a
-    later batch that reads the same runs reuses it instead of tallying every run of the
-    measurement again (O(runs × keys) per transaction)."""
-
-    def __init__(self) -> None:
-        self.tally = Tally()
-        self.held: dict[str, Held] = {}
-        self._order: list[SortKey] = []
-        self._ordered: list[RunSample] = []
-        """The samples in start order (parallel to `_order`): a view's runs without a sort."""
-        self._with_issues = 0
-        """How many samples have unit issues: usually none, and then no scan for them."""
-
-    def put(self, run: str, order: SortKey, sample: RunSample) -> Held | None:
-        """Hold `run` as `sample`; what it held before."""
-        previous = self.held.get(run)
-        if previous is not None:
-            self._unplace(previous)
-        self.tally.put(order, sample.classified)
-        self.held[run] = (order, sample)
-        at = bisect_left(self._order, order)
-        self._order.insert(at, order)
-        self._ordered.insert(at, sample)
-        self._with_issues += bool(sample.annotated[1])
-        return previous
-
-    def _unplace(self, held: Held) -> None:
-        order, sample = held
-        self.tally.remove(order)
-        at = bisect_left(self._order, order)
-        del self._order[at], self._ordered[at]
-        self._with_issues -= bool(sample.annotated[1])
-
-    def view(self, measurement: str) -> MeasurementView:
-        """The measurement as the tally holds it (its runs in start order, its aggregate)."""
-        issues = (
-            [issue for run in self._ordered for issue in run.annotated[1]]
-            if self._with_issues
-            else []
-        )
-        return MeasurementView(
-            measurement, list(self._ordered), self.tally.aggregate(), tallied_issues=issues
-        )
-
-    def restore(self, run: str, previous: Held | None) -> None:
-        """Undo a `put` of `run` that returned `previous`."""
-        self._unplace(self.held.pop(run))
-        if previous is not None:
-            self.put(run, *previous)
-
-    def holds(self, runs: dict[str, Held]) -> bool:
-        """Whether the tally holds exactly `runs`: the same places, the same sample objects."""
-        if len(runs) != len(self.held):
-            return False
-        for run, (order, sample) in runs.items():
-            held = self.held.get(run)
-            if held is None or held[1] is not sample or held[0] != order:
-                return False
-        return True
 
 
 class _Column:
@@ -199,7 +193,9 @@ class _Column:
             self.nested.remove(run)
 
     def aggregate(self) -> Any:
-        """As `measurements._aggregate` over this key's values."""
+        """Numbers → statistics; numeric quantities → statistics with their unit (or SI unit);
+        mappings (not quantities) → per key, recursively; anything else (or a mix) → the value
+        if all agree, else the distinct values in order of first appearance."""
         if len(self.kinds) == 1:
             kind = next(iter(self.kinds))
             if kind == NUMBER:
