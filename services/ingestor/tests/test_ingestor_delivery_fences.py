@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from pymongo.errors import OperationFailure
 
 from scicat_ingestor import delivery_fences
 from scicat_ingestor.app import create_app
+from scicat_ingestor.applied_events import KEPT_IDENTITIES_MAX, keeping
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.delivery_fences import FENCE_COLLECTION
 from scicat_ingestor.handlers import AcquisitionHandler, decode_acquisition_event
@@ -20,7 +22,11 @@ from scicat_ingestor.store import APPLIED_EVENT_COLLECTION, MongoCatalogueStore
 from scicat_ingestor.store_values import ConcurrentUpdate
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.records import consumer_record
-from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    INGESTOR_APPLIED_EVENTS,
+    ORIG_DATABLOCK_COLLECTION,
+)
 from scicat_schemas.runtime import dead_letter
 from scicat_schemas.runtime.consumer import Rejected
 from scicat_schemas.runtime.settings import MongoSettings
@@ -60,7 +66,7 @@ async def files_of(catalogue, pid: str) -> list[tuple[str, int]]:
     return [(f["path"], f["size"]) for f in block["dataFileList"]]
 
 
-async def test_a_redelivered_batch_changes_nothing_and_writes_no_identity_markers(
+async def test_a_redelivered_batch_changes_nothing_and_writes_no_marker(
     ingest, catalogue, published, acquisitions
 ) -> None:
     pid = acquisitions.pid()
@@ -84,6 +90,9 @@ async def test_a_redelivered_batch_changes_nothing_and_writes_no_identity_marker
     assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
     fence = await catalogue[FENCE_COLLECTION].find_one({"_id": f"{ACQUISITION_EVENTS}/0"})
     assert fence["next"] == 2
+    # the start's identity, which a copy produced again must meet, is kept with its dataset
+    assert [i.split("\x1f")[-1] for i in again[INGESTOR_APPLIED_EVENTS]] == ["e1"]
+    assert all(INGESTOR_APPLIED_EVENTS not in d.model_dump() for d in published.stored)
 
 
 async def test_a_stale_redelivery_below_the_fence_does_not_undo_a_newer_change(
@@ -208,6 +217,133 @@ async def test_an_event_produced_again_after_a_newer_change_does_not_undo_it(
     assert await ingest((2, first)) == [None]
 
     assert await files_of(catalogue, pid) == [("a.h5", 9)]
+
+
+async def test_a_start_or_stop_produced_again_after_a_newer_change_does_not_undo_it(
+    ingest, catalogue, acquisitions
+) -> None:
+    """Merged again, its old value would replace the newer one: it is recognised by the
+    identity its dataset keeps, without a marker."""
+    pid = acquisitions.pid()
+
+    def energy(value: float) -> dict[str, Any]:
+        return {"energy": {"value": value, "unit": "keV"}}
+
+    start = acquisitions.envelope(acquisitions.run_started(metadata=energy(10)), id="e1")
+    stop = acquisitions.envelope(acquisitions.run_stopped(metadata=energy(12)), id="e2")
+    second_stop = acquisitions.envelope(acquisitions.run_stopped(metadata=energy(13)), id="e3")
+    await ingest((0, start), (1, stop))
+    await ingest((2, second_stop))
+    newest = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+
+    assert await ingest((3, start)) == [None]
+    assert await ingest((4, stop), (5, start)) == [None, None]
+
+    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert again["scientificMetadata"]["energy"]["value"] == 13
+    assert again["pipelineRevision"] == newest["pipelineRevision"]
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
+
+
+async def test_a_start_that_changed_nothing_is_kept_too(ingest, catalogue, acquisitions) -> None:
+    """A start repeating the facts under a new identity changes nothing; its identity is still
+    kept (without a new revision), as a later copy of it would undo the stop's value."""
+    pid = acquisitions.pid()
+    metadata = {"energy": {"value": 10, "unit": "keV"}}
+    await ingest((0, acquisitions.envelope(acquisitions.run_started(metadata=metadata), id="e1")))
+    before = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    repeat = acquisitions.envelope(acquisitions.run_started(metadata=metadata), id="e2")
+
+    assert await ingest((1, repeat)) == [None]
+
+    kept = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert kept["pipelineRevision"] == before["pipelineRevision"]
+    assert [i.split("\x1f")[-1] for i in kept[INGESTOR_APPLIED_EVENTS]] == ["e1", "e2"]
+    newer = {"energy": {"value": 12, "unit": "keV"}}
+    await ingest((2, acquisitions.envelope(acquisitions.run_stopped(metadata=newer), id="e3")))
+    assert await ingest((3, repeat)) == [None]
+    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert again["scientificMetadata"]["energy"]["value"] == 12
+
+
+async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_newer_value(
+    ingest, catalogue, acquisitions
+) -> None:
+    """A long run may have thousands of such reports: they get markers, not the dataset."""
+    pid = acquisitions.pid()
+    report = acquisitions.envelope(
+        acquisitions.file_closed("a.h5", metadata={"temperature": {"value": 4, "unit": "K"}}),
+        id="e1",
+    )
+    await ingest((0, report))
+    newer = acquisitions.run_stopped(metadata={"temperature": {"value": 5, "unit": "K"}})
+    await ingest((1, acquisitions.envelope(newer, id="e2")))
+
+    assert await ingest((2, report)) == [None]
+
+    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert again["scientificMetadata"]["temperature"]["value"] == 5
+    [marker] = await catalogue[APPLIED_EVENT_COLLECTION].find().to_list()
+    assert marker["types"] == ["file.closed"]
+
+
+async def test_a_new_version_keeps_the_identities_of_the_one_before(
+    store, catalogue, published, policy, acquisitions
+) -> None:
+    versioning = replace(policy, update_strategy="version")
+    handler = AcquisitionHandler(
+        store=store, events=published, policy=versioning, clock=lambda: NOW
+    )
+    batcher = BatchIngestor(handler, store, published)
+    pid = acquisitions.pid()
+    start = acquisitions.envelope(
+        acquisitions.run_started(metadata={"energy": {"value": 10, "unit": "keV"}}), id="e1"
+    )
+    records = [
+        start,
+        acquisitions.envelope(acquisitions.file_closed("a.h5", size=5), id="e2"),
+        acquisitions.envelope(
+            acquisitions.run_stopped(metadata={"energy": {"value": 12, "unit": "keV"}}), id="e3"
+        ),
+    ]
+    await batcher.handle_batch(
+        [consumer_record(ACQUISITION_EVENTS, value, offset=n) for n, value in enumerate(records)]
+    )
+    changed = acquisitions.file_closed("a.h5", size=9, closed_at=acquisitions.at(3_600))
+    await batcher.handle_batch(
+        [consumer_record(ACQUISITION_EVENTS, acquisitions.envelope(changed), offset=3)]
+    )
+    version = await catalogue[DATASET_COLLECTION].find_one({"pid": f"{pid}/2"})
+    assert [i.split("\x1f")[-1] for i in version[INGESTOR_APPLIED_EVENTS]] == ["e1", "e3"]
+
+    await batcher.handle_batch([consumer_record(ACQUISITION_EVENTS, start, offset=4)])
+
+    # merged again, the start's old energy would have made a third version
+    assert await catalogue[DATASET_COLLECTION].count_documents({}) == 2
+
+
+async def test_the_per_event_path_recognises_an_identity_a_dataset_keeps(
+    ingest, store, catalogue, acquisitions, policy, published
+) -> None:
+    """The back-fill command goes by markers; it still meets what a batch kept."""
+    start = acquisitions.envelope(acquisitions.run_started(), id="e1")
+    await ingest((0, start))
+    handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
+    published.stored.clear()
+
+    await handler.handle_event(decode_acquisition_event(start))
+
+    # recognised: its transaction (and the marker it began with) aborted, nothing applied
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
+    assert [d.pipelineRevision for d in published.stored] == [1]
+
+
+def test_a_dataset_keeps_the_latest_identities_only() -> None:
+    kept: list[str] = []
+    for n in range(KEPT_IDENTITIES_MAX + 3):
+        kept = keeping(kept, f"s\x1f{n}")
+    assert len(kept) == KEPT_IDENTITIES_MAX
+    assert kept[0] == "s\x1f3" and kept[-1] == f"s\x1f{KEPT_IDENTITIES_MAX + 2}"
 
 
 async def test_without_deliveries_the_store_records_identities(

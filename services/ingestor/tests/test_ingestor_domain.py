@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from scicat_ingestor.applied_events import copy_recognition
 from scicat_ingestor.domain import (
     CatalogueEntry,
     IngestPolicy,
     InvalidAcquisition,
     apply_event,
     catalogue_time,
+    changes_nothing_if_repeated,
     dataset_stored_event,
 )
 from scicat_schemas.events import DATASET_EVENT, Checksum, encode
@@ -355,6 +357,26 @@ def test_a_report_older_than_the_files_record_changes_nothing(policy, acquisitio
     tied = apply_event(tie, entry, policy=policy, now=NOW)
     assert tied is not None and tied.datablock is not None
     assert [(f.path, f.size) for f in tied.datablock.dataFileList] == [("a.h5", 7)]
+
+
+def test_only_a_plain_file_report_may_be_applied_again_unrecognised(policy, acquisitions) -> None:
+    """What `DEDUPLICATION=offsets` leaves unrecognised must change nothing when produced
+    again: before or after a newer report of its file, after the run's stop."""
+    plain = acquisitions.file_closed("a.h5", size=5, closed_at=acquisitions.at(10))
+    newer = acquisitions.file_closed("a.h5", size=9, closed_at=acquisitions.at(20))
+    stop = acquisitions.run_stopped(metadata={"energy": {"value": 1, "unit": "keV"}})
+    assert changes_nothing_if_repeated(plain, grouped=False)
+    assert copy_recognition(plain, grouped=False) == "unneeded"
+    for history in ([plain], [plain, newer], [plain, stop], [plain, newer, stop]):
+        entry = apply_all(policy, *history)
+        assert apply_event(plain, entry, policy=policy, now=NOW) is None
+
+    with_metadata = acquisitions.file_closed("a.h5", metadata={"frame": 1})
+    assert copy_recognition(with_metadata, grouped=False) == "marker"
+    assert copy_recognition(plain, grouped=True) == "marker"
+    assert copy_recognition(acquisitions.run_started(), grouped=True) == "marker"
+    assert copy_recognition(acquisitions.run_started(), grouped=False) == "dataset"
+    assert copy_recognition(acquisitions.run_stopped(), grouped=False) == "dataset"
 
 
 def test_access_groups_are_deduplicated_in_template_order(acquisitions) -> None:

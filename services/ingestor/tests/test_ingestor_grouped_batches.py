@@ -25,7 +25,11 @@ from scicat_ingestor.measurements import MeasurementView, RunSample
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_ingestor.store_values import GroupedRun, UngroupedRun
 from scicat_pipeline.testing.records import consumer_record
-from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
+from scicat_schemas.documents import (
+    DATASET_COLLECTION,
+    INGESTOR_APPLIED_EVENTS,
+    ORIG_DATABLOCK_COLLECTION,
+)
 from scicat_schemas.runtime.consumer import Rejected
 from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS
@@ -52,12 +56,15 @@ def opened(mongo_uri: str) -> Callable[[str], Any]:
 
 
 async def _catalogue(mongo_uri: str, database: str) -> dict[str, list[dict[str, Any]]]:
-    """Every dataset, file-list part and recorded run, as stored (markers aside)."""
+    """Every dataset, file-list part and recorded run, as stored (the record of applied events
+    aside: markers, and the identities a dataset keeps with `DEDUPLICATION=offsets`)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
     try:
         db = client[database]
         return {
-            name: await db[name].find({}, sort=[("_id", 1)]).to_list()
+            name: await db[name]
+            .find({}, projection={INGESTOR_APPLIED_EVENTS: False}, sort=[("_id", 1)])
+            .to_list()
             for name in (DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, RUN_COLLECTION)
         }
     finally:

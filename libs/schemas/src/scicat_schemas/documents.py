@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 DATASET_COLLECTION = "Dataset"
 ORIG_DATABLOCK_COLLECTION = "OrigDatablock"
@@ -34,8 +34,22 @@ class Technique(Document):
     name: str = Field(description="Technique name.")
 
 
+INGESTOR_APPLIED_EVENTS = "pipelineAppliedEvents"
+"""A field the ingestor keeps in a stored Dataset for itself: the identities of the events that
+changed it and must be recognised if produced again (`DEDUPLICATION=offsets`). Bookkeeping, not
+catalogue content, so `Dataset` never carries it: no service reading the collection publishes,
+indexes or serves it."""
+
+
 class Dataset(Document):
     """A SciCat v4 Dataset (collection `Dataset`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_ingestor_bookkeeping(cls, data: Any) -> Any:
+        if isinstance(data, dict) and INGESTOR_APPLIED_EVENTS in data:
+            return {key: value for key, value in data.items() if key != INGESTOR_APPLIED_EVENTS}
+        return data
 
     pid: str = Field(description="Persistent id, `<prefix>/<beamtime_id>/<run_id>` by default.")
     type: str = Field(default="raw", description="`raw` or `derived`.")

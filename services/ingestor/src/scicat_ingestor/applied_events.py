@@ -14,11 +14,18 @@ recognised by the same lookup and still collide on `_id`.
 Markers matter only while an event can be delivered again; a TTL index on `appliedAt` removes
 them after the configured retention (`INGESTOR_APPLIED_EVENT_RETENTION_DAYS`), which must exceed
 how long a record can come back (topic retention, dead letters one may replay).
+
+With `DEDUPLICATION=offsets` a redelivery is recognised by its partition's fence
+(`delivery_fences`), and only the events whose copy, *produced* again later, could undo a newer
+change need their identity kept (`copy_recognition`): a run's start and stop, kept in the
+dataset's own document (`kept_identities`, a few per dataset, read and written with it: no
+command of their own), and anything else carrying metadata or belonging to a measurement, in a
+marker. A plain file report needs none: repeated, it changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,9 +33,48 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from scicat_ingestor.domain import AcquisitionData, changes_nothing_if_repeated
+from scicat_ingestor.store_values import CopyRecognition
+from scicat_schemas.acquisition_payloads import RunStartedData, RunStoppedData
+from scicat_schemas.documents import INGESTOR_APPLIED_EVENTS
+
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
 EVENTS_FIELD = "events"
 TTL_INDEX = "appliedAt_ttl"
+
+
+KEPT_IDENTITIES_MAX = 64
+"""Identities kept in one dataset's document, the latest: a run has a start and a stop; a
+producer re-sending them under new identities many times is the only way to reach this bound,
+beyond which the oldest are forgotten, as markers expire."""
+
+
+def copy_recognition(data: AcquisitionData, *, grouped: bool) -> CopyRecognition:
+    """How a copy of `data` produced again must be recognised (`DEDUPLICATION=offsets`).
+
+    A plain file report needs nothing (`domain.changes_nothing_if_repeated`). A start or a stop
+    outside a measurement is kept with its dataset: a run has one of each, so the document stays
+    small. Anything else (file reports carrying metadata, which a long run may have thousands
+    of; every event of a grouped run, whose measurement dataset has many runs) gets a marker.
+    """
+    if changes_nothing_if_repeated(data, grouped=grouped):
+        return "unneeded"
+    if not grouped and isinstance(data, RunStartedData | RunStoppedData):
+        return "dataset"
+    return "marker"
+
+
+def kept_identities(doc: Mapping[str, Any]) -> list[str]:
+    """The identities a stored dataset document keeps (`INGESTOR_APPLIED_EVENTS`)."""
+    value = doc.get(INGESTOR_APPLIED_EVENTS)
+    if not isinstance(value, list):
+        return []
+    return [identity for identity in value if isinstance(identity, str)]
+
+
+def keeping(kept: Sequence[str], identity: str) -> list[str]:
+    """`kept` with `identity` added, the latest `KEPT_IDENTITIES_MAX`."""
+    return [*kept, identity][-KEPT_IDENTITIES_MAX:]
 
 
 def marker_document(

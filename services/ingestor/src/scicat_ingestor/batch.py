@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import ConsumerRecord
 
+from scicat_ingestor.applied_events import copy_recognition
 from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
 from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
 from scicat_ingestor.file_reading import UNREAD, FileReading, Unread
@@ -163,6 +164,7 @@ class BatchIngestor:
                         beamtime_id=data.beamtime_id,
                         run=grouped_run(data, measurement),
                         delivery=None if deliveries is None else deliveries[position],
+                        copies=copy_recognition(data, grouped=measurement is not None),
                     ),
                     self._decide(data, [] if reading is None else reading.issues, now),
                 )

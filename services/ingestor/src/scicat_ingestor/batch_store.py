@@ -17,8 +17,10 @@ the domain changed (so `isPublished` set by the doi-minter is never lost); a los
 `ConcurrentUpdate`, the transaction aborts and the whole batch is retried on fresh state.
 
 With `fence_window` (`DEDUPLICATION=offsets`) a batch of Kafka records is recorded by a fence per
-partition instead of markers (`delivery_fences`): one read and one conditional write per
-partition, nothing per event.
+partition (`delivery_fences`): one read and one conditional write per partition. Of the events,
+only those a copy produced again could undo are recorded by identity as well
+(`AppliedEvent.copies`): a run's start and stop in its dataset's document, written with it
+anyway; the rare others (metadata on file reports, grouped runs) in markers.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from scicat_ingestor import datablock_parts, grouped_runs, stored_proposals
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     applied_among,
+    keeping,
     marker_document,
 )
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
@@ -61,6 +64,7 @@ from scicat_ingestor.stored_documents import (
 )
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
+    INGESTOR_APPLIED_EVENTS,
     ORIG_DATABLOCK_COLLECTION,
     Dataset,
 )
@@ -145,10 +149,12 @@ async def _apply(
     if by_offsets:
         fences = await read_fences(db, {d.where for d in deliveries if d is not None}, session)
         # A partition not fenced yet (the switch from identities) may redeliver what markers hold.
+        # Markers also hold the events whose copies they recognise (`AppliedEvent.copies`).
         looked_up = [
             item
             for item, delivery in zip(items, deliveries, strict=True)
-            if delivery is not None and fences[delivery.where].next is None
+            if item.event.copies == "marker"
+            or (delivery is not None and fences[delivery.where].next is None)
         ]
     applied = await applied_among(
         db,
@@ -157,7 +163,10 @@ async def _apply(
         earlier_layout=earlier_markers,
     )
     base_pids = sorted({item.event.pid for item in items})
-    state, layouts = await load_latest(db, session, base_pids, max_files, recent)
+    latest = await load_latest(db, session, base_pids, max_files, recent)
+    state, layouts = latest.state, latest.layouts
+    records = _Records(by_offsets, latest.kept)
+    applied.update(identity for kept in latest.kept.values() for identity in kept)
     beamtimes = await stored_proposals.beamtimes_facts(
         db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
     )
@@ -166,7 +175,6 @@ async def _apply(
         await grouped_runs.runs_of_measurements(db, grouped, session) if grouped else []
     )
     outcomes: list[ItemOutcome] = []
-    markers: dict[str, list[AppliedEvent]] = {}
     original: dict[str, CatalogueEntry | None] = {}
     final: dict[str, CatalogueEntry] = {}
     for item in items:
@@ -185,19 +193,19 @@ async def _apply(
                 continue
             last, refused = progress.get(where, (offset, {}))
             progress[where] = (max(last, offset), refused)
-        _step(item, current, applied, beamtimes, runs, state, final, original, markers, outcomes)
+        _step(item, current, applied, beamtimes, runs, state, final, original, records, outcomes)
         if by_offsets and isinstance(outcomes[-1], Exception):  # kept: refused again if redelivered
             assert event.delivery is not None
             progress[event.delivery.where][1].setdefault(
                 event.delivery.offset, _refusal(outcomes[-1])
             )
-    if markers and not by_offsets:
-        await _insert_markers(db, session, [_marker(events) for events in markers.values()])
+    if records.markers:
+        await _insert_markers(db, session, [_marker(events) for events in records.markers.values()])
     if by_offsets:
         assert fence_window is not None
         await advance_fences(db, session, fences, progress, fence_window)
     await grouped_runs.save_runs(db, runs.changed(), session)
-    stored = await _write(db, session, original, final, layouts, max_files)
+    stored = await _write(db, session, original, final, layouts, max_files, state, records)
 
     def as_stored(dataset: Dataset) -> Dataset:
         """The revision as read back when it is the final one (it may carry others' fields)."""
@@ -235,7 +243,7 @@ def _step(
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
     final: dict[str, CatalogueEntry],
     original: dict[str, CatalogueEntry | None],
-    markers: dict[str, list[AppliedEvent]],
+    records: _Records,
     outcomes: list[ItemOutcome],
 ) -> None:
     """One event through the domain, in memory: its outcome appended, the batch's state moved."""
@@ -260,16 +268,43 @@ def _step(
     if run is not None and measurement is not None:
         runs.keep(run, measurement)
     applied.add(event.identity)
-    markers.setdefault(event.pid, []).append(event)
     if proposed is None:
+        records.record(event, current)
         outcomes.append(StoreOutcome(_dataset_of(current), False, already_applied=False))
         return
+    records.record(event, proposed)
     if proposed.pid not in original:
         same = current is not None and current.pid == proposed.pid
         original[proposed.pid] = current if same else None
     final[proposed.pid] = proposed
     state[event.pid] = proposed
     outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
+
+
+@dataclass
+class _Records:
+    """How the batch records the events it applies: markers (one per dataset), or with
+    `by_offsets` only where a copy must be recognised (`AppliedEvent.copies`), identities kept
+    in the dataset's own document included."""
+
+    by_offsets: bool
+    kept: dict[str, list[str]]
+    """By base pid: the identities its latest version's document keeps, as loaded, then as the
+    batch leaves them."""
+    markers: dict[str, list[AppliedEvent]] = field(default_factory=dict)
+    kept_changed: set[str] = field(default_factory=set)
+
+    def record(self, event: AppliedEvent, entry: CatalogueEntry | None) -> None:
+        """`event` applied; `entry`: its dataset now (`None`: there is none to keep it)."""
+        if (
+            not self.by_offsets
+            or event.copies == "marker"
+            or (event.copies == "dataset" and entry is None)
+        ):
+            self.markers.setdefault(event.pid, []).append(event)
+        elif event.copies == "dataset":
+            self.kept[event.pid] = keeping(self.kept.get(event.pid, []), event.identity)
+            self.kept_changed.add(event.pid)
 
 
 def _refusal(outcome: Exception) -> Refusal:
@@ -321,20 +356,28 @@ async def _write(
     final: dict[str, CatalogueEntry],
     layouts: dict[str, StoredParts],
     max_files: int,
+    state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
+    records: _Records,
 ) -> dict[str, Dataset]:
     """Insert new datasets, update changed ones on their read revision, write the changed parts of
-    their file lists; the datasets read back."""
-    if not final:
-        return {}
+    their file lists, and the identities kept in dataset documents (carried to a new version;
+    alone, on the read revision, for a dataset the batch did not otherwise change); the
+    datasets (those in `final`) read back."""
     writes: list[InsertOne[dict[str, Any]] | UpdateOne] = []
     block_writes: list[InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]] | DeleteOne] = []
+    kept_unwritten = set(records.kept_changed)
     for pid, proposed in final.items():
         before = original[pid]
         new_doc = dataset_doc(proposed.dataset)
+        base = proposed.dataset.pipelineBasePid or pid
+        kept = records.kept.get(base)
+        kept_unwritten.discard(base)
         if before is None:
-            writes.append(InsertOne({"_id": pid, **new_doc}))
+            writes.append(InsertOne({"_id": pid, **new_doc, **_kept_field(kept)}))
         else:
             changed = changed_fields(before.dataset, new_doc)
+            if base in records.kept_changed:
+                changed.update(_kept_field(kept))
             writes.append(
                 UpdateOne(
                     {"pid": pid, "pipelineRevision": revision_match(before.revision)},
@@ -349,6 +392,17 @@ async def _write(
                 *datablock_parts.writes(old_block, layout, proposed.datablock, max_files),
                 stored=None if stored is None else stored.ids,
             )
+    for base in sorted(kept_unwritten):
+        unchanged = state[base]
+        assert isinstance(unchanged, CatalogueEntry)  # kept only when there is a dataset
+        writes.append(
+            UpdateOne(
+                {"pid": unchanged.pid, "pipelineRevision": revision_match(unchanged.revision)},
+                {"$set": _kept_field(records.kept[base])},
+            )
+        )
+    if not writes:
+        return {}
     updates = sum(isinstance(write, UpdateOne) for write in writes)
     try:
         result = await db[DATASET_COLLECTION].bulk_write(writes, session=session)
@@ -365,5 +419,11 @@ async def _write(
             await db[ORIG_DATABLOCK_COLLECTION].bulk_write(block_writes, session=session)
         except (BulkWriteError, DuplicateKeyError) as error:
             raise ConcurrentUpdate("a file list part of this batch appeared meanwhile") from error
+    if not final:
+        return {}
     cursor = db[DATASET_COLLECTION].find({"pid": {"$in": list(final)}}, session=session)
     return {doc["pid"]: dataset_from(doc) async for doc in cursor}
+
+
+def _kept_field(kept: list[str] | None) -> dict[str, list[str]]:
+    return {INGESTOR_APPLIED_EVENTS: kept} if kept else {}

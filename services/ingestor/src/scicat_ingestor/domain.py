@@ -118,6 +118,18 @@ def apply_event(
     return _decided(proposed, current, now)
 
 
+def changes_nothing_if_repeated(data: AcquisitionData, *, grouped: bool) -> bool:
+    """Whether `data`, produced again later (a new event with the same identity), is sure to
+    change nothing, so it need not be recognised by its identity (`DEDUPLICATION=offsets`).
+
+    True of a file report carrying no metadata outside a measurement: the file unchanged since,
+    it repeats the record; changed since, the newer record stands (`is_stale_report`). Not of a
+    start, a stop or any metadata: merged again, an old value would replace a newer one. Not in
+    a measurement: a grouped run's events are recorded with the run before the domain decides.
+    """
+    return isinstance(data, FileClosedData) and not data.metadata and not grouped
+
+
 def complete_with_beamtime(
     current: CatalogueEntry, beamtime: BeamtimeFacts, *, policy: IngestPolicy, now: datetime
 ) -> CatalogueEntry | None:

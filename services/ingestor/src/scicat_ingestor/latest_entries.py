@@ -6,17 +6,29 @@ queries and one for the file lists this process does not remember (`RecentEntrie
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scicat_ingestor import datablock_parts
+from scicat_ingestor.applied_events import kept_identities
 from scicat_ingestor.datablock_parts import StoredParts
 from scicat_ingestor.domain import CatalogueEntry
 from scicat_ingestor.recent_entries import RecentEntries
 from scicat_ingestor.stored_documents import CorruptStoredDocument, dataset_from
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION, Dataset
+
+
+@dataclass(frozen=True)
+class Latest:
+    state: dict[str, CatalogueEntry | CorruptStoredDocument | None]
+    """By base pid: the latest version and its file list, `None` if there is none."""
+    layouts: dict[str, StoredParts]
+    """By the loaded dataset's own pid: how its file list is stored."""
+    kept: dict[str, list[str]]
+    """By base pid: the identities its latest version's document keeps, if any."""
 
 
 async def load_latest(
@@ -25,10 +37,11 @@ async def load_latest(
     base_pids: list[str],
     max_files: int,
     recent: RecentEntries,
-) -> tuple[dict[str, CatalogueEntry | CorruptStoredDocument | None], dict[str, StoredParts]]:
+) -> Latest:
     """The latest version of each dataset and its file list (as `MongoCatalogueStore.load`),
-    and how each loaded dataset's file list is stored, by the dataset's own pid. A file list
-    this process committed with exactly the dataset loaded is taken from `recent`.
+    how each loaded dataset's file list is stored, by the dataset's own pid, and the identities
+    its document keeps (`applied_events.kept_identities`). A file list this process committed
+    with exactly the dataset loaded is taken from `recent`.
 
     A damaged stored document spoils only the events of its dataset, as on the per-event path.
     """
@@ -46,6 +59,7 @@ async def load_latest(
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None] = dict.fromkeys(base_pids)
     layouts: dict[str, StoredParts] = {}
     datasets: dict[str, Dataset] = {}
+    kept = {base: ids for base, doc in latest.items() if (ids := kept_identities(doc))}
     for base, doc in latest.items():
         try:
             datasets[base] = dataset_from(doc)
@@ -78,7 +92,7 @@ async def load_latest(
         layouts[base] = datablock_parts.StoredParts(
             tuple(part["_id"] for part in parts), canonical=not parts
         )
-    return state, layouts
+    return Latest(state, layouts, kept)
 
 
 def _version(doc: dict[str, Any]) -> int:

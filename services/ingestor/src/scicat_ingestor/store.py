@@ -33,6 +33,7 @@ from scicat_ingestor.applied_events import (
     AlreadyApplied,
     earlier_markers_may_exist,
     ensure_marker_indexes,
+    kept_identities,
     marker_document,
     record_applied,
 )
@@ -63,6 +64,7 @@ from scicat_ingestor.stored_documents import (
 )
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
+    INGESTOR_APPLIED_EVENTS,
     ORIG_DATABLOCK_COLLECTION,
     PROPOSAL_COLLECTION,
     Dataset,
@@ -173,7 +175,7 @@ class MongoCatalogueStore:
         `pipelineBasePid`; events always address the first, and apply to the latest.
         `latest=False` loads exactly `pid`.
         """
-        entry, _ = await self._load(pid, session=session, latest=latest)
+        entry, _, _ = await self._load(pid, session=session, latest=latest)
         return entry
 
     async def _load(
@@ -183,9 +185,10 @@ class MongoCatalogueStore:
         session: AsyncClientSession | None,
         latest: bool = True,
         files: bool = True,
-    ) -> tuple[CatalogueEntry | None, StoredParts | None]:
-        """`load`, and how the file list is stored (which `_write` needs); `files=False`: the
-        dataset alone (datablock `None`), for changes that leave the file list alone."""
+    ) -> tuple[CatalogueEntry | None, StoredParts | None, list[str]]:
+        """`load`, how the file list is stored (which `_write` needs) and the identities the
+        dataset's document keeps (`applied_events.kept_identities`); `files=False`: the dataset
+        alone (datablock `None`), for changes that leave the file list alone."""
         datasets = self._db[DATASET_COLLECTION]
         # One query per index, not an `$or` (which SecantusDB answers by scanning the collection).
         dataset_doc = await datasets.find_one({"pid": pid}, session=session)
@@ -196,15 +199,16 @@ class MongoCatalogueStore:
             if newest is not None:
                 dataset_doc = newest
         if dataset_doc is None:
-            return None, None
+            return None, None, []
+        kept = kept_identities(dataset_doc)
         if not files:
-            return CatalogueEntry(dataset=dataset_from(dataset_doc)), None
+            return CatalogueEntry(dataset=dataset_from(dataset_doc)), None, kept
         found = self._db[ORIG_DATABLOCK_COLLECTION].find(
             {"datasetId": dataset_doc["pid"]}, session=session
         )
         parts = datablock_parts.ours(dataset_doc["pid"], [doc async for doc in found])
         datablock, stored = datablock_parts.merged(parts, self._max_files)
-        return CatalogueEntry(dataset=dataset_from(dataset_doc), datablock=datablock), stored
+        return CatalogueEntry(dataset=dataset_from(dataset_doc), datablock=datablock), stored, kept
 
     async def apply(self, event: AppliedEvent, decide: Decide) -> StoreOutcome:
         if self._client is None:
@@ -215,7 +219,9 @@ class MongoCatalogueStore:
                     write_concern=WriteConcern(w="majority")
                 ):
                     await self._record_applied(event, session)
-                    current, parts = await self._load(event.pid, session=session)
+                    current, parts, kept = await self._load(event.pid, session=session)
+                    if event.identity in kept:  # applied by a batch with `DEDUPLICATION=offsets`
+                        raise AlreadyApplied
                     context = StoredContext(
                         beamtime=await stored_proposals.beamtime_facts(
                             self._db, event.beamtime_id, session
@@ -234,6 +240,7 @@ class MongoCatalogueStore:
                         parts if same_dataset else None,
                         proposed,
                         session,
+                        kept,
                     )
             except AlreadyApplied:
                 entry = await self.load(event.pid)
@@ -304,10 +311,14 @@ class MongoCatalogueStore:
         parts: StoredParts | None,
         proposed: CatalogueEntry,
         session: AsyncClientSession,
+        kept: list[str],
     ) -> Dataset:
+        """`kept`: the identities the loaded dataset's document keeps, carried to a new version."""
         datasets = self._db[DATASET_COLLECTION]
         new_doc = dataset_doc(proposed.dataset)
         if current is None:
+            if kept:
+                new_doc[INGESTOR_APPLIED_EVENTS] = kept
             try:
                 await datasets.insert_one({"_id": proposed.pid, **new_doc}, session=session)
             except DuplicateKeyError as error:

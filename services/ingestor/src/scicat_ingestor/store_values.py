@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from scicat_ingestor.beamtimes import BeamtimeFacts
 from scicat_ingestor.domain import CatalogueEntry
@@ -60,6 +60,11 @@ class Delivery:
         return cls(record.topic, record.partition, record.offset)
 
 
+CopyRecognition = Literal["marker", "dataset", "unneeded"]
+"""With `DEDUPLICATION=offsets`, how an event is recognised if produced again (same identity,
+a new offset): by a marker, by its identity kept in its dataset's document, or not at all."""
+
+
 @dataclass(frozen=True)
 class AppliedEvent:
     """The marker that records an event as applied; `identity` is CloudEvent `source` + `id`."""
@@ -71,6 +76,10 @@ class AppliedEvent:
     beamtime_id: str | None = None
     run: GroupedRun | None = None
     delivery: Delivery | None = None
+    copies: CopyRecognition = "marker"
+    """With a `delivery` and `DEDUPLICATION=offsets`: how a copy of this event produced again is
+    recognised (`applied_events.copy_recognition`). Recorded by identities, every event has a
+    marker."""
 
 
 @dataclass(frozen=True)
