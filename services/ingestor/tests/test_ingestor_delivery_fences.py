@@ -15,6 +15,7 @@ from scicat_ingestor import delivery_fences
 from scicat_ingestor.app import create_app
 from scicat_ingestor.applied_events import KEPT_IDENTITIES_MAX, keeping
 from scicat_ingestor.batch import BatchIngestor
+from scicat_ingestor.catalogue_entry import REPORT_FIELD
 from scicat_ingestor.delivery_fences import FENCE_COLLECTION
 from scicat_ingestor.handlers import AcquisitionHandler, decode_acquisition_event
 from scicat_ingestor.settings import Settings
@@ -269,7 +270,7 @@ async def test_a_start_that_changed_nothing_is_kept_too(ingest, catalogue, acqui
 async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_newer_value(
     ingest, catalogue, acquisitions
 ) -> None:
-    """A long run may have thousands of such reports: they get markers, not the dataset."""
+    """A long run may have thousands of such reports: the file record each makes names it."""
     pid = acquisitions.pid()
     report = acquisitions.envelope(
         acquisitions.file_closed("a.h5", metadata={"temperature": {"value": 4, "unit": "K"}}),
@@ -283,8 +284,32 @@ async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_ne
 
     again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert again["scientificMetadata"]["temperature"]["value"] == 5
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({"datasetId": pid})
+    assert [f[REPORT_FIELD].split("\x1f")[-1] for f in block["dataFileList"]] == ["e1"]
+    assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
+
+
+async def test_a_report_carrying_metadata_for_an_unchanged_file_gets_a_marker(
+    ingest, catalogue, acquisitions
+) -> None:
+    """It makes no record (the file's first stands), so its copy is recognised by a marker;
+    looked up only because the record names another report."""
+    pid = acquisitions.pid()
+    await ingest((0, acquisitions.envelope(acquisitions.file_closed("a.h5", size=5), id="e1")))
+    resent = acquisitions.envelope(
+        acquisitions.file_closed("a.h5", size=5, metadata={"frame": {"value": 1, "unit": ""}}),
+        id="e2",
+    )
+    await ingest((1, resent))
+    newer = acquisitions.run_stopped(metadata={"frame": {"value": 2, "unit": ""}})
+    await ingest((2, acquisitions.envelope(newer, id="e3")))
+
+    assert await ingest((3, resent)) == [None]
+
+    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert again["scientificMetadata"]["frame"]["value"] == 2
     [marker] = await catalogue[APPLIED_EVENT_COLLECTION].find().to_list()
-    assert marker["types"] == ["file.closed"]
+    assert [i.split("\x1f")[-1] for i in marker["events"]] == ["e2"]
 
 
 async def test_a_new_version_keeps_the_identities_of_the_one_before(

@@ -372,7 +372,7 @@ def test_only_a_plain_file_report_may_be_applied_again_unrecognised(policy, acqu
         assert apply_event(plain, entry, policy=policy, now=NOW) is None
 
     with_metadata = acquisitions.file_closed("a.h5", metadata={"frame": 1})
-    assert copy_recognition(with_metadata, grouped=False) == "marker"
+    assert copy_recognition(with_metadata, grouped=False) == "file"
     assert copy_recognition(plain, grouped=True) == "marker"
     assert copy_recognition(acquisitions.run_started(), grouped=True) == "marker"
     assert copy_recognition(acquisitions.run_started(), grouped=False) == "dataset"

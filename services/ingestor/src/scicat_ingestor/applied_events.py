@@ -17,10 +17,12 @@ how long a record can come back (topic retention, dead letters one may replay).
 
 With `DEDUPLICATION=offsets` a redelivery is recognised by its partition's fence
 (`delivery_fences`), and only the events whose copy, *produced* again later, could undo a newer
-change need their identity kept (`copy_recognition`): a run's start and stop, kept in the
-dataset's own document (`kept_identities`, a few per dataset, read and written with it: no
-command of their own), and anything else carrying metadata or belonging to a measurement, in a
-marker. A plain file report needs none: repeated, it changes nothing.
+change need their identity kept (`copy_recognition`), each where it is read and written anyway,
+with no command of its own: a run's start and stop in the dataset's own document
+(`kept_identities`, a few per dataset), a file report carrying metadata in the record of the file
+it made (`catalogue_entry.REPORT_FIELD`). Markers are left for the rare others: a report that
+made no record (its file unchanged), events of grouped runs. A plain file report needs nothing:
+repeated, it changes nothing.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from scicat_ingestor.domain import AcquisitionData, changes_nothing_if_repeated
-from scicat_ingestor.store_values import CopyRecognition
-from scicat_schemas.acquisition_payloads import RunStartedData, RunStoppedData
+from scicat_ingestor.catalogue_entry import recorded_file, report_of
+from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, changes_nothing_if_repeated
+from scicat_ingestor.file_paths import InvalidPath, normalise_file_path
+from scicat_ingestor.store_values import AppliedEvent, CopyRecognition
+from scicat_schemas.acquisition_payloads import FileClosedData
 from scicat_schemas.documents import INGESTOR_APPLIED_EVENTS
 
 APPLIED_EVENT_COLLECTION = "PipelineAppliedEvent"
@@ -54,14 +58,39 @@ def copy_recognition(data: AcquisitionData, *, grouped: bool) -> CopyRecognition
 
     A plain file report needs nothing (`domain.changes_nothing_if_repeated`). A start or a stop
     outside a measurement is kept with its dataset: a run has one of each, so the document stays
-    small. Anything else (file reports carrying metadata, which a long run may have thousands
-    of; every event of a grouped run, whose measurement dataset has many runs) gets a marker.
+    small. A file report carrying metadata (a long run may have thousands) is named by the file
+    record it makes, written anyway; one that makes no record (its file unchanged) gets a
+    marker. Every event of a grouped run gets a marker.
     """
     if changes_nothing_if_repeated(data, grouped=grouped):
         return "unneeded"
-    if not grouped and isinstance(data, RunStartedData | RunStoppedData):
-        return "dataset"
-    return "marker"
+    if grouped:
+        return "marker"
+    return "file" if isinstance(data, FileClosedData) else "dataset"
+
+
+def reported_file(data: AcquisitionData) -> str | None:
+    """A `file.closed`'s file as its record is found (`catalogue_entry.recorded_file`); `None`
+    for other events and for a path the domain will refuse."""
+    if not isinstance(data, FileClosedData):
+        return None
+    try:
+        return normalise_file_path(data.path)
+    except InvalidPath:
+        return None
+
+
+def copy_already_applied(entry: CatalogueEntry | None, event: AppliedEvent) -> bool | None:
+    """For a `file` event (`copy_recognition`): whether its file's record names it (a copy of
+    the report that made the record: already applied), names none or another report (it may be
+    a copy of a report that changed nothing, which has a marker: `None`, look it up), or there
+    is no record (nothing applied it: False)."""
+    if entry is None or event.file is None:
+        return False
+    record = recorded_file(entry, event.file)
+    if record is None:
+        return False
+    return True if report_of(record) == event.identity else None
 
 
 def kept_identities(doc: Mapping[str, Any]) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import ConsumerRecord
 
-from scicat_ingestor.applied_events import copy_recognition
+from scicat_ingestor.applied_events import copy_recognition, reported_file
 from scicat_ingestor.batch_store import BatchDecide, BatchItem, BatchOutcome
 from scicat_ingestor.domain import AcquisitionData, CatalogueEntry, InvalidAcquisition, apply_event
 from scicat_ingestor.file_reading import UNREAD, FileReading, Unread
@@ -165,8 +165,11 @@ class BatchIngestor:
                         run=grouped_run(data, measurement),
                         delivery=None if deliveries is None else deliveries[position],
                         copies=copy_recognition(data, grouped=measurement is not None),
+                        file=reported_file(data),
                     ),
-                    self._decide(data, [] if reading is None else reading.issues, now),
+                    self._decide(
+                        data, [] if reading is None else reading.issues, now, event.identity
+                    ),
                 )
             )
         result = await self.store.apply_many(items)
@@ -197,7 +200,7 @@ class BatchIngestor:
         )
 
     def _decide(
-        self, data: AcquisitionData, issues: list[MetadataIssue], now: datetime
+        self, data: AcquisitionData, issues: list[MetadataIssue], now: datetime, identity: str
     ) -> BatchDecide:
         policy = self.handler.policy
 
@@ -211,6 +214,7 @@ class BatchIngestor:
                 issues=issues,
                 measurement=context.measurement,
                 owned=context.owned,
+                report=identity,
             )
 
         return decide

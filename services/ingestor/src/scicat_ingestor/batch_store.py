@@ -38,6 +38,7 @@ from scicat_ingestor import datablock_parts, grouped_runs, stored_proposals
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     applied_among,
+    copy_already_applied,
     keeping,
     marker_document,
 )
@@ -167,6 +168,8 @@ async def _apply(
     state, layouts = latest.state, latest.layouts
     records = _Records(by_offsets, latest.kept)
     applied.update(identity for kept in latest.kept.values() for identity in kept)
+    if by_offsets:
+        applied |= await _file_reports_applied(db, session, items, state, applied, earlier_markers)
     beamtimes = await stored_proposals.beamtimes_facts(
         db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
     )
@@ -305,6 +308,40 @@ class _Records:
         elif event.copies == "dataset":
             self.kept[event.pid] = keeping(self.kept.get(event.pid, []), event.identity)
             self.kept_changed.add(event.pid)
+        elif event.copies == "file" and copy_already_applied(entry, event) is not True:
+            self.markers.setdefault(event.pid, []).append(event)  # it made no record
+
+
+async def _file_reports_applied(
+    db: AsyncDatabase[dict[str, Any]],
+    session: AsyncClientSession,
+    items: Sequence[BatchItem],
+    state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
+    applied: set[str],
+    earlier_markers: bool,
+) -> set[str]:
+    """Of the file reports recognised by their file's record (`copies == "file"`), those already
+    applied: the record names them, or (when it names another report) a marker does. Usually no
+    command at all."""
+    found: set[str] = set()
+    doubtful: list[str] = []
+    for item in items:
+        event = item.event
+        if event.copies != "file" or event.identity in applied:
+            continue
+        current = state[event.pid]
+        if isinstance(current, CorruptStoredDocument):
+            continue
+        known = copy_already_applied(current, event)
+        if known:
+            found.add(event.identity)
+        elif known is None:
+            doubtful.append(event.identity)
+    if doubtful:
+        found |= await applied_among(
+            db, list(dict.fromkeys(doubtful)), session, earlier_layout=earlier_markers
+        )
+    return found
 
 
 def _refusal(outcome: Exception) -> Refusal:

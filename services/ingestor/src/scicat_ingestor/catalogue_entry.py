@@ -69,12 +69,23 @@ def stored_folder(dataset: Dataset) -> str:
     return normalise_absolute(dataset.sourceFolder, what=f"stored sourceFolder of {dataset.pid!r}")
 
 
+REPORT_FIELD = "pipelineEvent"
+"""On a file record made by a report carrying metadata: that report's identity (CloudEvent
+`source` + `id`), so a copy of it produced again is recognised (`DEDUPLICATION=offsets`): its
+metadata, merged again, could replace newer values."""
+
+
 def closed_file(
-    previous: DataFile | None, path: str, data: FileClosedData, *, recorded_as: str | None = None
+    previous: DataFile | None,
+    path: str,
+    data: FileClosedData,
+    *,
+    recorded_as: str | None = None,
+    report: str | None = None,
 ) -> DataFile:
     """The file as now known; an unchanged file keeps its first record (and a known checksum).
     A new record carries `recorded_as` (its path relative to the folder, when known), else
-    `path`."""
+    `path`, and names `report` (the event's identity) when the report carries metadata."""
     if data.size > INT64_MAX:
         raise InvalidAcquisition(
             f"file {path!r} has size {data.size}, more than the catalogue can store"
@@ -86,13 +97,24 @@ def closed_file(
             checksum.algorithm,
         ):
             return previous
-    return DataFile(
+    record = DataFile(
         path=path if recorded_as is None else recorded_as,
         size=data.size,
         time=catalogue_time(data.closed_at),
         chk=checksum.value if checksum else None,
         chkAlg=checksum.algorithm if checksum else None,
     )
+    if report is not None and data.metadata:
+        assert record.__pydantic_extra__ is not None  # `Document` keeps extra fields
+        record.__pydantic_extra__[REPORT_FIELD] = report
+    return record
+
+
+def report_of(record: DataFile) -> str | None:
+    """The identity of the report that made `record`, if it carried metadata (`REPORT_FIELD`)."""
+    extra = record.__pydantic_extra__
+    value = None if extra is None else extra.get(REPORT_FIELD)
+    return value if isinstance(value, str) else None
 
 
 def absolute_files(entry: CatalogueEntry) -> dict[str, DataFile]:
@@ -182,6 +204,7 @@ def with_closed_file(
     data: FileClosedData,
     *,
     extend: bool = False,
+    report: str | None = None,
 ) -> CatalogueEntry | None:
     """`with_files` (of `dataset` with `changes`) for one closed file that lies in the dataset's
     folder, in O(1) per unchanged file: the record is replaced or appended, the sizes updated by
@@ -206,7 +229,9 @@ def with_closed_file(
     positions = _positions_of(records)
     index = _position(records, positions, relative)
     previous = None if index is None else records[index]
-    record = _placed(closed_file(previous, path, data, recorded_as=relative), relative)
+    record = _placed(
+        closed_file(previous, path, data, recorded_as=relative, report=report), relative
+    )
     size = datablock.size - (0 if previous is None else previous.size) + record.size
     if size > INT64_MAX:
         raise InvalidAcquisition(

@@ -93,6 +93,7 @@ def apply_event(
     issues: Sequence[MetadataIssue] = (),
     measurement: MeasurementView | None = None,
     owned: bool = False,
+    report: str | None = None,
 ) -> CatalogueEntry | None:
     """The state after `data`, with the revision bumped; `None` if `data` changes nothing.
 
@@ -100,14 +101,15 @@ def apply_event(
     reading the file's metadata (NeXus), recorded on the dataset; `measurement` is the stored
     measurement of a grouped run (`measurements`), its runs including this event; `owned`: the
     caller drops `current` for the result, so its file list may grow in place (not when
-    versioning: `current` stays a version). Raises `InvalidAcquisition` for input no retry can
-    fix (relative paths, unstorable metadata)."""
+    versioning: `current` stays a version); `report`: the event's identity, which a file record
+    it makes keeps when it carries metadata (`catalogue_entry.REPORT_FIELD`). Raises
+    `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata)."""
     try:
         if measurement is None and current is not None and is_stale_report(data, current):
             return None
         entry = current or _new_entry(data, policy, measurement)
         extend = owned and policy.update_strategy != "version"
-        proposed = _update(data, entry, issues, measurement, extend)
+        proposed = _update(data, entry, issues, measurement, extend, report)
         if beamtime is not None:
             proposed = with_beamtime(proposed, beamtime, policy)
     except (InvalidPath, UnstorableMetadata) as error:
@@ -288,6 +290,7 @@ def _update(
     issues: Sequence[MetadataIssue],
     measurement: MeasurementView | None,
     extend: bool,
+    report: str | None = None,
 ) -> CatalogueEntry:
     """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
@@ -319,11 +322,13 @@ def _update(
     elif isinstance(data, FileClosedData):
         path = normalise_file_path(data.path)
         block = entry.datablock
-        in_place = with_closed_file(dataset, changes, block, folder, path, data, extend=extend)
+        in_place = with_closed_file(
+            dataset, changes, block, folder, path, data, extend=extend, report=report
+        )
         if in_place is not None:
             return in_place
         files = absolute_files(entry)
-        files[path] = closed_file(files.get(path), path, data)
+        files[path] = closed_file(files.get(path), path, data, report=report)
         return with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
     else:
         changes |= {

@@ -174,6 +174,7 @@ class AcquisitionHandler:
                         beamtime=context.beamtime if context else None,
                         issues=issues,
                         measurement=context.measurement if context else None,
+                        report=event.identity,
                     ),
                 )
             except InvalidAcquisition as error:

@@ -60,9 +60,10 @@ class Delivery:
         return cls(record.topic, record.partition, record.offset)
 
 
-CopyRecognition = Literal["marker", "dataset", "unneeded"]
+CopyRecognition = Literal["marker", "dataset", "file", "unneeded"]
 """With `DEDUPLICATION=offsets`, how an event is recognised if produced again (same identity,
-a new offset): by a marker, by its identity kept in its dataset's document, or not at all."""
+a new offset): by a marker; by its identity kept in its dataset's document; by the record of its
+file, which names the report that made it, else a marker; or not at all."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class AppliedEvent:
     """With a `delivery` and `DEDUPLICATION=offsets`: how a copy of this event produced again is
     recognised (`applied_events.copy_recognition`). Recorded by identities, every event has a
     marker."""
+    file: str | None = None
+    """A `file.closed`'s file (absolute, normalised), whose record may name this event."""
 
 
 @dataclass(frozen=True)
