@@ -308,7 +308,7 @@ async def main(arguments: argparse.Namespace) -> None:
         f"{', MongoDB at ' + arguments.mongodb if arguments.mongodb else ''}"
         f"{', with checksums' if arguments.checksums else ''}, "
         f"{arguments.ingestors} ingestor process(es), backlog on {topic}"
-        f"{', applied events recorded by offsets' if arguments.deduplication == 'offsets' else ''}"
+        f", applied events recorded by {arguments.deduplication}"
     )
     for column in ("measure", "value", "target", "met"):
         table.add_column(column)
@@ -383,8 +383,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--deduplication",
         choices=["identity", "offsets"],
-        default="identity",
-        help="how the ingestor records applied events (INGESTOR_DEDUPLICATION)",
+        default="offsets",
+        help="how the ingestor records applied events (INGESTOR_DEDUPLICATION; the service's "
+        "default is offsets)",
     )
     parser.add_argument(
         "--mongodb",

@@ -91,11 +91,13 @@ class Settings(BaseSettings):
         description="Most `acquisition.events` records applied in one MongoDB transaction.",
     )
     deduplication: Literal["identity", "offsets"] = Field(
-        default="identity",
+        default="offsets",
         description="How applied events are recorded so a repeated one changes nothing: "
-        "`identity` (CloudEvent source + id: a redelivered and a re-produced event are both "
-        "recognised) or `offsets` (Kafka offsets stored in each batch's transaction: "
-        "redeliveries only, at a fraction of the store's cost; see the ingestor README).",
+        "`offsets` (Kafka offsets stored in each batch's transaction recognise redeliveries; "
+        "the identities of the events whose copy could undo a newer change are kept in the "
+        "documents they changed) or `identity` (a marker per dataset and transaction holding "
+        "every event's CloudEvent source + id; about twice the store's work per event). Both "
+        "recognise a redelivered and a re-produced event; see the ingestor README.",
     )
     batch_timeout_ms: int = Field(
         default=200,
