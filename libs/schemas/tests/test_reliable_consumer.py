@@ -32,7 +32,7 @@ async def _produce(bootstrap: str, *values: bytes) -> None:
 
 
 def _consumer(
-    bootstrap: str, registry: CollectorRegistry | None = None
+    bootstrap: str, registry: CollectorRegistry | None = None, **overrides: Any
 ) -> tuple[ReliableConsumer, Any]:
     registry = registry or CollectorRegistry()
     settings = KafkaSettings(
@@ -41,6 +41,7 @@ def _consumer(
         session_timeout_ms=1000,
         heartbeat_interval_ms=300,
         rebalance_timeout_ms=1000,
+        **overrides,
     )
     broker = create_broker(service="testsvc", kafka=settings, registry=registry)
     return ReliableConsumer(broker, "testsvc", settings, ConsumerMetrics(registry)), broker
@@ -200,6 +201,38 @@ async def test_a_deferred_rest_of_a_batch_comes_again_and_only_the_done_part_is_
     finally:
         await broker2.stop()
     assert again == [6]
+
+
+async def test_a_fetch_takes_at_most_max_partition_fetch_bytes_from_a_partition(
+    kafka: str,
+) -> None:
+    """The setting reaches the consumer: 40 records of ~200 bytes already waiting come in
+    batches of a few records with a 1 KiB limit, and all of them, in order."""
+    topic = "fetch.limit"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    await producer.start()
+    try:
+        for n in range(40):
+            await producer.send_and_wait(topic, b"%03d" % n + b"x" * 200, key=b"one-run")
+    finally:
+        await producer.stop()
+    batches: list[list[int]] = []
+
+    async def handler(records: Sequence[ConsumerRecord[Any, Any]]) -> list[None]:
+        batches.append([record.offset for record in records])
+        return [None] * len(records)
+
+    consumer, broker = _consumer(kafka, max_partition_fetch_bytes=1024)
+    consumer.subscribe_batch(topic, handler=handler, max_records=40, batch_timeout_ms=500)
+    await broker.start()
+    try:
+        await wait_for(lambda: _async(sum(map(len, batches)) >= 40), what="every record")
+    finally:
+        await broker.stop()
+
+    assert [offset for batch in batches for offset in batch] == list(range(40))
+    assert max(map(len, batches)) < 40
+    assert KafkaSettings().max_partition_fetch_bytes == 4 * 1024 * 1024
 
 
 async def _async(value: Any) -> Any:

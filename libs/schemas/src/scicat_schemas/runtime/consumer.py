@@ -85,6 +85,7 @@ class ReliableConsumer:
             "session_timeout_ms": self.kafka.session_timeout_ms,
             "heartbeat_interval_ms": self.kafka.heartbeat_interval_ms,
             "rebalance_timeout_ms": self.kafka.rebalance_timeout_ms,
+            "max_partition_fetch_bytes": self.kafka.max_partition_fetch_bytes,
         }
 
     def subscribe(
