@@ -347,20 +347,55 @@ async def test_a_new_version_keeps_the_identities_of_the_one_before(
     assert await catalogue[DATASET_COLLECTION].count_documents({}) == 2
 
 
-async def test_the_per_event_path_recognises_an_identity_a_dataset_keeps(
-    ingest, store, catalogue, acquisitions, policy, published
+@pytest.mark.parametrize("kept_in", ["dataset", "file record"])
+async def test_the_per_event_path_recognises_an_identity_a_document_keeps(
+    kept_in, ingest, store, catalogue, acquisitions, policy, published
 ) -> None:
     """The back-fill command goes by markers; it still meets what a batch kept."""
-    start = acquisitions.envelope(acquisitions.run_started(), id="e1")
-    await ingest((0, start))
+    event = (
+        acquisitions.run_started()
+        if kept_in == "dataset"
+        else acquisitions.file_closed("a.h5", metadata={"frame": {"value": 1, "unit": ""}})
+    )
+    value = acquisitions.envelope(event, id="e1")
+    await ingest((0, value))
     handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
     published.stored.clear()
 
-    await handler.handle_event(decode_acquisition_event(start))
+    await handler.handle_event(decode_acquisition_event(value))
 
     # recognised: its transaction (and the marker it began with) aborted, nothing applied
     assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
     assert [d.pipelineRevision for d in published.stored] == [1]
+
+
+async def test_after_switching_back_to_identities_a_kept_identity_is_still_recognised(
+    ingest, catalogue, acquisitions, mongo_uri, database_name, policy, published
+) -> None:
+    """Events applied by offsets have no marker; those whose copies matter are still known."""
+    pid = acquisitions.pid()
+    frame = {"frame": {"value": 1, "unit": ""}}
+    report = acquisitions.envelope(acquisitions.file_closed("a.h5", metadata=frame), id="e1")
+    start = acquisitions.envelope(acquisitions.run_started(metadata=frame), id="e2")
+    await ingest((0, report), (1, start))
+    newer = acquisitions.run_stopped(metadata={"frame": {"value": 2, "unit": ""}})
+    await ingest((2, acquisitions.envelope(newer, id="e3")))
+
+    async with MongoCatalogueStore(
+        MongoSettings(uri=mongo_uri, database=database_name)
+    ).connected() as by_identity:
+        handler = AcquisitionHandler(
+            store=by_identity, events=published, policy=policy, clock=lambda: NOW
+        )
+        await BatchIngestor(handler, by_identity, published).handle_batch(
+            [
+                consumer_record(ACQUISITION_EVENTS, report, offset=3),
+                consumer_record(ACQUISITION_EVENTS, start, offset=4),
+            ]
+        )
+
+    again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
+    assert again["scientificMetadata"]["frame"]["value"] == 2
 
 
 def test_a_dataset_keeps_the_latest_identities_only() -> None:

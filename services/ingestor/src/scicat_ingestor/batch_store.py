@@ -19,8 +19,10 @@ the domain changed (so `isPublished` set by the doi-minter is never lost); a los
 With `fence_window` (`DEDUPLICATION=offsets`) a batch of Kafka records is recorded by a fence per
 partition (`delivery_fences`): one read and one conditional write per partition. Of the events,
 only those a copy produced again could undo are recorded by identity as well
-(`AppliedEvent.copies`): a run's start and stop in its dataset's document, written with it
-anyway; the rare others (metadata on file reports, grouped runs) in markers.
+(`AppliedEvent.copies`), where they are written anyway: a run's start and stop in its dataset's
+document, a file report carrying metadata in the record of the file it made; the rare others
+(a report that made no record, grouped runs) in markers. Identities kept in documents are
+recognised in either mode, so switching back to identities recognises them too.
 """
 
 from __future__ import annotations
@@ -168,8 +170,9 @@ async def _apply(
     state, layouts = latest.state, latest.layouts
     records = _Records(by_offsets, latest.kept)
     applied.update(identity for kept in latest.kept.values() for identity in kept)
-    if by_offsets:
-        applied |= await _file_reports_applied(db, session, items, state, applied, earlier_markers)
+    applied |= await _file_reports_applied(
+        db, session, items, state, applied, earlier_markers if by_offsets else None
+    )
     beamtimes = await stored_proposals.beamtimes_facts(
         db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
     )
@@ -318,11 +321,12 @@ async def _file_reports_applied(
     items: Sequence[BatchItem],
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
     applied: set[str],
-    earlier_markers: bool,
+    earlier_markers: bool | None,
 ) -> set[str]:
     """Of the file reports recognised by their file's record (`copies == "file"`), those already
     applied: the record names them, or (when it names another report) a marker does. Usually no
-    command at all."""
+    command at all. `earlier_markers` `None`: every event was looked up among the markers
+    already (`DEDUPLICATION=identity`)."""
     found: set[str] = set()
     doubtful: list[str] = []
     for item in items:
@@ -337,7 +341,7 @@ async def _file_reports_applied(
             found.add(event.identity)
         elif known is None:
             doubtful.append(event.identity)
-    if doubtful:
+    if doubtful and earlier_markers is not None:
         found |= await applied_among(
             db, list(dict.fromkeys(doubtful)), session, earlier_layout=earlier_markers
         )

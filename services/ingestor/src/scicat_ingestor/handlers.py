@@ -17,6 +17,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from scicat_ingestor.applied_events import reported_file
 from scicat_ingestor.beamtimes import BeamtimeFacts, beamtime_proposals
 from scicat_ingestor.domain import (
     AcquisitionData,
@@ -165,6 +166,7 @@ class AcquisitionHandler:
                         applied_at=now,
                         beamtime_id=data.beamtime_id,
                         run=grouped,
+                        file=reported_file(data),
                     ),
                     lambda current, context: apply_event(
                         data,

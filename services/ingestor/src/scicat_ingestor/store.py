@@ -31,6 +31,7 @@ from scicat_ingestor import (
 from scicat_ingestor.applied_events import (
     APPLIED_EVENT_COLLECTION,
     AlreadyApplied,
+    copy_already_applied,
     earlier_markers_may_exist,
     ensure_marker_indexes,
     kept_identities,
@@ -220,7 +221,8 @@ class MongoCatalogueStore:
                 ):
                     await self._record_applied(event, session)
                     current, parts, kept = await self._load(event.pid, session=session)
-                    if event.identity in kept:  # applied by a batch with `DEDUPLICATION=offsets`
+                    # Applied by a batch with `DEDUPLICATION=offsets`, kept where it was written.
+                    if event.identity in kept or copy_already_applied(current, event) is True:
                         raise AlreadyApplied
                     context = StoredContext(
                         beamtime=await stored_proposals.beamtime_facts(
