@@ -259,6 +259,36 @@ async def test_a_run_started_in_a_batch_takes_its_files_into_its_measurement(
     assert (dataset["pid"], dataset["numberOfFiles"]) == (f"test/{acquisitions.beamtime}/m1", 1)
 
 
+@pytest.mark.parametrize("before_the_file", ["stop", "start"])
+async def test_a_file_after_a_stop_or_start_in_the_same_batch_is_stored(
+    before_the_file, store, catalogue, published, policy, acquisitions
+) -> None:
+    """A late file closed after its run's stop (detectors write asynchronously). The stop keeps
+    the stored file list as it is; the file must not grow that list in place, or the write,
+    computed against the list as loaded, would leave it out while the dataset counts it."""
+    handler = AcquisitionHandler(store=store, events=published, policy=policy, clock=lambda: NOW)
+    batcher = BatchIngestor(handler, store, published)
+    first = [acquisitions.run_started(), acquisitions.file_closed("a.h5", size=1)]
+    boundary = (
+        acquisitions.run_stopped()
+        if before_the_file == "stop"
+        else acquisitions.run_started(metadata={"energy": {"value": 1, "unit": "keV"}})
+    )
+    second = [boundary, acquisitions.file_closed("b.h5", size=2)]
+    for offset, events in ((0, first), (2, second)):
+        await batcher.handle_batch(
+            [
+                _record(ACQUISITION_EVENTS, acquisitions.envelope(event), offset + n)
+                for n, event in enumerate(events)
+            ]
+        )
+
+    dataset = await catalogue[DATASET_COLLECTION].find_one({})
+    block = await catalogue[ORIG_DATABLOCK_COLLECTION].find_one({})
+    assert [(f["path"], f["size"]) for f in block["dataFileList"]] == [("a.h5", 1), ("b.h5", 2)]
+    assert (dataset["numberOfFiles"], dataset["size"], block["size"]) == (2, 3, 3)
+
+
 async def test_versions_made_inside_one_batch_are_stored_side_by_side(
     store, catalogue, published, policy, acquisitions
 ) -> None:

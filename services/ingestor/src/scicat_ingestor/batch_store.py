@@ -266,8 +266,9 @@ def _step(
         return
     run, measurement = (None, None) if event.run is None else runs.recording(event.run)
     try:
-        owned = current is not None and final.get(current.pid) is current
-        proposed = item.decide(current, StoredContext(beamtime, measurement, owned))
+        proposed = item.decide(
+            current, StoredContext(beamtime, measurement, _owned(current, final, original))
+        )
     except InvalidAcquisition as error:
         outcomes.append(error)
         return
@@ -285,6 +286,27 @@ def _step(
     final[proposed.pid] = proposed
     state[event.pid] = proposed
     outcomes.append(StoreOutcome(proposed.dataset, changed=True, already_applied=False))
+
+
+def _owned(
+    current: CatalogueEntry | None,
+    final: dict[str, CatalogueEntry],
+    original: dict[str, CatalogueEntry | None],
+) -> bool:
+    """Whether `current`'s file list may grow in place (`StoredContext.owned`): this batch made
+    it, and it is not the list as loaded. A start or a stop keeps the loaded list as it is
+    (`with_files_kept`), and the dataset it leaves is this batch's; a file appended to that list
+    in place would also be in the loaded state the writes are computed against, so it would
+    never be written (the dataset counting a file its stored list lacks)."""
+    if current is None or final.get(current.pid) is not current:
+        return False
+    loaded = original.get(current.pid)
+    return (
+        loaded is None
+        or loaded.datablock is None
+        or current.datablock is None
+        or current.datablock.dataFileList is not loaded.datablock.dataFileList
+    )
 
 
 @dataclass
