@@ -1,6 +1,6 @@
 """`DEDUPLICATION=offsets` recognises re-produced events as `identity` does: a differential test.
 
-Random runs (starts, file reports with and without metadata, stops) are delivered with copies
+Two random runs (starts, file reports with and without metadata, stops) are delivered with copies
 of earlier events produced again at later offsets, cut into random batches, and applied once
 by identities (a marker per event) and once by offsets (fences, identities kept in the
 documents), patching or versioning. The catalogues must be the same, and the same as without
@@ -35,6 +35,8 @@ from scicat_schemas.runtime.settings import MongoSettings
 from scicat_schemas.topics import ACQUISITION_EVENTS
 
 KEYS = ("energy", "temperature")
+RUNS = ("scan_0042", "scan_0043")
+"""Two runs, so a batch addresses several datasets (and a run may have no start)."""
 INGESTED_AT = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
 
@@ -48,8 +50,9 @@ def deliveries(draw: st.DrawFn) -> tuple[list[tuple[str, dict[str, Any]]], list[
     """(the original events as `(kind, fields)`, the delivery order as indices into them, where
     a repeated index is a copy produced again, the batch sizes)."""
     originals: list[tuple[str, dict[str, Any]]] = [("start", {"metadata": _metadata(draw)})]
-    for _ in range(draw(st.integers(1, 7))):
+    for _ in range(draw(st.integers(1, 9))):
         kind = draw(st.sampled_from(["file", "file", "stop", "start"]))
+        run = draw(st.sampled_from(RUNS))
         if kind == "file":
             size = draw(st.integers(1, 3))
             fields: dict[str, Any] = {
@@ -60,7 +63,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[tuple[str, dict[str, Any]]], list[
             }
         else:
             fields = {"metadata": _metadata(draw)}
-        originals.append((kind, fields))
+        originals.append((kind, fields | {"run": run}))
     order = list(range(len(originals)))
     for _ in range(draw(st.integers(1, 4))):
         copied = draw(st.integers(0, len(originals) - 1))
@@ -76,16 +79,21 @@ def _values(acquisitions: Any, originals: list[tuple[str, dict[str, Any]]]) -> l
     values = []
     for n, (kind, fields) in enumerate(originals):
         metadata = fields["metadata"]
+        run = fields.get("run", RUNS[0])
+        folder = f"/gpfs/current/raw/{run}"
         if kind == "start":
-            data: Any = acquisitions.run_started(metadata=metadata)
+            data: Any = acquisitions.run_started(
+                metadata=metadata, run_id=run, source_folder=folder
+            )
         elif kind == "stop":
-            data = acquisitions.run_stopped(metadata=metadata)
+            data = acquisitions.run_stopped(metadata=metadata, run_id=run)
         else:
             data = acquisitions.file_closed(
-                fields["name"],
+                path=f"{folder}/{fields['name']}",
                 size=fields["size"],
                 closed_at=acquisitions.at(fields["at"]),
                 metadata=metadata,
+                run_id=run,
             )
         values.append(acquisitions.envelope(data, id=f"e{n}"))
     return values
@@ -121,8 +129,12 @@ async def _catalogue_after(
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     try:
         db = client[database]
-        datasets = await db[DATASET_COLLECTION].find({}, {INGESTOR_APPLIED_EVENTS: False}).to_list()
-        blocks = await db[ORIG_DATABLOCK_COLLECTION].find({}).to_list()
+        datasets = (
+            await db[DATASET_COLLECTION]
+            .find({}, {INGESTOR_APPLIED_EVENTS: False}, sort=[("_id", 1)])
+            .to_list()
+        )
+        blocks = await db[ORIG_DATABLOCK_COLLECTION].find({}, sort=[("_id", 1)]).to_list()
         for block in blocks:
             for record in block["dataFileList"]:
                 record.pop(REPORT_FIELD, None)
