@@ -44,6 +44,7 @@ from scicat_ingestor.applied_events import (
     keeping,
     marker_document,
 )
+from scicat_ingestor.catalogue_entry import report_of
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.delivery_fences import Fence, Refusal, advance_fences, read_fences
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
@@ -333,8 +334,18 @@ class _Records:
         elif event.copies == "dataset":
             self.kept[event.pid] = keeping(self.kept.get(event.pid, []), event.identity)
             self.kept_changed.add(event.pid)
-        elif event.copies == "file" and copy_already_applied(entry, event) is not True:
-            self.markers.setdefault(event.pid, []).append(event)  # it made no record
+        elif event.copies == "file" and not _made_its_record(entry, event):
+            self.markers.setdefault(event.pid, []).append(event)
+
+
+def _made_its_record(entry: CatalogueEntry | None, event: AppliedEvent) -> bool:
+    """Whether `event`'s file record now names it; a new file's record is the last one, so
+    usually without looking the path up."""
+    block = None if entry is None else entry.datablock
+    if block is not None and block.dataFileList:
+        if report_of(block.dataFileList[-1]) == event.identity:
+            return True
+    return copy_already_applied(entry, event) is True
 
 
 async def _file_reports_applied(
