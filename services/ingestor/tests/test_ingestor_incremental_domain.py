@@ -67,6 +67,15 @@ def test_repeated_metadata_changes_nothing_and_new_values_do() -> None:
     assert not merge_changes_nothing(stored, {"mode": True})
     assert not merge_changes_nothing(stored, {"frame": 1})
     assert not merge_changes_nothing(stored, {"sample": "LaB6"})
+    # a quantity is the same only with the same keys, SI values aside
+    assert not merge_changes_nothing(
+        stored, {"energy": {"value": 12.4, "unit": "keV", "error": 0.1}}, ignored=SI_KEYS
+    )
+    assert not merge_changes_nothing(stored, {"energy": {"value": 12.4}}, ignored=SI_KEYS)
+    assert not merge_changes_nothing(
+        stored, {"energy": {"value": 12.4, "unit": "keV"}}
+    )  # SI values compared when not ignored
+    assert not merge_changes_nothing(stored, {"energy": {"value": 12, "unit": "keV"}})
 
 
 def test_file_repeating_its_runs_metadata_keeps_the_stored_si_values_and_unit_issues() -> None:
