@@ -18,6 +18,7 @@ from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.handlers import AcquisitionHandler
 from scicat_ingestor.ingest_policy import IngestPolicy
 from scicat_ingestor.settings import Settings
+from scicat_ingestor.store import MongoCatalogueStore
 from scicat_pipeline.testing import wait_for
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import Dataset
@@ -239,3 +240,33 @@ class Published:
 @pytest.fixture
 def published() -> Published:
     return Published()
+
+
+@pytest.fixture
+async def fenced_store(mongo_uri: str, database_name: str) -> AsyncIterator[MongoCatalogueStore]:
+    """A store that records batches of Kafka records by their offsets (`DEDUPLICATION=offsets`,
+    refusals kept 100 offsets back)."""
+    async with MongoCatalogueStore(
+        MongoSettings(uri=mongo_uri, database=database_name), fence_window=100
+    ).connected() as opened:
+        yield opened
+
+
+@pytest.fixture
+def fenced_ingest(fenced_store: MongoCatalogueStore, published: Published, policy: IngestPolicy):
+    """`handle_batch` into `fenced_store` of `(offset, value)` records of partition 0, as the
+    consumer hands them."""
+    handler = AcquisitionHandler(
+        store=fenced_store, events=published, policy=policy, clock=lambda: INGESTED_AT
+    )
+    batcher = BatchIngestor(handler, fenced_store, published)
+
+    async def ingesting(*records: tuple[int, bytes]) -> list[Any]:
+        return await batcher.handle_batch(
+            [
+                consumer_record(ACQUISITION_EVENTS, value, offset=offset, key=b"scan_0042")
+                for offset, value in records
+            ]
+        )
+
+    return ingesting

@@ -38,13 +38,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from scicat_ingestor import datablock_parts, grouped_runs, stored_proposals
 from scicat_ingestor.applied_events import (
-    APPLIED_EVENT_COLLECTION,
     applied_among,
-    copy_already_applied,
-    keeping,
-    marker_document,
 )
-from scicat_ingestor.catalogue_entry import report_of
+from scicat_ingestor.batch_records import BatchRecords, file_reports_applied, kept_field
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
 from scicat_ingestor.delivery_fences import Fence, Refusal, advance_fences, read_fences
 from scicat_ingestor.domain import CatalogueEntry, InvalidAcquisition
@@ -54,7 +50,6 @@ from scicat_ingestor.store_values import (
     AppliedEvent,
     ConcurrentUpdate,
     Decide,
-    MarkerConflict,
     Partition,
     StoredContext,
     StoreOutcome,
@@ -68,7 +63,6 @@ from scicat_ingestor.stored_documents import (
 )
 from scicat_schemas.documents import (
     DATASET_COLLECTION,
-    INGESTOR_APPLIED_EVENTS,
     ORIG_DATABLOCK_COLLECTION,
     Dataset,
 )
@@ -169,10 +163,15 @@ async def _apply(
     base_pids = sorted({item.event.pid for item in items})
     latest = await load_latest(db, session, base_pids, max_files, recent)
     state, layouts = latest.state, latest.layouts
-    records = _Records(by_offsets, latest.kept)
+    records = BatchRecords(by_offsets, latest.kept)
     applied.update(identity for kept in latest.kept.values() for identity in kept)
-    applied |= await _file_reports_applied(
-        db, session, items, state, applied, earlier_markers if by_offsets else None
+    applied |= await file_reports_applied(
+        db,
+        session,
+        [item.event for item in items],
+        state,
+        applied,
+        earlier_markers if by_offsets else None,
     )
     beamtimes = await stored_proposals.beamtimes_facts(
         db, sorted({i.event.beamtime_id for i in items if i.event.beamtime_id}), session
@@ -206,8 +205,7 @@ async def _apply(
             progress[event.delivery.where][1].setdefault(
                 event.delivery.offset, _refusal(outcomes[-1])
             )
-    if records.markers:
-        await _insert_markers(db, session, [_marker(events) for events in records.markers.values()])
+    await records.insert_markers(db, session)
     if by_offsets:
         assert fence_window is not None
         await advance_fences(db, session, fences, progress, fence_window)
@@ -250,7 +248,7 @@ def _step(
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
     final: dict[str, CatalogueEntry],
     original: dict[str, CatalogueEntry | None],
-    records: _Records,
+    records: BatchRecords,
     outcomes: list[ItemOutcome],
 ) -> None:
     """One event through the domain, in memory: its outcome appended, the batch's state moved."""
@@ -310,77 +308,6 @@ def _owned(
     )
 
 
-@dataclass
-class _Records:
-    """How the batch records the events it applies: markers (one per dataset), or with
-    `by_offsets` only where a copy must be recognised (`AppliedEvent.copies`), identities kept
-    in the dataset's own document included."""
-
-    by_offsets: bool
-    kept: dict[str, list[str]]
-    """By base pid: the identities its latest version's document keeps, as loaded, then as the
-    batch leaves them."""
-    markers: dict[str, list[AppliedEvent]] = field(default_factory=dict)
-    kept_changed: set[str] = field(default_factory=set)
-
-    def record(self, event: AppliedEvent, entry: CatalogueEntry | None) -> None:
-        """`event` applied; `entry`: its dataset now (`None`: there is none to keep it)."""
-        if (
-            not self.by_offsets
-            or event.copies == "marker"
-            or (event.copies == "dataset" and entry is None)
-        ):
-            self.markers.setdefault(event.pid, []).append(event)
-        elif event.copies == "dataset":
-            self.kept[event.pid] = keeping(self.kept.get(event.pid, []), event.identity)
-            self.kept_changed.add(event.pid)
-        elif event.copies == "file" and not _made_its_record(entry, event):
-            self.markers.setdefault(event.pid, []).append(event)
-
-
-def _made_its_record(entry: CatalogueEntry | None, event: AppliedEvent) -> bool:
-    """Whether `event`'s file record now names it; a new file's record is the last one, so
-    usually without looking the path up."""
-    block = None if entry is None else entry.datablock
-    if block is not None and block.dataFileList:
-        if report_of(block.dataFileList[-1]) == event.identity:
-            return True
-    return copy_already_applied(entry, event) is True
-
-
-async def _file_reports_applied(
-    db: AsyncDatabase[dict[str, Any]],
-    session: AsyncClientSession,
-    items: Sequence[BatchItem],
-    state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
-    applied: set[str],
-    earlier_markers: bool | None,
-) -> set[str]:
-    """Of the file reports recognised by their file's record (`copies == "file"`), those already
-    applied: the record names them, or (when it names another report) a marker does. Usually no
-    command at all. `earlier_markers` `None`: every event was looked up among the markers
-    already (`DEDUPLICATION=identity`)."""
-    found: set[str] = set()
-    doubtful: list[str] = []
-    for item in items:
-        event = item.event
-        if event.copies != "file" or event.identity in applied:
-            continue
-        current = state[event.pid]
-        if isinstance(current, CorruptStoredDocument):
-            continue
-        known = copy_already_applied(current, event)
-        if known:
-            found.add(event.identity)
-        elif known is None:
-            doubtful.append(event.identity)
-    if doubtful and earlier_markers is not None:
-        found |= await applied_among(
-            db, list(dict.fromkeys(doubtful)), session, earlier_layout=earlier_markers
-        )
-    return found
-
-
 def _refusal(outcome: Exception) -> Refusal:
     kind = "corrupt" if isinstance(outcome, CorruptStoredDocument) else "invalid"
     return Refusal(kind, str(outcome))
@@ -397,28 +324,6 @@ def _dataset_of(entry: CatalogueEntry | CorruptStoredDocument | None) -> Dataset
     return entry.dataset if isinstance(entry, CatalogueEntry) else None
 
 
-def _marker(events: list[AppliedEvent]) -> dict[str, Any]:
-    """One dataset's events of this batch, in applied order."""
-    return marker_document(
-        [event.identity for event in events],
-        pid=events[0].pid,
-        types=[event.type for event in events],
-        applied_at=events[0].applied_at,
-    )
-
-
-async def _insert_markers(
-    db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, markers: list[dict[str, Any]]
-) -> None:
-    """The markers were absent when read in this transaction: a duplicate now is a race."""
-    try:
-        await db[APPLIED_EVENT_COLLECTION].insert_many(markers, session=session)
-    except (BulkWriteError, DuplicateKeyError) as error:
-        raise MarkerConflict(
-            "another consumer recorded an event of this batch meanwhile"
-        ) from error
-
-
 _KIND_ORDER = {InsertOne: 0, ReplaceOne: 1, DeleteOne: 2}
 """A batch's part writes touch distinct ids, so their order among kinds is free."""
 
@@ -431,7 +336,7 @@ async def _write(
     layouts: dict[str, StoredParts],
     max_files: int,
     state: dict[str, CatalogueEntry | CorruptStoredDocument | None],
-    records: _Records,
+    records: BatchRecords,
 ) -> dict[str, Dataset]:
     """Insert new datasets, update changed ones on their read revision, write the changed parts of
     their file lists, and the identities kept in dataset documents (carried to a new version;
@@ -447,11 +352,11 @@ async def _write(
         kept = records.kept.get(base)
         kept_unwritten.discard(base)
         if before is None:
-            writes.append(InsertOne({"_id": pid, **new_doc, **_kept_field(kept)}))
+            writes.append(InsertOne({"_id": pid, **new_doc, **kept_field(kept)}))
         else:
             changed = changed_fields(before.dataset, new_doc)
             if base in records.kept_changed:
-                changed.update(_kept_field(kept))
+                changed.update(kept_field(kept))
             writes.append(
                 UpdateOne(
                     {"pid": pid, "pipelineRevision": revision_match(before.revision)},
@@ -472,7 +377,7 @@ async def _write(
         writes.append(
             UpdateOne(
                 {"pid": unchanged.pid, "pipelineRevision": revision_match(unchanged.revision)},
-                {"$set": _kept_field(records.kept[base])},
+                {"$set": kept_field(records.kept[base])},
             )
         )
     if not writes:
@@ -497,7 +402,3 @@ async def _write(
         return {}
     cursor = db[DATASET_COLLECTION].find({"pid": {"$in": list(final)}}, session=session)
     return {doc["pid"]: dataset_from(doc) async for doc in cursor}
-
-
-def _kept_field(kept: list[str] | None) -> dict[str, list[str]]:
-    return {INGESTOR_APPLIED_EVENTS: kept} if kept else {}
