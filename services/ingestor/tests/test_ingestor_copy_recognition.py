@@ -178,18 +178,8 @@ def test_offsets_recognise_every_copy_that_identities_recognise(
     assert by_offsets == by_identities
 
 
-@pytest.fixture
-def store(fenced_store):
-    return fenced_store
-
-
-@pytest.fixture
-def ingest(fenced_ingest):
-    return fenced_ingest
-
-
 async def test_a_start_or_stop_produced_again_after_a_newer_change_does_not_undo_it(
-    ingest, catalogue, acquisitions
+    fenced_ingest, catalogue, acquisitions
 ) -> None:
     """Merged again, its old value would replace the newer one: it is recognised by the
     identity its dataset keeps, without a marker."""
@@ -201,12 +191,12 @@ async def test_a_start_or_stop_produced_again_after_a_newer_change_does_not_undo
     start = acquisitions.envelope(acquisitions.run_started(metadata=energy(10)), id="e1")
     stop = acquisitions.envelope(acquisitions.run_stopped(metadata=energy(12)), id="e2")
     second_stop = acquisitions.envelope(acquisitions.run_stopped(metadata=energy(13)), id="e3")
-    await ingest((0, start), (1, stop))
-    await ingest((2, second_stop))
+    await fenced_ingest((0, start), (1, stop))
+    await fenced_ingest((2, second_stop))
     newest = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
 
-    assert await ingest((3, start)) == [None]
-    assert await ingest((4, stop), (5, start)) == [None, None]
+    assert await fenced_ingest((3, start)) == [None]
+    assert await fenced_ingest((4, stop), (5, start)) == [None, None]
 
     again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert again["scientificMetadata"]["energy"]["value"] == 13
@@ -214,29 +204,35 @@ async def test_a_start_or_stop_produced_again_after_a_newer_change_does_not_undo
     assert await catalogue[APPLIED_EVENT_COLLECTION].count_documents({}) == 0
 
 
-async def test_a_start_that_changed_nothing_is_kept_too(ingest, catalogue, acquisitions) -> None:
+async def test_a_start_that_changed_nothing_is_kept_too(
+    fenced_ingest, catalogue, acquisitions
+) -> None:
     """A start repeating the facts under a new identity changes nothing; its identity is still
     kept (without a new revision), as a later copy of it would undo the stop's value."""
     pid = acquisitions.pid()
     metadata = {"energy": {"value": 10, "unit": "keV"}}
-    await ingest((0, acquisitions.envelope(acquisitions.run_started(metadata=metadata), id="e1")))
+    await fenced_ingest(
+        (0, acquisitions.envelope(acquisitions.run_started(metadata=metadata), id="e1"))
+    )
     before = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     repeat = acquisitions.envelope(acquisitions.run_started(metadata=metadata), id="e2")
 
-    assert await ingest((1, repeat)) == [None]
+    assert await fenced_ingest((1, repeat)) == [None]
 
     kept = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert kept["pipelineRevision"] == before["pipelineRevision"]
     assert [i.split("\x1f")[-1] for i in kept[INGESTOR_APPLIED_EVENTS]] == ["e1", "e2"]
     newer = {"energy": {"value": 12, "unit": "keV"}}
-    await ingest((2, acquisitions.envelope(acquisitions.run_stopped(metadata=newer), id="e3")))
-    assert await ingest((3, repeat)) == [None]
+    await fenced_ingest(
+        (2, acquisitions.envelope(acquisitions.run_stopped(metadata=newer), id="e3"))
+    )
+    assert await fenced_ingest((3, repeat)) == [None]
     again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert again["scientificMetadata"]["energy"]["value"] == 12
 
 
 async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_newer_value(
-    ingest, catalogue, acquisitions
+    fenced_ingest, catalogue, acquisitions
 ) -> None:
     """A long run may have thousands of such reports: the file record each makes names it."""
     pid = acquisitions.pid()
@@ -244,11 +240,11 @@ async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_ne
         acquisitions.file_closed("a.h5", metadata={"temperature": {"value": 4, "unit": "K"}}),
         id="e1",
     )
-    await ingest((0, report))
+    await fenced_ingest((0, report))
     newer = acquisitions.run_stopped(metadata={"temperature": {"value": 5, "unit": "K"}})
-    await ingest((1, acquisitions.envelope(newer, id="e2")))
+    await fenced_ingest((1, acquisitions.envelope(newer, id="e2")))
 
-    assert await ingest((2, report)) == [None]
+    assert await fenced_ingest((2, report)) == [None]
 
     again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert again["scientificMetadata"]["temperature"]["value"] == 5
@@ -258,21 +254,23 @@ async def test_a_file_report_carrying_metadata_produced_again_does_not_undo_a_ne
 
 
 async def test_a_report_carrying_metadata_for_an_unchanged_file_gets_a_marker(
-    ingest, catalogue, acquisitions
+    fenced_ingest, catalogue, acquisitions
 ) -> None:
     """It makes no record (the file's first stands), so its copy is recognised by a marker;
     looked up only because the record names another report."""
     pid = acquisitions.pid()
-    await ingest((0, acquisitions.envelope(acquisitions.file_closed("a.h5", size=5), id="e1")))
+    await fenced_ingest(
+        (0, acquisitions.envelope(acquisitions.file_closed("a.h5", size=5), id="e1"))
+    )
     resent = acquisitions.envelope(
         acquisitions.file_closed("a.h5", size=5, metadata={"frame": {"value": 1, "unit": ""}}),
         id="e2",
     )
-    await ingest((1, resent))
+    await fenced_ingest((1, resent))
     newer = acquisitions.run_stopped(metadata={"frame": {"value": 2, "unit": ""}})
-    await ingest((2, acquisitions.envelope(newer, id="e3")))
+    await fenced_ingest((2, acquisitions.envelope(newer, id="e3")))
 
-    assert await ingest((3, resent)) == [None]
+    assert await fenced_ingest((3, resent)) == [None]
 
     again = await catalogue[DATASET_COLLECTION].find_one({"pid": pid})
     assert again["scientificMetadata"]["frame"]["value"] == 2
@@ -281,13 +279,13 @@ async def test_a_report_carrying_metadata_for_an_unchanged_file_gets_a_marker(
 
 
 async def test_a_new_version_keeps_the_identities_of_the_one_before(
-    store, catalogue, published, policy, acquisitions
+    fenced_store, catalogue, published, policy, acquisitions
 ) -> None:
     versioning = replace(policy, update_strategy="version")
     handler = AcquisitionHandler(
-        store=store, events=published, policy=versioning, clock=lambda: INGESTED_AT
+        store=fenced_store, events=published, policy=versioning, clock=lambda: INGESTED_AT
     )
-    batcher = BatchIngestor(handler, store, published)
+    batcher = BatchIngestor(handler, fenced_store, published)
     pid = acquisitions.pid()
     start = acquisitions.envelope(
         acquisitions.run_started(metadata={"energy": {"value": 10, "unit": "keV"}}), id="e1"
@@ -317,7 +315,7 @@ async def test_a_new_version_keeps_the_identities_of_the_one_before(
 
 @pytest.mark.parametrize("kept_in", ["dataset", "file record"])
 async def test_the_per_event_path_recognises_an_identity_a_document_keeps(
-    kept_in, ingest, store, catalogue, acquisitions, policy, published
+    kept_in, fenced_ingest, fenced_store, catalogue, acquisitions, policy, published
 ) -> None:
     """The back-fill command goes by markers; it still meets what a batch kept."""
     event = (
@@ -326,9 +324,9 @@ async def test_the_per_event_path_recognises_an_identity_a_document_keeps(
         else acquisitions.file_closed("a.h5", metadata={"frame": {"value": 1, "unit": ""}})
     )
     value = acquisitions.envelope(event, id="e1")
-    await ingest((0, value))
+    await fenced_ingest((0, value))
     handler = AcquisitionHandler(
-        store=store, events=published, policy=policy, clock=lambda: INGESTED_AT
+        store=fenced_store, events=published, policy=policy, clock=lambda: INGESTED_AT
     )
     published.stored.clear()
 
@@ -340,16 +338,16 @@ async def test_the_per_event_path_recognises_an_identity_a_document_keeps(
 
 
 async def test_after_switching_back_to_identities_a_kept_identity_is_still_recognised(
-    ingest, catalogue, acquisitions, mongo_uri, database_name, policy, published
+    fenced_ingest, catalogue, acquisitions, mongo_uri, database_name, policy, published
 ) -> None:
     """Events applied by offsets have no marker; those whose copies matter are still known."""
     pid = acquisitions.pid()
     frame = {"frame": {"value": 1, "unit": ""}}
     report = acquisitions.envelope(acquisitions.file_closed("a.h5", metadata=frame), id="e1")
     start = acquisitions.envelope(acquisitions.run_started(metadata=frame), id="e2")
-    await ingest((0, report), (1, start))
+    await fenced_ingest((0, report), (1, start))
     newer = acquisitions.run_stopped(metadata={"frame": {"value": 2, "unit": ""}})
-    await ingest((2, acquisitions.envelope(newer, id="e3")))
+    await fenced_ingest((2, acquisitions.envelope(newer, id="e3")))
 
     async with MongoCatalogueStore(
         MongoSettings(uri=mongo_uri, database=database_name)
