@@ -31,6 +31,7 @@ from scicat_ingestor.applied_events import (
 )
 from scicat_ingestor.batch import BatchIngestor
 from scicat_ingestor.catalogue_entry import REPORT_FIELD
+from scicat_ingestor.grouped_runs import RUN_COLLECTION
 from scicat_ingestor.handlers import AcquisitionHandler, decode_acquisition_event
 from scicat_ingestor.store import MongoCatalogueStore
 from scicat_pipeline.testing.records import consumer_record
@@ -83,10 +84,15 @@ def deliveries(draw: st.DrawFn) -> tuple[list[tuple[str, dict[str, Any]]], list[
     return originals, order, sizes
 
 
-def _values(acquisitions: Any, originals: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
+def _values(
+    acquisitions: Any, originals: list[tuple[str, dict[str, Any]]], measurement: str | None = None
+) -> list[bytes]:
+    """The events' wire forms; `measurement`: every start names it (`MEASUREMENT_KEY`)."""
     values = []
     for n, (kind, fields) in enumerate(originals):
         metadata = fields["metadata"]
+        if kind == "start" and measurement is not None:
+            metadata = metadata | {"measurement": measurement}
         run = fields.get("run", RUNS[0])
         folder = f"/gpfs/current/raw/{run}"
         if kind == "start":
@@ -115,7 +121,9 @@ async def _catalogue_after(
     order: list[int],
     sizes: list[int],
     fence_window: int | None,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, Any]:
+    """The stored datasets, file lists and grouped runs, the record of applied events aside,
+    and each record's outcome (`None`: applied or recognised)."""
     database = f"copies_{uuid.uuid4().hex[:12]}"
     store = MongoCatalogueStore(
         MongoSettings(uri=uri, database=database), fence_window=fence_window
@@ -129,10 +137,10 @@ async def _catalogue_after(
             consumer_record(ACQUISITION_EVENTS, values[index], offset=offset, key=b"scan_0042")
             for offset, index in enumerate(order)
         ]
+        outcomes: list[Any] = []
         start = 0
         for size in sizes:
-            outcomes = await batcher.handle_batch(records[start : start + size])
-            assert all(outcome is None for outcome in outcomes)
+            outcomes += await batcher.handle_batch(records[start : start + size])
             start += size
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     try:
@@ -146,8 +154,10 @@ async def _catalogue_after(
         for block in blocks:
             for record in block["dataFileList"]:
                 record.pop(REPORT_FIELD, None)
+        runs = await db[RUN_COLLECTION].find({}, sort=[("_id", 1)]).to_list()
         await client.drop_database(database)
-        return {"datasets": datasets, "blocks": blocks}
+        refused = [type(o).__name__ for o in outcomes if o is not None]
+        return {"datasets": datasets, "blocks": blocks, "runs": runs, "refused": refused}
     finally:
         await client.close()
 
@@ -372,3 +382,31 @@ def test_a_dataset_keeps_the_latest_identities_only() -> None:
         kept = keeping(kept, f"s\x1f{n}")
     assert len(kept) == KEPT_IDENTITIES_MAX
     assert kept[0] == "s\x1f3" and kept[-1] == f"s\x1f{KEPT_IDENTITIES_MAX + 2}"
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(delivered=deliveries())
+def test_grouped_runs_recognise_every_copy_as_identities_do(
+    delivered, mongo_uri, policy, published, acquisitions
+) -> None:
+    """The same with measurement grouping: every start names measurement `m1`, so both runs
+    (those that have a start) make one measurement dataset."""
+    originals, order, sizes = delivered
+    note(f"events {originals}, delivered {order}, batches {sizes}")
+    policy = replace(policy, measurement_key="measurement")
+    values = _values(acquisitions, originals, measurement="m1")
+
+    async def both() -> list[dict[str, Any]]:
+        once = list(range(len(originals)))
+        return [
+            await _catalogue_after(mongo_uri, policy, published, values, once, [len(once)], None),
+            await _catalogue_after(mongo_uri, policy, published, values, order, sizes, None),
+            await _catalogue_after(mongo_uri, policy, published, values, order, sizes, 100),
+        ]
+
+    without_copies, by_identities, by_offsets = asyncio.run(both())
+
+    assert by_identities == without_copies
+    assert by_offsets == by_identities

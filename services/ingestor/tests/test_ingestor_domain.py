@@ -377,6 +377,9 @@ def test_only_a_plain_file_report_may_be_applied_again_unrecognised(policy, acqu
     assert copy_recognition(acquisitions.run_started(), grouped=True) == "marker"
     assert copy_recognition(acquisitions.run_started(), grouped=False) == "dataset"
     assert copy_recognition(acquisitions.run_stopped(), grouped=False) == "dataset"
+    # with grouping on, a run not grouped yet may be later: its events' copies get markers
+    assert copy_recognition(plain, grouped=False, groupable=True) == "marker"
+    assert copy_recognition(acquisitions.run_stopped(), grouped=False, groupable=True) == "marker"
 
 
 def test_access_groups_are_deduplicated_in_template_order(acquisitions) -> None:

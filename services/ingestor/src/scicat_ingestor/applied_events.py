@@ -53,19 +53,24 @@ producer re-sending them under new identities many times is the only way to reac
 beyond which the oldest are forgotten, as markers expire."""
 
 
-def copy_recognition(data: AcquisitionData, *, grouped: bool) -> CopyRecognition:
+def copy_recognition(
+    data: AcquisitionData, *, grouped: bool, groupable: bool = False
+) -> CopyRecognition:
     """How a copy of `data` produced again must be recognised (`DEDUPLICATION=offsets`).
 
     A plain file report needs nothing (`domain.changes_nothing_if_repeated`). A start or a stop
     outside a measurement is kept with its dataset: a run has one of each, so the document stays
     small. A file report carrying metadata (a long run may have thousands) is named by the file
     record it makes, written anyway; one that makes no record (its file unchanged) gets a
-    marker. Every event of a grouped run gets a marker.
+    marker. Every event of a grouped run gets a marker, and with grouping on (`groupable`:
+    `MEASUREMENT_KEY` set) every event: a run reported before its start is grouped only from
+    the start on, and a copy of an earlier event would then go to the measurement, where what
+    the run's own dataset keeps cannot recognise it (found by the differential test).
     """
-    if changes_nothing_if_repeated(data, grouped=grouped):
-        return "unneeded"
-    if grouped:
+    if grouped or groupable:
         return "marker"
+    if changes_nothing_if_repeated(data, grouped=False):
+        return "unneeded"
     return "file" if isinstance(data, FileClosedData) else "dataset"
 
 

@@ -164,7 +164,9 @@ class BatchIngestor:
                         beamtime_id=data.beamtime_id,
                         run=grouped_run(data, measurement),
                         delivery=None if deliveries is None else deliveries[position],
-                        copies=copy_recognition(data, grouped=measurement is not None),
+                        copies=copy_recognition(
+                            data, grouped=measurement is not None, groupable=key is not None
+                        ),
                         file=reported_file(data),
                     ),
                     self._decide(
