@@ -365,7 +365,7 @@ def test_only_a_plain_file_report_may_be_applied_again_unrecognised(policy, acqu
     plain = acquisitions.file_closed("a.h5", size=5, closed_at=acquisitions.at(10))
     newer = acquisitions.file_closed("a.h5", size=9, closed_at=acquisitions.at(20))
     stop = acquisitions.run_stopped(metadata={"energy": {"value": 1, "unit": "keV"}})
-    assert changes_nothing_if_repeated(plain, grouped=False)
+    assert changes_nothing_if_repeated(plain)
     assert copy_recognition(plain, grouped=False) == "unneeded"
     for history in ([plain], [plain, newer], [plain, stop], [plain, newer, stop]):
         entry = apply_all(policy, *history)

@@ -69,7 +69,7 @@ def copy_recognition(
     """
     if grouped or groupable:
         return "marker"
-    if changes_nothing_if_repeated(data, grouped=False):
+    if changes_nothing_if_repeated(data):
         return "unneeded"
     return "file" if isinstance(data, FileClosedData) else "dataset"
 

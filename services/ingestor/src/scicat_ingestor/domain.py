@@ -120,16 +120,16 @@ def apply_event(
     return _decided(proposed, current, now)
 
 
-def changes_nothing_if_repeated(data: AcquisitionData, *, grouped: bool) -> bool:
+def changes_nothing_if_repeated(data: AcquisitionData) -> bool:
     """Whether `data`, produced again later (a new event with the same identity), is sure to
-    change nothing, so it need not be recognised by its identity (`DEDUPLICATION=offsets`).
+    change nothing outside a measurement, so it need not be recognised by its identity
+    (`DEDUPLICATION=offsets`; grouped runs are `applied_events.copy_recognition`'s concern).
 
-    True of a file report carrying no metadata outside a measurement: the file unchanged since,
-    it repeats the record; changed since, the newer record stands (`is_stale_report`). Not of a
-    start, a stop or any metadata: merged again, an old value would replace a newer one. Not in
-    a measurement: a grouped run's events are recorded with the run before the domain decides.
+    True of a file report carrying no metadata: the file unchanged since, it repeats the record;
+    changed since, the newer record stands (`is_stale_report`). Not of a start, a stop or any
+    metadata: merged again, an old value would replace a newer one.
     """
-    return isinstance(data, FileClosedData) and not data.metadata and not grouped
+    return isinstance(data, FileClosedData) and not data.metadata
 
 
 def complete_with_beamtime(
