@@ -84,12 +84,13 @@ class FileReader:
         ]
         shares = [wanted[start::concurrency] for start in range(min(concurrency, len(wanted)))]
         first = wanted[0] if wanted else None
+        absent: set[str] = set()
 
         def read_share(share: list[int]) -> list[FileReading | Unread]:
             read: list[FileReading | Unread] = []
             for n in share:
                 late = deadline is not None and n != first and self.clock() >= deadline
-                read.append(UNREAD if late else self.read_blocking(events[n]))
+                read.append(UNREAD if late else self._read_unless_absent(events[n], absent))
             return read
 
         done = await asyncio.gather(*(asyncio.to_thread(read_share, share) for share in shares))
@@ -97,6 +98,20 @@ class FileReader:
             for n, reading in zip(share, share_readings, strict=True):
                 readings[n] = reading
         return readings
+
+    def _read_unless_absent(self, data: FileClosedData, absent: set[str]) -> FileReading:
+        """`read_blocking`, asking once per batch whether each folder exists: an ingestor that
+        does not mount the beamline's file system (the usual case in a cluster) then costs a
+        batch one `stat` per run folder rather than two per file. `absent` is shared by the
+        batch's worker threads (a set's `add` is atomic); a folder appearing during the batch is
+        seen by the next one."""
+        folder = os.path.dirname(data.path)
+        if folder in absent:
+            return FileReading(data)
+        if not os.path.isdir(folder):
+            absent.add(folder)
+            return FileReading(data)
+        return self.read_blocking(data)
 
     def read_blocking(self, data: FileClosedData) -> FileReading:
         """The same as `read`, in the calling thread (for the `ingest` command and benchmarks)."""

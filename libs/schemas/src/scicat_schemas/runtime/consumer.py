@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,10 +174,12 @@ class ReliableConsumer:
                 await self._retry_batch(message, records, where, error)
                 return
             self._attempts.pop(where, None)
-            for record, outcome in done:
-                self.metrics.processed.labels(
-                    record.topic, "ok" if outcome is None else "dead-lettered"
-                ).inc()
+            processed = Counter(
+                (record.topic, "ok" if outcome is None else "dead-lettered")
+                for record, outcome in done
+            )
+            for labels, count in processed.items():
+                self.metrics.processed.labels(*labels).inc(count)
             if again:
                 self._hand_back(message, records, again)
             await message.ack()
@@ -192,8 +195,10 @@ class ReliableConsumer:
         first record would credit one topic with every other topic's work.
         """
         share = seconds / len(records)
-        for record in records:
-            self.metrics.duration.labels(record.topic).observe(share)
+        for topic, count in Counter(record.topic for record in records).items():
+            histogram = self.metrics.duration.labels(topic)  # looked up once per topic
+            for _ in range(count):
+                histogram.observe(share)
 
     def _hand_back(
         self,
@@ -283,16 +288,14 @@ class ReliableConsumer:
         highwater = getattr(message.consumer, "highwater", None)
         if highwater is None:
             return
-        handled: dict[TopicPartition, int] = {}
+        handled: dict[tuple[str, int], int] = {}
         for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            handled[partition] = max(record.offset, handled.get(partition, record.offset))
-        for partition, offset in handled.items():
-            mark = highwater(partition)
+            key = (record.topic, record.partition)
+            handled[key] = max(record.offset, handled.get(key, record.offset))
+        for (topic, number), offset in handled.items():
+            mark = highwater(TopicPartition(topic, number))
             if mark is not None:
-                self.metrics.lag.labels(partition.topic, str(partition.partition)).set(
-                    max(mark - offset - 1, 0)
-                )
+                self.metrics.lag.labels(topic, str(number)).set(max(mark - offset - 1, 0))
 
     def backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter, capped so the consumer stays in its group."""
