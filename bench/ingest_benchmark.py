@@ -19,8 +19,9 @@ Prints one table; nothing is asserted. Four measurements, in one run on one mach
    native `asapo.messages` topic instead, as ASAP::O message metadata (group
    `ingestor-native`).
 3. **Raw store rate** — `insert_many` of small dataset-shaped documents into the same MongoDB,
-   in batches of 1000, in the same run. Target: end to end ≥ 0.8 × this. For context, the same
-   with documents as the ingestor stores them (every SciCat field).
+   in batches of 1000, in the same run, before the end-to-end window and again after it (the
+   machine's speed drifts within minutes). Target: end to end ≥ 0.8 × the mean of the two. For
+   context, the same with documents as the ingestor stores them (every SciCat field).
 4. **NeXus extraction** — the shipped P08 mapping applied to `--nexus-files` small NeXus files
    written with h5py (open, read 12 fields, close), per file.
 
@@ -287,7 +288,6 @@ async def main(arguments: argparse.Namespace) -> None:
         try:
             await create_topics(kafka.bootstrap_servers, sorted({*ALL_TOPICS, topic}))
             measured = await raw_store_rate(mongo.uri, arguments.files, server_pid=mongo.pid)
-            raw = measured.docs_per_second
             raw_stored = await raw_store_rate(mongo.uri, arguments.files, stored_shape=True)
             e2e = await end_to_end(
                 kafka,
@@ -298,10 +298,14 @@ async def main(arguments: argparse.Namespace) -> None:
                 arguments.producer,
                 ingestor_env={"INGESTOR_DEDUPLICATION": arguments.deduplication},
             )
+            # Measured again after the window: this machine's speed drifts within minutes, and
+            # the mean of the two brackets the window the end-to-end rate was measured in.
+            again = await raw_store_rate(mongo.uri, arguments.files, server_pid=mongo.pid)
         finally:
             kafka.stop()
             if embedded is not None:
                 embedded.stop()
+    raw = (measured.docs_per_second + again.docs_per_second) / 2
     per_event_us = cpu / len(events) * 1e6
     table = Table(
         title=f"ingestion: {len(events):,} file events, {arguments.files_per_run} per run"
@@ -325,17 +329,31 @@ async def main(arguments: argparse.Namespace) -> None:
         f"≥ {0.8 * raw:,.0f} (0.8 × raw)",
         _met(e2e.rate >= 0.8 * raw),
     )
-    table.add_row("MongoDB raw insert_many", f"{raw:,.0f} docs/s", "", "")
+    table.add_row(
+        "MongoDB raw insert_many (mean of before / after the window)",
+        f"{raw:,.0f} docs/s ({measured.docs_per_second:,.0f} / {again.docs_per_second:,.0f})",
+        "",
+        "",
+    )
+    table.add_row(
+        "end to end ÷ raw: the mean / before the window / after it",
+        " / ".join(
+            f"{e2e.rate / rate:.2f}"
+            for rate in (raw, measured.docs_per_second, again.docs_per_second)
+        ),
+        "≥ 0.8 (the mean)",
+        "",
+    )
     table.add_row(
         "MongoDB raw insert_many, datasets as stored (context)",
         f"{raw_stored.docs_per_second:,.0f} docs/s",
         "",
         "",
     )
-    if measured.server_cpu_us_per_doc is not None:
+    if measured.server_cpu_us_per_doc is not None and again.server_cpu_us_per_doc is not None:
         table.add_row(
-            "MongoDB (SecantusDB) CPU per raw document",
-            f"{measured.server_cpu_us_per_doc:.0f} µs",
+            "MongoDB (SecantusDB) CPU per raw document (before / after)",
+            f"{measured.server_cpu_us_per_doc:.0f} / {again.server_cpu_us_per_doc:.0f} µs",
             "",
             "",
         )
