@@ -367,8 +367,14 @@ def _run_started_fields(data: RunStartedData, dataset: Dataset, *, grouped: bool
 
 
 def _same(proposed: CatalogueEntry, current: CatalogueEntry) -> bool:
-    """Model equality: field by field, and parts an event left alone are the same objects."""
-    return proposed.dataset == current.dataset and proposed.datablock == current.datablock
+    """Model equality: field by field, and parts an event left alone are the same objects.
+
+    A file event that adds or resizes a file changes the counts, so those are compared first:
+    comparing two whole datasets and datablocks costs ~10 µs, most of a file event's decision."""
+    before, after = current.dataset, proposed.dataset
+    if (after.numberOfFiles, after.size) != (before.numberOfFiles, before.size):
+        return False
+    return after == before and proposed.datablock == current.datablock
 
 
 def _stamped(entry: CatalogueEntry, *, now: datetime, created: bool) -> CatalogueEntry:
