@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from bson.tz_util import utc as bson_utc
+from pydantic import AwareDatetime, TypeAdapter
 
 from scicat_ingestor.applied_events import copy_recognition
 from scicat_ingestor.domain import (
@@ -421,3 +423,21 @@ def test_stored_dataset_with_a_relative_source_folder_is_refused_not_guessed(
 
     with pytest.raises(InvalidAcquisition, match="not an absolute path"):
         apply_event(acquisitions.file_closed("b.h5"), damaged, policy=policy, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, 123999, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=bson_utc),
+        TypeAdapter(AwareDatetime).validate_json(b'"2026-03-01T10:00:00.123456Z"'),
+    ],
+    ids=["utc", "utc-ms", "plus-two-hours", "bson-utc", "pydantic-utc"],
+)
+def test_catalogue_time_is_the_same_instant_in_utc_to_the_millisecond(moment: datetime) -> None:
+    stored = catalogue_time(moment)
+
+    assert stored.tzinfo is UTC
+    assert stored == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
