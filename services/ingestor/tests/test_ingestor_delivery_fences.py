@@ -219,7 +219,7 @@ async def test_without_deliveries_the_store_records_identities(
 
 def test_offsets_keep_refusals_one_batch_back() -> None:
     assert Settings(deduplication="identity").fence_window() is None
-    offsets = Settings(batch_max_records=250)  # the default
+    offsets = Settings(batch_max_records=250)  # deduplication by offsets is the default
     assert offsets.fence_window() == 250
 
 

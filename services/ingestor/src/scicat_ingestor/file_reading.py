@@ -74,6 +74,11 @@ class FileReader:
         """`read` of each, in order: the files to read are split into `concurrency` shares, each
         read in one worker thread, so a batch costs a few thread hand-offs, not one per file.
 
+        First, in one worker thread, each folder holding such a file is asked once whether it
+        exists: an ingestor that does not mount the beamline's file system (the usual case in a
+        cluster) then costs a batch one hand-off and one `stat` per run folder, rather than
+        `concurrency` hand-offs and two `stat`s per file.
+
         `deadline` (on `clock`): no file is started after it, except the first one to read, so a
         batch always moves on; a file left unread is `UNREAD` (checksums of big files can take
         longer than a consumer may go without polling).
@@ -82,15 +87,19 @@ class FileReader:
         wanted = [
             n for n, data in enumerate(events) if self._wants_checksum(data) or self._mapping(data)
         ]
+        if not wanted:
+            return readings
+        folders = {os.path.dirname(events[n].path) for n in wanted}
+        present = await asyncio.to_thread(_existing_folders, folders)
+        wanted = [n for n in wanted if os.path.dirname(events[n].path) in present]
         shares = [wanted[start::concurrency] for start in range(min(concurrency, len(wanted)))]
         first = wanted[0] if wanted else None
-        absent: set[str] = set()
 
         def read_share(share: list[int]) -> list[FileReading | Unread]:
             read: list[FileReading | Unread] = []
             for n in share:
                 late = deadline is not None and n != first and self.clock() >= deadline
-                read.append(UNREAD if late else self._read_unless_absent(events[n], absent))
+                read.append(UNREAD if late else self.read_blocking(events[n]))
             return read
 
         done = await asyncio.gather(*(asyncio.to_thread(read_share, share) for share in shares))
@@ -98,20 +107,6 @@ class FileReader:
             for n, reading in zip(share, share_readings, strict=True):
                 readings[n] = reading
         return readings
-
-    def _read_unless_absent(self, data: FileClosedData, absent: set[str]) -> FileReading:
-        """`read_blocking`, asking once per batch whether each folder exists: an ingestor that
-        does not mount the beamline's file system (the usual case in a cluster) then costs a
-        batch one `stat` per run folder rather than two per file. `absent` is shared by the
-        batch's worker threads (a set's `add` is atomic); a folder appearing during the batch is
-        seen by the next one."""
-        folder = os.path.dirname(data.path)
-        if folder in absent:
-            return FileReading(data)
-        if not os.path.isdir(folder):
-            absent.add(folder)
-            return FileReading(data)
-        return self.read_blocking(data)
 
     def read_blocking(self, data: FileClosedData) -> FileReading:
         """The same as `read`, in the calling thread (for the `ingest` command and benchmarks)."""
@@ -141,6 +136,10 @@ class FileReader:
 
     def _mapping(self, data: FileClosedData) -> MetadataMapping | None:
         return select_mapping(self.mappings, instrument=data.instrument, path=data.path)
+
+
+def _existing_folders(folders: set[str]) -> set[str]:
+    return {folder for folder in folders if os.path.isdir(folder)}
 
 
 def _readable(path: str) -> bool:
