@@ -53,18 +53,14 @@ def catalogue_time(moment: datetime) -> datetime:
 
     Normalising here means a state read back from MongoDB compares equal to the state computed
     from the event, so a repeated event is recognised as "no change". Called a few times per
-    event: a moment already in UTC skips `astimezone` (~1 µs).
+    event, so no `datetime.replace` (~1.6 µs on Python 3.11, against ~0.3 for the arithmetic).
     """
-    micro = moment.microsecond
-    if moment.tzinfo is UTC and micro % 1000 == 0:
-        return moment
-    if moment.utcoffset() == _NO_OFFSET:  # e.g. pydantic's own UTC, parsed from "Z"
-        return moment.replace(tzinfo=UTC, microsecond=micro - micro % 1000)
-    utc = moment.astimezone(UTC)
-    return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    extra = utc.microsecond % 1000
+    return utc if extra == 0 else utc - _SUB_MILLISECOND[extra]
 
 
-_NO_OFFSET = timedelta(0)
+_SUB_MILLISECOND = [timedelta(microseconds=n) for n in range(1000)]
 
 
 def stored_folder(dataset: Dataset) -> str:
