@@ -239,7 +239,8 @@ def _decided(
 ) -> CatalogueEntry | None:
     if current is not None and _same(proposed, current):
         return None
-    return _stamped(proposed, now=catalogue_time(now), created=current is None)
+    fresh = current is None or proposed.dataset is not current.dataset
+    return _stamped(proposed, now=catalogue_time(now), created=current is None, fresh=fresh)
 
 
 def dataset_stored_event(dataset: Dataset, *, source: str) -> DatasetStored:
@@ -377,11 +378,18 @@ def _same(proposed: CatalogueEntry, current: CatalogueEntry) -> bool:
     return after == before and proposed.datablock == current.datablock
 
 
-def _stamped(entry: CatalogueEntry, *, now: datetime, created: bool) -> CatalogueEntry:
-    stamp: dict[str, Any] = {
-        "pipelineRevision": entry.dataset.pipelineRevision + 1,
-        "updatedAt": now,
-    }
+def _stamped(
+    entry: CatalogueEntry, *, now: datetime, created: bool, fresh: bool = False
+) -> CatalogueEntry:
+    """`entry` with its revision bumped. `fresh`: its dataset is a copy this event made (every
+    step that changes a dataset copies it) and nothing else holds yet, so it is stamped in
+    place rather than copied once more (~4 µs per event, a dataset having ~50 fields)."""
+    dataset = entry.dataset
+    stamp: dict[str, Any] = {"pipelineRevision": dataset.pipelineRevision + 1, "updatedAt": now}
     if created:
         stamp["createdAt"] = now
-    return CatalogueEntry(dataset=entry.dataset.model_copy(update=stamp), datablock=entry.datablock)
+    if not fresh:
+        return CatalogueEntry(dataset=dataset.model_copy(update=stamp), datablock=entry.datablock)
+    dataset.__dict__.update(stamp)
+    dataset.__pydantic_fields_set__.update(stamp)
+    return entry
