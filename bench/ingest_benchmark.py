@@ -27,7 +27,7 @@ Prints one table; nothing is asserted. Four measurements, in one run on one mach
 
     uv run --frozen python bench/ingest_benchmark.py
     uv run --frozen python bench/ingest_benchmark.py --files 5000 --files-per-run 50
-    uv run --frozen python bench/ingest_benchmark.py --ingestors 2
+    uv run --frozen python bench/ingest_benchmark.py --ingestors 1
     uv run --frozen python bench/ingest_benchmark.py --producer asapo
 """
 
@@ -380,11 +380,20 @@ def _met(ok: bool) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=20000, help="file.closed events")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=60000,
+        help="file.closed events (60,000: a window of ~8 s, long enough to steady the rate)",
+    )
     parser.add_argument("--files-per-run", type=int, default=20, help="files per run (dataset)")
     parser.add_argument("--nexus-files", type=int, default=200, help="NeXus files to read")
     parser.add_argument(
-        "--ingestors", type=int, default=1, help="ingestor processes in one consumer group"
+        "--ingestors",
+        type=int,
+        default=3,
+        help="ingestor processes in one consumer group; 3, one per partition of the backlog, as "
+        "deploy/k8s runs the ingestor (3 replicas)",
     )
     parser.add_argument(
         "--producer",
