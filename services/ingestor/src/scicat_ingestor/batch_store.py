@@ -72,7 +72,7 @@ BatchDecide = Decide
 measurement of a grouped run) → new state or `None`."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed; not frozen, which costs ~2.5x to build per event
 class BatchItem:
     """One event of a batch: its marker (whose `pid` is the dataset it addresses) and its step."""
 

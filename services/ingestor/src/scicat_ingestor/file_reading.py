@@ -38,7 +38,7 @@ log = structlog.get_logger("scicat.ingestor.files")
 CHECKSUM_ALGORITHM = "blake2b"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed; not frozen, which costs ~2.5x to build per event
 class FileReading:
     """The event as completed by reading the file, and the problems found doing so."""
 

@@ -17,7 +17,7 @@ from scicat_ingestor.measurements import MeasurementView
 from scicat_schemas.documents import Dataset
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed; not frozen, which costs ~2.5x to build per event
 class StoredContext:
     """What else the domain needs, read in the same transaction: the dataset's beamtime (when
     known) and, for a run grouped into a measurement, the measurement's runs."""
@@ -66,7 +66,7 @@ a new offset): by a marker; by its identity kept in its dataset's document; by t
 file, which names the report that made it, else a marker; or not at all."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed; not frozen, which costs ~2.5x to build per event
 class AppliedEvent:
     """The marker that records an event as applied; `identity` is CloudEvent `source` + `id`."""
 
@@ -96,7 +96,7 @@ class GroupedRun:
     started_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed; not frozen, which costs ~2.5x to build per event
 class StoreOutcome:
     """What applying one event did; `dataset` is the dataset as stored now (None: there is none)."""
 
