@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -25,6 +25,7 @@ from scicat_ingestor.store import (
     MongoCatalogueStore,
     StoreOutcome,
 )
+from scicat_ingestor.stored_documents import dataset_from
 from scicat_pipeline.testing.records import consumer_record
 from scicat_schemas.documents import DATASET_COLLECTION, ORIG_DATABLOCK_COLLECTION
 from scicat_schemas.runtime.consumer import DEFERRED
@@ -375,3 +376,26 @@ async def test_files_left_unread_by_the_time_budget_defer_the_rest_of_the_batch(
     assert [(f["path"], f["chkAlg"]) for f in block["dataFileList"]] == [
         (name, "blake2b") for name in names
     ]
+
+
+async def test_what_a_batch_publishes_and_remembers_is_what_it_stored(
+    ingest, store, catalogue, published, acquisitions
+) -> None:
+    """Nothing is read back after the writes: the datasets the batch computed are published and
+    remembered as committed, so they must equal the stored documents to the last field (times
+    at the millisecond, units in SI) — else the next batch would reload every file list."""
+    precise = datetime(2024, 5, 14, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    metadata = {"energy": {"value": 12.4, "unit": "keV"}, "sample": {"name": "LaB6"}}
+    await ingest(
+        acquisitions.envelope(acquisitions.run_started(started_at=precise, metadata=metadata)),
+        acquisitions.envelope(
+            acquisitions.file_closed("a.h5", closed_at=precise + timedelta(microseconds=1))
+        ),
+        acquisitions.envelope(acquisitions.file_closed("b.h5", metadata={"frame": 2})),
+    )
+    await ingest(acquisitions.envelope(acquisitions.run_stopped(stopped_at=precise)))
+
+    stored = dataset_from(await catalogue[DATASET_COLLECTION].find_one({"pid": acquisitions.pid()}))
+    assert published.stored[-1] == stored
+    assert stored.endTime == datetime(2024, 5, 14, 10, 0, 0, 123000, tzinfo=UTC)
+    assert store._recent.file_list_of(stored) is not None

@@ -44,7 +44,7 @@ class RecentEntries:
         return entry.datablock, parts
 
     def remember(self, entry: CatalogueEntry, parts: StoredParts) -> None:
-        """`entry` as committed: the dataset as read back after the write, its file list."""
+        """`entry` as committed: the dataset as written, its file list."""
         self._forget(entry.pid)
         self._entries[entry.pid] = (entry, parts)
         self._files += _files(entry)
