@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -441,3 +442,30 @@ def test_catalogue_time_is_the_same_instant_in_utc_to_the_millisecond(moment: da
 
     assert stored.tzinfo is UTC
     assert stored == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("strategy", ["patch", "version"])
+def test_applying_an_event_leaves_the_state_it_was_given_as_it_was(
+    policy, acquisitions, strategy
+) -> None:
+    """The domain copies what it changes and stamps only its own copies in place: the state it
+    was handed (the batch's loaded state, a remembered committed one) never changes."""
+    policy = replace(policy, update_strategy=strategy)
+    current = apply_all(
+        policy,
+        acquisitions.run_started(metadata={"energy": {"value": 12.4, "unit": "keV"}}),
+        acquisitions.file_closed("a.h5"),
+    )
+    assert current.datablock is not None
+    before = (current.dataset.model_dump(), current.datablock.model_dump())
+    for data in (
+        acquisitions.file_closed("b.h5"),
+        acquisitions.file_closed("a.h5", size=999),
+        acquisitions.run_started(metadata={"energy": {"value": 13.0, "unit": "keV"}}),
+        acquisitions.run_stopped(),
+    ):
+        proposed = apply_event(data, current, policy=policy, now=NOW + timedelta(hours=1))
+
+        assert proposed is not None
+        assert proposed.dataset is not current.dataset
+        assert (current.dataset.model_dump(), current.datablock.model_dump()) == before
