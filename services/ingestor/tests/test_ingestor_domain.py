@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from bson.tz_util import utc as bson_utc
-from pydantic import AwareDatetime, TypeAdapter
 
 from scicat_ingestor.applied_events import copy_recognition
 from scicat_ingestor.domain import (
@@ -424,48 +421,3 @@ def test_stored_dataset_with_a_relative_source_folder_is_refused_not_guessed(
 
     with pytest.raises(InvalidAcquisition, match="not an absolute path"):
         apply_event(acquisitions.file_closed("b.h5"), damaged, policy=policy, now=NOW)
-
-
-@pytest.mark.parametrize(
-    "moment",
-    [
-        datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC),
-        datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC),
-        datetime(2026, 3, 1, 12, 0, 0, 123999, tzinfo=timezone(timedelta(hours=2))),
-        datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=bson_utc),
-        TypeAdapter(AwareDatetime).validate_json(b'"2026-03-01T10:00:00.123456Z"'),
-    ],
-    ids=["utc", "utc-ms", "plus-two-hours", "bson-utc", "pydantic-utc"],
-)
-def test_catalogue_time_is_the_same_instant_in_utc_to_the_millisecond(moment: datetime) -> None:
-    stored = catalogue_time(moment)
-
-    assert stored.tzinfo is UTC
-    assert stored == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
-
-
-@pytest.mark.parametrize("strategy", ["patch", "version"])
-def test_applying_an_event_leaves_the_state_it_was_given_as_it_was(
-    policy, acquisitions, strategy
-) -> None:
-    """The domain copies what it changes and stamps only its own copies in place: the state it
-    was handed (the batch's loaded state, a remembered committed one) never changes."""
-    policy = replace(policy, update_strategy=strategy)
-    current = apply_all(
-        policy,
-        acquisitions.run_started(metadata={"energy": {"value": 12.4, "unit": "keV"}}),
-        acquisitions.file_closed("a.h5"),
-    )
-    assert current.datablock is not None
-    before = (current.dataset.model_dump(), current.datablock.model_dump())
-    for data in (
-        acquisitions.file_closed("b.h5"),
-        acquisitions.file_closed("a.h5", size=999),
-        acquisitions.run_started(metadata={"energy": {"value": 13.0, "unit": "keV"}}),
-        acquisitions.run_stopped(),
-    ):
-        proposed = apply_event(data, current, policy=policy, now=NOW + timedelta(hours=1))
-
-        assert proposed is not None
-        assert proposed.dataset is not current.dataset
-        assert (current.dataset.model_dump(), current.datablock.model_dump()) == before
