@@ -7,8 +7,8 @@ registry. Measured in the ingestor, end to end: 170 µs of CPU per event with th
 ~128 µs with the start-up heap frozen and the young generation collected every 10,000
 allocations (`bench/ingest_benchmark.py`, three runs each, same hour). A batch's objects live
 until the batch ends, so each young collection walked ~10,000 of them for nothing (~5.6 µs per
-event, 2026-12-06); at 100,000 a batch of 500 events mostly ends before the count is reached,
-and its objects leave the count as they are freed (1.3 µs per event). Memory is not at stake:
+event, 2026-12-06); at 100,000 most of a batch's objects are freed, and so leave the count,
+before it is reached (1.3 µs per event). Memory is not at stake:
 objects without cycles are freed at once by reference counting whatever the thresholds; only
 cyclic garbage waits a little longer.
 """
