@@ -47,12 +47,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from ingest_messages import BEAMTIME, PRODUCERS, START, file_events
+from ingest_report import MONGO, EndToEnd, ingestion_table
 from nexus_extraction import nexus_extraction
 from process_cpu import cpu_seconds
 from pymongo import AsyncMongoClient
 from raw_store import raw_store_rate
 from rich.console import Console
-from rich.table import Table
 
 from scicat_ingestor.domain import CatalogueEntry, apply_event
 from scicat_ingestor.settings import Settings
@@ -63,8 +63,6 @@ from scicat_schemas.topics import ALL_TOPICS
 from scicat_schemas.units import to_si
 
 console = Console()
-MONGO = "MongoDB (SecantusDB)"
-"""SecantusDB serves under one interpreter lock: at most one core, whatever the machine has."""
 
 
 def ingestor_alone(events: list[tuple[bytes, bytes]], repeats: int = 3) -> float:
@@ -91,22 +89,6 @@ def _apply_all(events: list[tuple[bytes, bytes]]) -> float:
         if applied is not None:
             entries[pid] = applied
     return time.process_time() - began
-
-
-@dataclass(frozen=True)
-class EndToEnd:
-    """What the timed window of the end-to-end run measured."""
-
-    events: int
-    seconds: float
-    cpu_seconds: dict[str, float]
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds
-
-    def cpu_per_event_us(self, process: str) -> float:
-        return self.cpu_seconds[process] / self.events * 1e6
 
 
 async def end_to_end(
@@ -305,77 +287,11 @@ async def main(arguments: argparse.Namespace) -> None:
             kafka.stop()
             if embedded is not None:
                 embedded.stop()
-    raw = (measured.docs_per_second + again.docs_per_second) / 2
-    per_event_us = cpu / len(events) * 1e6
-    table = Table(
-        title=f"ingestion: {len(events):,} file events, {arguments.files_per_run} per run"
-        f"{', MongoDB at ' + arguments.mongodb if arguments.mongodb else ''}"
-        f"{', with checksums' if arguments.checksums else ''}, "
-        f"{arguments.ingestors} ingestor process(es), backlog on {topic}"
-        f", applied events recorded by {arguments.deduplication}"
-    )
-    for column in ("measure", "value", "target", "met"):
-        table.add_column(column)
-    table.add_row(
-        "ingestor alone, CPU per file event",
-        f"{per_event_us:.0f} µs",
-        "≤ 100 µs",
-        _met(per_event_us <= 100),
-    )
-    table.add_row("ingestor alone, events/s (1 core)", f"{len(events) / cpu:,.0f}", "", "")
-    table.add_row(
-        f"end to end (Kafka backlog on {topic} → ingestor → MongoDB)",
-        f"{e2e.rate:,.0f} events/s",
-        f"≥ {0.8 * raw:,.0f} (0.8 × raw)",
-        _met(e2e.rate >= 0.8 * raw),
-    )
-    table.add_row(
-        "MongoDB raw insert_many (mean of before / after the window)",
-        f"{raw:,.0f} docs/s ({measured.docs_per_second:,.0f} / {again.docs_per_second:,.0f})",
-        "",
-        "",
-    )
-    table.add_row(
-        "end to end ÷ raw: the mean / before the window / after it",
-        " / ".join(
-            f"{e2e.rate / rate:.2f}"
-            for rate in (raw, measured.docs_per_second, again.docs_per_second)
-        ),
-        "≥ 0.8 (the mean)",
-        "",
-    )
-    table.add_row(
-        "MongoDB raw insert_many, datasets as stored (context)",
-        f"{raw_stored.docs_per_second:,.0f} docs/s",
-        "",
-        "",
-    )
-    if measured.server_cpu_us_per_doc is not None and again.server_cpu_us_per_doc is not None:
-        table.add_row(
-            "MongoDB (SecantusDB) CPU per raw document (before / after)",
-            f"{measured.server_cpu_us_per_doc:.0f} / {again.server_cpu_us_per_doc:.0f} µs",
-            "",
-            "",
+    console.print(
+        ingestion_table(
+            arguments, len(events), cpu, e2e, measured, again, raw_stored, per_nexus, topic
         )
-    if MONGO in e2e.cpu_seconds:
-        ceiling = 1e6 / e2e.cpu_per_event_us(MONGO)
-        table.add_row(
-            "ceiling set by MongoDB alone (1 core ÷ its CPU per ingested event)",
-            f"{ceiling:,.0f} events/s = {ceiling / raw:.2f} × raw",
-            f"≥ {0.8 * raw:,.0f} (0.8 × raw)",
-            _met(ceiling >= 0.8 * raw),
-        )
-    for process in e2e.cpu_seconds:
-        table.add_row(
-            f"end to end, CPU of {process}", f"{e2e.cpu_per_event_us(process):.0f} µs/event", "", ""
-        )
-    table.add_row("end to end, window", f"{e2e.events:,} events in {e2e.seconds:.2f} s", "", "")
-    table.add_row("NeXus extraction (P08 mapping)", f"{per_nexus * 1e3:.2f} ms/file", "", "")
-    console.print(table)
-
-
-def _met(ok: bool) -> str:
-    return "yes" if ok else "NO"
+    )
 
 
 if __name__ == "__main__":
