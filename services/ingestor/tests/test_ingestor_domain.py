@@ -342,23 +342,6 @@ def test_metadata_the_dataset_already_holds_is_not_refused_again(policy, acquisi
         )
 
 
-def test_a_report_older_than_the_files_record_changes_nothing(policy, acquisitions) -> None:
-    """The newest report of a file stands: an older one arriving later (out of order, or
-    produced again) is ignored whole, metadata included; a tie is applied."""
-    newer = acquisitions.file_closed("a.h5", size=9, closed_at=acquisitions.at(20))
-    entry = apply_all(policy, newer)
-
-    older = acquisitions.file_closed(
-        "a.h5", size=5, closed_at=acquisitions.at(10), metadata={"frame": 1}
-    )
-    tie = acquisitions.file_closed("a.h5", size=7, closed_at=acquisitions.at(20))
-
-    assert apply_event(older, entry, policy=policy, now=NOW) is None
-    tied = apply_event(tie, entry, policy=policy, now=NOW)
-    assert tied is not None and tied.datablock is not None
-    assert [(f.path, f.size) for f in tied.datablock.dataFileList] == [("a.h5", 7)]
-
-
 def test_only_a_plain_file_report_may_be_applied_again_unrecognised(policy, acquisitions) -> None:
     """What `DEDUPLICATION=offsets` leaves unrecognised must change nothing when produced
     again: before or after a newer report of its file, after the run's stop."""

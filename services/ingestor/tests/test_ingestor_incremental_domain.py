@@ -25,7 +25,7 @@ from scicat_ingestor.catalogue_entry import (
 )
 from scicat_ingestor.domain import apply_event, stored_folder
 from scicat_ingestor.measurements import MeasurementView, RunSample
-from scicat_ingestor.quantities import SI_KEYS
+from scicat_ingestor.quantities import SI_KEYS, MetadataIssue
 from scicat_ingestor.scientific_metadata import merge_changes_nothing
 from scicat_ingestor.settings import Settings
 from scicat_schemas.events import Checksum, FileClosedData, RunStartedData, RunStoppedData
@@ -97,6 +97,16 @@ def test_file_repeating_its_runs_metadata_keeps_the_stored_si_values_and_unit_is
     assert second.dataset.scientificMetadata is first.dataset.scientificMetadata
     assert second.dataset.scientificMetadataIssues == first.dataset.scientificMetadataIssues
     assert [issue["key"] for issue in second.dataset.scientificMetadataIssues] == ["flux"]
+    # Issues found in the file itself are recorded although the metadata repeats.
+    found = [MetadataIssue("title", "nexus", "missing")]
+    third = apply_event(
+        file_closed("d.cbf", 5, metadata), second, policy=POLICY, now=NOW, issues=found
+    )
+    assert third is not None
+    assert [(i["key"], i["source"]) for i in third.dataset.scientificMetadataIssues] == [
+        ("title", "nexus"),
+        ("flux", "units"),
+    ]
     changed = apply_event(
         file_closed("c.cbf", 30, {"energy": {"value": 10, "unit": "keV"}}),
         second,

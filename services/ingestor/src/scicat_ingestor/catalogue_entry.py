@@ -17,9 +17,9 @@ from scicat_ingestor.file_paths import (
     absolute_in,
     folder_holding,
     normalise_absolute,
-    normalise_file_path,
     relative_to,
 )
+from scicat_ingestor.model_copies import copied
 from scicat_ingestor.scientific_metadata import INT64_MAX
 from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
 from scicat_schemas.events import FileClosedData
@@ -159,8 +159,8 @@ def with_files(
         raise InvalidAcquisition(
             f"dataset {dataset.pid!r} would hold {size} bytes, more than the catalogue can store"
         )
-    dataset = dataset.model_copy(
-        update={"sourceFolder": folder, "size": size, "numberOfFiles": len(file_list)}
+    dataset = copied(
+        dataset, {"sourceFolder": folder, "size": size, "numberOfFiles": len(file_list)}
     )
     if not file_list and datablock is None:
         return CatalogueEntry(dataset=dataset)
@@ -174,7 +174,7 @@ def with_files(
             {"_id": OrigDatablock.id_for(dataset.pid), **block_fields}
         )
     else:
-        datablock = datablock.model_copy(update=block_fields)
+        datablock = copied(datablock, block_fields)
     return CatalogueEntry(dataset=dataset, datablock=datablock)
 
 
@@ -193,10 +193,10 @@ def with_files_kept(
         return None
     if (dataset.size, dataset.numberOfFiles) != (datablock.size, len(datablock.dataFileList)):
         return None
-    dataset = dataset.model_copy(update=changes)
+    dataset = copied(dataset, changes)
     owned_by = _owned_by(dataset)
     if any(getattr(datablock, name) != value for name, value in owned_by.items()):
-        datablock = datablock.model_copy(update=owned_by)
+        datablock = copied(datablock, owned_by)
     return CatalogueEntry(dataset=dataset, datablock=datablock)
 
 
@@ -210,11 +210,14 @@ def with_closed_file(
     *,
     extend: bool = False,
     report: str | None = None,
+    newest_stands: bool = False,
 ) -> CatalogueEntry | None:
     """`with_files` (of `dataset` with `changes`) for one closed file that lies in the dataset's
     folder, in O(1) per unchanged file: the record is replaced or appended, the sizes updated by
     its difference; `None` when the folder would change or the dataset has no file list yet
     (then `with_files` decides).
+
+    `newest_stands`: raise `StaleReport` for a report older than the file's record.
 
     `extend`: the caller owns `datablock`'s list (nothing else holds the state it belongs to,
     which the result supersedes), so a new file is appended to it in place instead of to a copy:
@@ -234,6 +237,8 @@ def with_closed_file(
     positions = _positions_of(records)
     index = _position(records, positions, relative)
     previous = None if index is None else records[index]
+    if newest_stands:
+        check_not_stale(previous, data)
     record = _placed(
         closed_file(previous, path, data, recorded_as=relative, report=report), relative
     )
@@ -252,13 +257,13 @@ def with_closed_file(
     else:
         file_list = [*records[:index], record, *records[index + 1 :]]
     _POSITIONS[id(file_list)] = (file_list, positions)
-    dataset = dataset.model_copy(update=changes | {"size": size, "numberOfFiles": len(file_list)})
+    dataset = copied(dataset, changes | {"size": size, "numberOfFiles": len(file_list)})
     block_fields: dict[str, Any] = _owned_by(dataset) | {
         "size": size,
         "chkAlg": _algorithm_after(datablock.chkAlg, previous, record, file_list),
         "dataFileList": file_list,
     }
-    return CatalogueEntry(dataset=dataset, datablock=datablock.model_copy(update=block_fields))
+    return CatalogueEntry(dataset=dataset, datablock=copied(datablock, block_fields))
 
 
 _POSITIONS: LRUCache[int, tuple[list[DataFile], dict[str, int]]] = LRUCache(maxsize=64)
@@ -275,13 +280,16 @@ derived from one parent may have placed different paths at the same position), o
 is searched."""
 
 
-def is_stale_report(data: object, current: CatalogueEntry) -> bool:
-    """A `file.closed` older than the file's stored record: the file changed after this report
-    (events out of order, or one produced again later), so the newest report stands."""
-    if not isinstance(data, FileClosedData):
-        return False
-    record = recorded_file(current, normalise_file_path(data.path))
-    return record is not None and record.time > catalogue_time(data.closed_at)
+class StaleReport(Exception):
+    """A `file.closed` older than the file's record: the file changed after this report (events
+    out of order, or one produced again later), so the newest report stands and this one changes
+    nothing. Raised where the record is found anyway (`with_closed_file`), not looked up apart."""
+
+
+def check_not_stale(previous: DataFile | None, data: FileClosedData) -> None:
+    """`StaleReport` if `data` reports the file `previous` records as it was before."""
+    if previous is not None and previous.time > catalogue_time(data.closed_at):
+        raise StaleReport
 
 
 def recorded_file(entry: CatalogueEntry, path: str) -> DataFile | None:
@@ -332,7 +340,7 @@ def _owned_by(dataset: Dataset) -> dict[str, Any]:
 def _placed(record: DataFile, relative_path: str) -> DataFile:
     if record.path == relative_path:
         return record
-    return record.model_copy(update={"path": relative_path})
+    return copied(record, {"path": relative_path})
 
 
 def _algorithm_after(

@@ -32,9 +32,10 @@ from scicat_ingestor.catalogue_entry import (
     InvalidAcquisition as InvalidAcquisition,
 )
 from scicat_ingestor.catalogue_entry import (
+    StaleReport,
     absolute_files,
+    check_not_stale,
     closed_file,
-    is_stale_report,
     stored_folder,
     with_closed_file,
     with_files,
@@ -51,6 +52,7 @@ from scicat_ingestor.file_paths import (
 )
 from scicat_ingestor.ingest_policy import IngestPolicy
 from scicat_ingestor.measurements import MeasurementView
+from scicat_ingestor.model_copies import copied
 from scicat_ingestor.quantities import (
     SI_KEYS,
     MetadataIssue,
@@ -105,8 +107,6 @@ def apply_event(
     it makes keeps when it carries metadata (`catalogue_entry.REPORT_FIELD`). Raises
     `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata)."""
     try:
-        if measurement is None and current is not None and is_stale_report(data, current):
-            return None
         entry = current or _new_entry(data, policy, measurement)
         extend = owned and policy.update_strategy != "version"
         proposed = _update(data, entry, issues, measurement, extend, report)
@@ -114,6 +114,8 @@ def apply_event(
             proposed = with_beamtime(proposed, beamtime, policy)
     except (InvalidPath, UnstorableMetadata) as error:
         raise InvalidAcquisition(str(error)) from error
+    except StaleReport:
+        return None  # outside a measurement, the newest report of a file stands
     if policy.update_strategy == "version" and _is_new_version(proposed, current):
         assert current is not None
         return _stamped(_next_version(proposed, current), now=catalogue_time(now), created=True)
@@ -126,8 +128,8 @@ def changes_nothing_if_repeated(data: AcquisitionData) -> bool:
     (`DEDUPLICATION=offsets`; grouped runs are `applied_events.copy_recognition`'s concern).
 
     True of a file report carrying no metadata: the file unchanged since, it repeats the record;
-    changed since, the newer record stands (`is_stale_report`). Not of a start, a stop or any
-    metadata: merged again, an old value would replace a newer one.
+    changed since, the newer record stands (`catalogue_entry.StaleReport`). Not of a start, a
+    stop or any metadata: merged again, an old value would replace a newer one.
     """
     return isinstance(data, FileClosedData) and not data.metadata
 
@@ -296,26 +298,29 @@ def _update(
     """`entry` with `data` applied; every event merges its metadata, then does its own part."""
     dataset = entry.dataset
     folder = stored_folder(dataset)
+    changes: dict[str, Any] = {}
     if measurement is None and merge_changes_nothing(
         dataset.scientificMetadata, data.metadata, ignored=SI_KEYS
     ):
         # Every value is one the dataset holds already, so nothing new is stored: no check.
-        metadata = dataset.scientificMetadata
-        unit_issues = stored_unit_issues(dataset.scientificMetadataIssues)
-    elif measurement is None:
-        check_storable(data.metadata)
-        metadata, unit_issues = with_si_units(
-            merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
-        )
+        # With no new issue either, the issues stay as stored (most file events: no work).
+        if issues:
+            unit_issues = stored_unit_issues(dataset.scientificMetadataIssues)
+            changes["scientificMetadataIssues"] = dataset_issues(
+                dataset.scientificMetadataIssues, unit_issues, issues
+            )
     else:
         check_storable(data.metadata)
-        metadata, unit_issues = measurement.metadata, measurement.unit_issues
-    changes: dict[str, Any] = {
-        "scientificMetadata": metadata,
-        "scientificMetadataIssues": dataset_issues(
+        if measurement is None:
+            metadata, unit_issues = with_si_units(
+                merge_scientific_metadata(dataset.scientificMetadata, data.metadata)
+            )
+        else:
+            metadata, unit_issues = measurement.metadata, measurement.unit_issues
+        changes["scientificMetadata"] = metadata
+        changes["scientificMetadataIssues"] = dataset_issues(
             dataset.scientificMetadataIssues, unit_issues, issues
-        ),
-    }
+        )
     if isinstance(data, RunStartedData):
         changes |= _run_started_fields(data, dataset, grouped=measurement is not None)
         if data.source_folder is not None:
@@ -323,14 +328,26 @@ def _update(
     elif isinstance(data, FileClosedData):
         path = normalise_file_path(data.path)
         block = entry.datablock
+        newest_stands = measurement is None
         in_place = with_closed_file(
-            dataset, changes, block, folder, path, data, extend=extend, report=report
+            dataset,
+            changes,
+            block,
+            folder,
+            path,
+            data,
+            extend=extend,
+            report=report,
+            newest_stands=newest_stands,
         )
         if in_place is not None:
             return in_place
         files = absolute_files(entry)
-        files[path] = closed_file(files.get(path), path, data, report=report)
-        return with_files(dataset.model_copy(update=changes), entry.datablock, files, folder)
+        previous = files.get(path)
+        if newest_stands:
+            check_not_stale(previous, data)
+        files[path] = closed_file(previous, path, data, report=report)
+        return with_files(copied(dataset, changes), entry.datablock, files, folder)
     else:
         changes |= {
             "endTime": catalogue_time(data.stopped_at),
@@ -340,9 +357,7 @@ def _update(
     kept = with_files_kept(dataset, changes, entry.datablock, folder)
     if kept is not None:
         return kept
-    return with_files(
-        dataset.model_copy(update=changes), entry.datablock, absolute_files(entry), folder
-    )
+    return with_files(copied(dataset, changes), entry.datablock, absolute_files(entry), folder)
 
 
 def _run_started_fields(data: RunStartedData, dataset: Dataset, *, grouped: bool) -> dict[str, Any]:
@@ -389,7 +404,7 @@ def _stamped(
     if created:
         stamp["createdAt"] = now
     if not fresh:
-        return CatalogueEntry(dataset=dataset.model_copy(update=stamp), datablock=entry.datablock)
+        return CatalogueEntry(dataset=copied(dataset, stamp), datablock=entry.datablock)
     dataset.__dict__.update(stamp)
     dataset.__pydantic_fields_set__.update(stamp)
     return entry
