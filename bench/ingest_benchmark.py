@@ -100,6 +100,7 @@ async def end_to_end(
     producer: str = "cloudevents",
     ingestor_env: dict[str, str] | None = None,
     files: int | None = None,
+    nice: int = 0,
 ) -> EndToEnd:
     """A backlog of `events` on the `producer`'s topic consumed by `ingestors` ingestor processes.
 
@@ -112,14 +113,17 @@ async def end_to_end(
     every partition is committed to its end; the events committed in it, and the CPU each
     process spent in it, are what the table reports. MongoDB is checked once at the end: the
     datasets must hold exactly one file per event (`files` in all when not every event is a
-    file's). `ingestor_env`: settings of the ingestor processes beyond the stack's.
+    file's). `ingestor_env`: settings of the ingestor processes beyond the stack's; `nice`:
+    their CPU niceness (`--ingestor-nice`).
     """
     database = "bench_ingest"
     topic, group, _ = PRODUCERS[producer]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo.uri, tz_aware=True)
     ends = await _produce_backlog(kafka, topic, events)
     services = [
-        await _start_ingestor(kafka, mongo, database, logs / f"ingestor-{n}.log", ingestor_env)
+        await _start_ingestor(
+            kafka, mongo, database, logs / f"ingestor-{n}.log", ingestor_env, nice
+        )
         for n in range(ingestors)
     ]
     processes = {f"ingestor {n + 1}": service.pid for n, service in enumerate(services)}
@@ -205,8 +209,10 @@ async def _start_ingestor(
     database: str,
     log_path: Path,
     extra_env: dict[str, str] | None = None,
+    nice: int = 0,
 ) -> asyncio.subprocess.Process:
-    """`python -m scicat_ingestor`, configured as in production through its environment."""
+    """`python -m scicat_ingestor`, configured as in production through its environment, at
+    CPU niceness `nice` (set before it reads its first record: it has not joined a group yet)."""
     env = (
         os.environ
         | {
@@ -224,9 +230,11 @@ async def _start_ingestor(
         | (extra_env or {})
     )
     with log_path.open("wb") as log:
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "scicat_ingestor", env=env, stdout=log, stderr=log
         )
+    os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+    return process
 
 
 async def _stored_files(db: Any) -> int:
@@ -279,6 +287,7 @@ async def main(arguments: argparse.Namespace) -> None:
                 arguments.ingestors,
                 arguments.producer,
                 ingestor_env={"INGESTOR_DEDUPLICATION": arguments.deduplication},
+                nice=arguments.ingestor_nice,
             )
             # Measured again after the window: this machine's speed drifts within minutes, and
             # the mean of the two brackets the window the end-to-end rate was measured in.
@@ -310,6 +319,15 @@ if __name__ == "__main__":
         default=3,
         help="ingestor processes in one consumer group; 3, one per partition of the backlog, as "
         "deploy/k8s runs the ingestor (3 replicas)",
+    )
+    parser.add_argument(
+        "--ingestor-nice",
+        type=int,
+        default=10,
+        help="CPU niceness of the ingestor processes (0: the same priority as the stores). In "
+        "production MongoDB and Kafka have CPUs of their own; here every process shares one "
+        "machine, and the single-threaded store that every ingestor waits on lost its CPU to "
+        "them. 10 lets the stores run first when they have work; the ingestors get the rest",
     )
     parser.add_argument(
         "--producer",

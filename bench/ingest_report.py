@@ -50,7 +50,8 @@ def ingestion_table(
         title=f"ingestion: {events:,} file events, {arguments.files_per_run} per run"
         f"{', MongoDB at ' + arguments.mongodb if arguments.mongodb else ''}"
         f"{', with checksums' if arguments.checksums else ''}, "
-        f"{arguments.ingestors} ingestor process(es), backlog on {topic}"
+        f"{arguments.ingestors} ingestor process(es) at nice {arguments.ingestor_nice}, "
+        f"backlog on {topic}"
         f", applied events recorded by {arguments.deduplication}"
     )
     for column in ("measure", "value", "target", "met"):
