@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -258,9 +258,12 @@ class NativeHandlers:
                     entries.extend((position, event) for event in events)
             deliveries = [Delivery.of(record) for record in records]
             await self.apply(await self._with_sizes(entries), outcomes, deliveries)
+            counted: dict[str, int] = {}
             for position, producer in converted.items():
                 if outcomes[position] is None:
-                    self.metrics.messages.labels(producer, "converted").inc()
+                    counted[producer] = counted.get(producer, 0) + 1
+            for producer, count in counted.items():  # labels looked up per batch, not record
+                self.metrics.messages.labels(producer, "converted").inc(count)
             return outcomes
 
         return native
@@ -271,8 +274,8 @@ class NativeHandlers:
         record: ConsumerRecord[Any, Any],
     ) -> list[AcquisitionEvent]:
         """The record's events; none when it is skipped (counted here) or rejected (raised)."""
-        with _refusals(producer, self.metrics):
-            events: list[AcquisitionEvent]
+        events: list[AcquisitionEvent]
+        try:
             if producer == "wrdn":
                 outcome = wrdn.from_wrdn(record.value, received_at=_received_at(record))
                 if isinstance(outcome, wrdn.WriteFailed):
@@ -283,10 +286,12 @@ class NativeHandlers:
                 events = [asapo.from_asapo(record.value)]
             else:
                 events = await self._bluesky_events(record)
-            if not events:
-                self.metrics.messages.labels(producer, "ignored").inc()
-            return events
-        return []
+        except (NotThisKind, BrokenMessage, ValidationError) as error:
+            _refused(producer, self.metrics, error)
+            return []
+        if not events:
+            self.metrics.messages.labels(producer, "ignored").inc()
+        return events
 
     async def _bluesky_events(self, record: ConsumerRecord[Any, Any]) -> list[AcquisitionEvent]:
         name, doc = bluesky.decode_document(record.value)
@@ -354,24 +359,24 @@ def with_bluesky_runs(
     return both
 
 
-@contextmanager
-def _refusals(producer: str, metrics: NativeMetrics) -> Iterator[None]:
-    """Turns adapter refusals into outcomes: skip-and-count, or a dead letter with the reason."""
-    try:
-        yield
-    except NotThisKind as error:
+def _refused(
+    producer: str, metrics: NativeMetrics, error: NotThisKind | BrokenMessage | ValidationError
+) -> None:
+    """An adapter's refusal as an outcome: skip-and-count, or `Rejected` (a dead letter) with the
+    reason. (A function called on the rare refusal, not a context manager entered per record.)"""
+    if isinstance(error, NotThisKind):
         metrics.messages.labels(producer, "not-this-kind").inc()
         log.info("skipped a message of another kind", producer=producer, why=str(error))
-    except BrokenMessage as error:
+        return
+    if isinstance(error, BrokenMessage):
         raise Rejected(
             f"{producer} message cannot be ingested: {error}",
             error_type="invalid-native-message",
         ) from error
-    except ValidationError as error:
-        # Adapters are pure: an event they cannot build is the message's fault (a path longer
-        # than PATH_MAX...), never worth a retry.
-        rejected = rejected_from_validation(error, what=f"the event made of the {producer} message")
-        raise Rejected(rejected.reason, error_type="invalid-native-message") from error
+    # Adapters are pure: an event they cannot build is the message's fault (a path longer than
+    # PATH_MAX...), never worth a retry.
+    rejected = rejected_from_validation(error, what=f"the event made of the {producer} message")
+    raise Rejected(rejected.reason, error_type="invalid-native-message") from error
 
 
 def _received_at(record: ConsumerRecord[Any, Any]) -> datetime:

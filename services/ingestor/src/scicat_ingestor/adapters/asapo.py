@@ -22,11 +22,11 @@ finish flag ASAP::O sends with `send_stream_finished_flag` is a message named
 
 from __future__ import annotations
 
-import json
 import posixpath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from scicat_ingestor.adapters.common import BrokenMessage, NotThisKind, event_id
 from scicat_ingestor.adapters.timestamps import from_epoch
@@ -72,16 +72,16 @@ def from_asapo(value: bytes | None) -> FileClosed | RunStopped:
     missing or wrong fields, or a relative path with no `core_path` to resolve it.
     """
     try:
-        raw = json.loads(value or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise NotThisKind(f"not JSON: {error}") from error
-    if not isinstance(raw, dict) or "message" not in raw:
-        raise NotThisKind("not an ASAP::O record (a JSON object with `message`)")
-    try:
-        record = AsapoRecord.model_validate(raw)
+        record = AsapoRecord.model_validate_json(value or b"")
     except ValidationError as error:
+        errors = error.errors()
+        foreign = next((e for e in errors if _not_an_asapo_record(e)), None)
+        if foreign is not None:
+            raise NotThisKind(
+                f"not an ASAP::O record (a JSON object with `message`): {foreign['msg']}"
+            ) from error
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:5]
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5]
         )
         raise BrokenMessage(f"ASAP::O record is not valid: {problems}") from error
     message = record.message
@@ -115,6 +115,14 @@ def from_asapo(value: bytes | None) -> FileClosed | RunStopped:
             **ref, path=path, size=message.size, closed_at=at, metadata=message.meta
         ),
     )
+
+
+def _not_an_asapo_record(error: ErrorDetails) -> bool:
+    """Not JSON, not an object, or an object without `message`: another kind of record (one
+    JSON parse and validation in Rust, not `json.loads` first: ~4 µs of ~20 per message)."""
+    if error["type"] == "json_invalid" or not error["loc"]:
+        return True
+    return error["loc"] == ("message",) and error["type"] == "missing"
 
 
 def _absolute(name: str, core_path: str | None, message_id: int) -> str:
