@@ -233,6 +233,7 @@ def test_an_owned_list_grows_in_place_with_the_same_result() -> None:
         assert owned.dataset == copied.dataset and owned.datablock == copied.datablock
         if before is not None and before.datablock is not None:
             assert owned.datablock.dataFileList is before.datablock.dataFileList
+            assert owned.datablock is before.datablock  # updated, not copied
 
     versions = replace(POLICY, update_strategy="version")
     stopped = apply_event(

@@ -219,9 +219,10 @@ def with_closed_file(
 
     `newest_stands`: raise `StaleReport` for a report older than the file's record.
 
-    `extend`: the caller owns `datablock`'s list (nothing else holds the state it belongs to,
-    which the result supersedes), so a new file is appended to it in place instead of to a copy:
-    copying made each file of a run of N files cost O(N). Nothing fails after the append.
+    `extend`: the caller owns `datablock` and its list (nothing else holds the state they belong
+    to, which the result supersedes), so a new file is appended to the list in place instead of
+    to a copy (copying made each file of a run of N files cost O(N)), and the datablock is
+    updated in place. Nothing fails after the append.
 
     Relies on what `with_files` keeps true: the datablock's `size` is the sum of its list; a
     stored state whose dataset and datablock disagree (edited by hand) is left to `with_files`,
@@ -263,6 +264,12 @@ def with_closed_file(
         "chkAlg": _algorithm_after(datablock.chkAlg, previous, record, file_list),
         "dataFileList": file_list,
     }
+    if file_list is records:
+        # Extended in place: the datablock holding the list is the caller's to drop as well,
+        # so it is updated rather than copied (~2 µs per file event of a run).
+        datablock.__dict__.update(block_fields)
+        datablock.__pydantic_fields_set__.update(block_fields)
+        return CatalogueEntry(dataset=dataset, datablock=datablock)
     return CatalogueEntry(dataset=dataset, datablock=copied(datablock, block_fields))
 
 

@@ -102,10 +102,11 @@ def apply_event(
     `beamtime` is the stored beamtime of the run, when known; `issues` are problems found while
     reading the file's metadata (NeXus), recorded on the dataset; `measurement` is the stored
     measurement of a grouped run (`measurements`), its runs including this event; `owned`: the
-    caller drops `current` for the result, so its file list may grow in place (not when
-    versioning: `current` stays a version); `report`: the event's identity, which a file record
-    it makes keeps when it carries metadata (`catalogue_entry.REPORT_FIELD`). Raises
-    `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata)."""
+    caller drops `current` for the result, so its file list may grow, and its datablock change,
+    in place (not when versioning: `current` stays a version); `report`: the event's identity,
+    which a file record it makes keeps when it carries metadata (`catalogue_entry.REPORT_FIELD`).
+    Raises `InvalidAcquisition` for input no retry can fix (relative paths, unstorable metadata).
+    """
     try:
         entry = current or _new_entry(data, policy, measurement)
         extend = owned and policy.update_strategy != "version"

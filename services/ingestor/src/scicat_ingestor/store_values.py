@@ -26,7 +26,8 @@ class StoredContext:
     measurement: MeasurementView | None = None
     owned: bool = False
     """The current state is the transaction's own (made by an earlier event of it and held by
-    nothing else), so the domain may extend its file list in place (`apply_event`)."""
+    nothing else), so the domain may extend its file list, and update its datablock, in place
+    (`apply_event`)."""
 
 
 Decide = Callable[[CatalogueEntry | None, StoredContext], CatalogueEntry | None]
