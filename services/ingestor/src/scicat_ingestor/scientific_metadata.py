@@ -56,28 +56,47 @@ def merge_changes_nothing(
         if key not in current:
             return False
         old = current[key]
-        if type(value) is not dict:
-            if not _same_json(old, value):
+        kind = type(value)
+        if kind is not dict:
+            if old is value:
+                continue
+            if type(old) is not kind or (
+                old != value if kind is not list else not _same_json(old, value)
+            ):
                 return False
         elif type(old) is not dict:
             return False
         elif "value" in value or ("v" in value and "u" in value):  # `is_quantity`, for a dict
             if not _same_quantity(old, value, ignored):
                 return False
-        elif is_quantity(old) or not merge_changes_nothing(old, value, ignored=ignored):
+        elif "value" in old or ("v" in old and "u" in old):  # a quantity becomes a group
+            return False
+        elif not merge_changes_nothing(old, value, ignored=ignored):
             return False
     return True
 
 
 def _same_quantity(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str, ...]) -> bool:
     """Runs for every quantity of every event that repeats its run's metadata: plain loops, no
-    generators (a third of the time of this check)."""
+    generators, and scalars (a quantity's usual parts) compared inline, without `_same_json`'s
+    call (together half the time of this check)."""
     compared = 0
     for key, value in new.items():
         if key in ignored:
             continue
         compared += 1
-        if key not in old or not _same_json(old[key], value):
+        if key not in old:
+            return False
+        stored = old[key]
+        if stored is value:
+            continue
+        kind = type(value)
+        if type(stored) is not kind:
+            return False
+        if kind is dict or kind is list:
+            if not _same_json(stored, value):
+                return False
+        elif stored != value:
             return False
     kept = len(old)
     for key in ignored:
