@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, PrivateAttr
 
-from scicat_ingestor.model_copies import copied
+from scicat_ingestor.model_copies import copied, update_in_place
 from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
 from scicat_schemas.events import FileClosedData
 
@@ -92,3 +92,12 @@ def test_a_copy_shares_nothing_it_could_change_with_the_original() -> None:
     assert "description" not in DATASET.__pydantic_fields_set__
     assert "another" not in DATASET.__pydantic_extra__
     assert PRIVATE._seen == ["before"]
+
+
+def test_an_update_in_place_is_what_a_copy_would_have_been() -> None:
+    model = DATASET.model_copy(deep=True)
+    update = {"size": 11, "numberOfFiles": 4}
+
+    update_in_place(model, update)
+
+    assert _state(model) == _state(DATASET.model_copy(update=update))

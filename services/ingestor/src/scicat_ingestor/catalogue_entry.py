@@ -19,7 +19,7 @@ from scicat_ingestor.file_paths import (
     normalise_absolute,
     relative_to,
 )
-from scicat_ingestor.model_copies import copied
+from scicat_ingestor.model_copies import copied, update_in_place
 from scicat_ingestor.scientific_metadata import INT64_MAX
 from scicat_schemas.documents import DataFile, Dataset, OrigDatablock
 from scicat_schemas.events import FileClosedData
@@ -267,8 +267,7 @@ def with_closed_file(
     if file_list is records:
         # Extended in place: the datablock holding the list is the caller's to drop as well,
         # so it is updated rather than copied (~2 µs per file event of a run).
-        datablock.__dict__.update(block_fields)
-        datablock.__pydantic_fields_set__.update(block_fields)
+        update_in_place(datablock, block_fields)
         return CatalogueEntry(dataset=dataset, datablock=datablock)
     return CatalogueEntry(dataset=dataset, datablock=copied(datablock, block_fields))
 

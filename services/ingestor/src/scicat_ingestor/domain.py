@@ -52,7 +52,7 @@ from scicat_ingestor.file_paths import (
 )
 from scicat_ingestor.ingest_policy import IngestPolicy
 from scicat_ingestor.measurements import MeasurementView
-from scicat_ingestor.model_copies import copied
+from scicat_ingestor.model_copies import copied, update_in_place
 from scicat_ingestor.quantities import (
     SI_KEYS,
     MetadataIssue,
@@ -406,6 +406,5 @@ def _stamped(
         stamp["createdAt"] = now
     if not fresh:
         return CatalogueEntry(dataset=copied(dataset, stamp), datablock=entry.datablock)
-    dataset.__dict__.update(stamp)
-    dataset.__pydantic_fields_set__.update(stamp)
+    update_in_place(dataset, stamp)
     return entry
