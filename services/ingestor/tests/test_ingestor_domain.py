@@ -14,9 +14,8 @@ from scicat_ingestor.domain import (
     apply_event,
     catalogue_time,
     changes_nothing_if_repeated,
-    dataset_stored_event,
 )
-from scicat_schemas.events import DATASET_EVENT, Checksum, encode
+from scicat_schemas.events import Checksum
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -377,19 +376,6 @@ def test_access_groups_are_deduplicated_in_template_order(acquisitions) -> None:
 
     assert entry.dataset.accessGroups == ["p08", "11012345"]
     assert entry.dataset.creationLocation == "/ESS/P08"
-
-
-def test_dataset_stored_event_is_the_same_for_the_same_revision(policy, acquisitions) -> None:
-    entry = apply_all(policy, acquisitions.file_closed())
-
-    first = dataset_stored_event(entry.dataset, source="/ingestor")
-    again = dataset_stored_event(entry.dataset, source="/ingestor")
-
-    assert first.id == "test/11012345/scan_0042#1"
-    assert (first.subject, first.source, first.time) == (entry.dataset.pid, "/ingestor", NOW)
-    assert encode(first) == encode(again)
-    decoded = DATASET_EVENT.validate_json(encode(first))
-    assert decoded.data.dataset == entry.dataset
 
 
 def test_stored_dataset_with_a_relative_source_folder_is_refused_not_guessed(

@@ -69,8 +69,6 @@ from scicat_ingestor.scientific_metadata import (
 from scicat_schemas.documents import Dataset, OrigDatablock
 from scicat_schemas.events import (
     AcquisitionRef,
-    DatasetStored,
-    DatasetStoredData,
     FileClosedData,
     RunStartedData,
     RunStoppedData,
@@ -244,21 +242,6 @@ def _decided(
         return None
     fresh = current is None or proposed.dataset is not current.dataset
     return _stamped(proposed, now=catalogue_time(now), created=current is None, fresh=fresh)
-
-
-def dataset_stored_event(dataset: Dataset, *, source: str) -> DatasetStored:
-    """The `dataset.stored` event for a stored revision; the same revision gives the same event.
-
-    The id is `<pid>#<revision>` and the time is `updatedAt`, so a re-publish after a crash is
-    byte-for-byte the first publish and downstream recognises it as a redelivery.
-    """
-    return DatasetStored(
-        id=f"{dataset.pid}#{dataset.pipelineRevision}",
-        source=source,
-        subject=dataset.pid,
-        time=dataset.updatedAt or dataset.creationTime,
-        data=DatasetStoredData(dataset=dataset),
-    )
 
 
 def _new_entry(

@@ -9,13 +9,27 @@ from typing import Protocol
 
 from faststream.kafka import KafkaBroker
 
-from scicat_ingestor.domain import dataset_stored_event
 from scicat_schemas.documents import Dataset
-from scicat_schemas.events import encode
+from scicat_schemas.events import DatasetStored, DatasetStoredData, encode
 from scicat_schemas.topics import CATALOGUE_DATASETS
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 """Content type of a structured-mode CloudEvent (CloudEvents Kafka protocol binding)."""
+
+
+def dataset_stored_event(dataset: Dataset, *, source: str) -> DatasetStored:
+    """The `dataset.stored` event for a stored revision; the same revision gives the same event.
+
+    The id is `<pid>#<revision>` and the time is `updatedAt`, so a re-publish after a crash is
+    byte-for-byte the first publish and downstream recognises it as a redelivery.
+    """
+    return DatasetStored(
+        id=f"{dataset.pid}#{dataset.pipelineRevision}",
+        source=source,
+        subject=dataset.pid,
+        time=dataset.updatedAt or dataset.creationTime,
+        data=DatasetStoredData(dataset=dataset),
+    )
 
 
 class DatasetEvents(Protocol):
