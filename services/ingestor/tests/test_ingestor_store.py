@@ -9,6 +9,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
+from scicat_ingestor.beamtime_announcements import ANNOUNCEMENT_COLLECTION
+from scicat_ingestor.delivery_fences import FENCE_COLLECTION
 from scicat_ingestor.domain import apply_event
 from scicat_ingestor.store import (
     APPLIED_EVENT_COLLECTION,
@@ -63,6 +65,12 @@ async def test_start_up_creates_the_indexes(store, catalogue) -> None:
     assert any(spec["key"] == [("datasetId", 1)] for spec in block_indexes.values())
     proposal_indexes = await catalogue[PROPOSAL_COLLECTION].index_information()
     assert any(spec["key"] == [("proposalId", 1)] for spec in proposal_indexes.values())
+    # Written first inside transactions: created before any, so concurrent first batches of
+    # several replicas do not conflict over creating them.
+    assert {FENCE_COLLECTION, ANNOUNCEMENT_COLLECTION} <= set(
+        await catalogue.list_collection_names()
+    )
+    await store.ensure_indexes()  # again, as every replica does at start-up: nothing fails
 
 
 async def test_event_is_stored_with_its_marker_in_one_write(apply, catalogue, acquisitions) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pymongo import AsyncMongoClient, ReturnDocument, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from scicat_ingestor import (
     beamtime_completion,
@@ -38,8 +38,10 @@ from scicat_ingestor.applied_events import (
     marker_document,
     record_applied,
 )
+from scicat_ingestor.beamtime_announcements import ANNOUNCEMENT_COLLECTION
 from scicat_ingestor.beamtime_completion import Announce
 from scicat_ingestor.datablock_parts import DATABLOCK_MAX_FILES, StoredParts
+from scicat_ingestor.delivery_fences import FENCE_COLLECTION
 from scicat_ingestor.domain import STATUS_OPEN, CatalogueEntry
 from scicat_ingestor.grouped_runs import RUN_COLLECTION
 from scicat_ingestor.recent_entries import RecentEntries
@@ -72,6 +74,9 @@ from scicat_schemas.documents import (
     Proposal,
 )
 from scicat_schemas.runtime.settings import MongoSettings
+
+NAMESPACE_EXISTS = 48
+"""MongoDB's error code for a collection created twice."""
 
 if TYPE_CHECKING:
     from scicat_ingestor.batch_store import BatchItem, BatchOutcome
@@ -163,6 +168,24 @@ class MongoCatalogueStore:
         await self._db[DATASET_COLLECTION].create_index([("datasetStatus", 1), ("updatedAt", 1)])
         # Readers look proposals up by SciCat's `proposalId` (the indexer, once per batch).
         await self._db[PROPOSAL_COLLECTION].create_index("proposalId")
+        await self._create_collections(FENCE_COLLECTION, ANNOUNCEMENT_COLLECTION)
+
+    async def _create_collections(self, *names: str) -> None:
+        """Collections first written inside a transaction, created before any is: replicas
+        starting together otherwise create one in their first transactions, and all but one
+        fail with a `WriteConflict` and apply their whole first batch again (seen with three
+        ingestors on a fresh database). The others are created by their indexes above."""
+        existing = set(await self._db.list_collection_names())
+        for name in names:
+            if name in existing:
+                continue
+            try:
+                await self._db.create_collection(name)
+            except CollectionInvalid:
+                pass  # another replica created it meanwhile
+            except OperationFailure as error:
+                if error.code != NAMESPACE_EXISTS:
+                    raise
 
     async def ping(self) -> None:
         await self._db.command("ping")
